@@ -1,0 +1,89 @@
+//! The I/O engine: one shard per CPU, each pinned, each with its own listener,
+//! event loop and connections. `shard` holds the driver-independent logic;
+//! `uring` (completion-based, the default) and `epoll` (readiness-based
+//! fallback) only move bytes between sockets and the shard.
+
+pub(crate) mod cpus;
+mod epoll;
+pub(crate) mod sendq;
+pub(crate) mod shard;
+pub(crate) mod socket;
+mod uring;
+
+use std::net::TcpListener;
+use std::sync::atomic::AtomicUsize;
+use std::time::Instant;
+
+use crate::config::{Config, IoMode};
+use crate::hub::{Hub, ShardInbox};
+use crate::routes::Routes;
+
+/// Read-only state every shard shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) routes: Routes,
+    pub(crate) hub: Hub,
+    pub(crate) started: Instant,
+    /// Open sockets, all shards (the MAX_CONNECTIONS guard).
+    pub(crate) sockets: AtomicUsize,
+}
+
+/// Which driver runs the shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Uring,
+    Epoll,
+}
+
+impl Driver {
+    /// The name used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Uring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+
+    /// Picks the driver for `mode`; `auto` probes io_uring and falls back to
+    /// epoll with one log line saying why.
+    pub(crate) fn select(mode: IoMode) -> Result<Driver, std::io::Error> {
+        match mode {
+            IoMode::Epoll => Ok(Driver::Epoll),
+            IoMode::Uring => uring::probe().map(|_| Driver::Uring),
+            IoMode::Auto => match uring::probe() {
+                Ok(()) => Ok(Driver::Uring),
+                Err(e) => {
+                    tracing::warn!("io_uring unavailable ({e}); using the epoll driver");
+                    Ok(Driver::Epoll)
+                }
+            },
+        }
+    }
+}
+
+/// Everything one shard thread starts with.
+pub(crate) struct ShardSeed {
+    pub(crate) index: usize,
+    pub(crate) cpu: Option<usize>,
+    pub(crate) listener: TcpListener,
+    pub(crate) inbox: ShardInbox,
+}
+
+/// Runs one shard's event loop on the current thread until it has drained.
+pub(crate) fn run_shard(
+    driver: Driver,
+    seed: ShardSeed,
+    shared: std::sync::Arc<Shared>,
+) -> std::io::Result<()> {
+    if let Some(cpu) = seed.cpu {
+        if !cpus::pin_to(cpu) {
+            tracing::warn!(shard = seed.index, cpu, "could not pin shard to its CPU");
+        }
+    }
+    let listener = seed.listener;
+    let core = shard::Shard::new(seed.index, seed.inbox, shared);
+    match driver {
+        Driver::Uring => uring::run(core, listener),
+        Driver::Epoll => epoll::run(core, listener),
+    }
+}

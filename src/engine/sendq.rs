@@ -1,0 +1,229 @@
+//! One connection's outgoing bytes: a queue of chunks, each either owned (small
+//! frames coalesced into one buffer) or shared (a broadcast frame encoded once).
+//! Chunks handed to an in-flight write are never moved or mutated until
+//! [`SendQueue::complete`] says the kernel is done with them.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::protocol::frame::OpCode;
+use crate::protocol::writer::encode_frame;
+
+/// Most iovecs one write submits.
+pub(crate) const MAX_IOVECS: usize = 64;
+
+/// Owned chunks stop growing past this; a new chunk starts.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(b) => b,
+        }
+    }
+}
+
+/// Outgoing data of one connection. Holds no heap memory when empty.
+#[derive(Default)]
+pub struct SendQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of `chunks[0]` already written.
+    head_written: usize,
+    /// Chunks (from the front) covered by the write in flight; 0 when none.
+    in_flight: usize,
+    /// Unwritten bytes in the queue.
+    queued: usize,
+}
+
+impl SendQueue {
+    /// Unwritten bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.queued
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    pub(crate) fn write_in_flight(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// The owned chunk at the tail that may still grow, creating it if needed.
+    fn owned_tail(&mut self, extra: usize) -> &mut Vec<u8> {
+        let reusable = self.chunks.len() > self.in_flight
+            && matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.len() + extra <= COALESCE_LIMIT.max(extra));
+        if !reusable {
+            self.chunks
+                .push_back(Chunk::Owned(Vec::with_capacity(extra.max(256))));
+        }
+        match self.chunks.back_mut() {
+            Some(Chunk::Owned(v)) => v,
+            _ => unreachable!("an owned chunk was just ensured at the tail"),
+        }
+    }
+
+    /// Encodes one unfragmented frame onto the queue.
+    pub(crate) fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        let tail = self.owned_tail(payload.len() + 14);
+        let before = tail.len();
+        encode_frame(tail, opcode, payload);
+        self.queued += tail.len() - before;
+    }
+
+    /// Appends raw bytes (an HTTP response, a pre-encoded close frame).
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
+        self.owned_tail(bytes.len()).extend_from_slice(bytes);
+        self.queued += bytes.len();
+    }
+
+    /// Appends a frame shared with other connections.
+    pub(crate) fn push_shared(&mut self, frame: Bytes) {
+        self.queued += frame.len();
+        self.chunks.push_back(Chunk::Shared(frame));
+    }
+
+    /// Drops every chunk no write has started on (a slow consumer being cut
+    /// off); a partly written chunk stays so the stream keeps frame boundaries.
+    pub(crate) fn discard_unstarted(&mut self) {
+        let keep = self.in_flight.max(usize::from(self.head_written > 0));
+        while self.chunks.len() > keep {
+            if let Some(chunk) = self.chunks.pop_back() {
+                self.queued -= chunk.bytes().len();
+            }
+        }
+    }
+
+    /// Fills `iov` with the unwritten bytes (at most `iov.len()` chunks) and
+    /// marks them in flight. Returns how many entries were filled.
+    pub(crate) fn start_write(&mut self, iov: &mut [libc::iovec]) -> usize {
+        debug_assert_eq!(self.in_flight, 0, "one write at a time");
+        let mut n = 0;
+        for (i, chunk) in self.chunks.iter().enumerate().take(iov.len()) {
+            let bytes = chunk.bytes();
+            let skip = if i == 0 { self.head_written } else { 0 };
+            iov[n] = libc::iovec {
+                iov_base: bytes[skip..].as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len() - skip,
+            };
+            n += 1;
+        }
+        self.in_flight = n;
+        n
+    }
+
+    /// The kernel wrote `written` bytes of the in-flight write; releases them.
+    pub(crate) fn complete(&mut self, mut written: usize) {
+        self.in_flight = 0;
+        self.queued -= written.min(self.queued);
+        while written > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.head_written;
+            if written >= left {
+                written -= left;
+                self.head_written = 0;
+                self.chunks.pop_front();
+            } else {
+                self.head_written += written;
+                written = 0;
+            }
+        }
+        if self.chunks.is_empty() {
+            // Give back the deque's buffer so an idle connection holds nothing.
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// Abandons the in-flight marker after a failed write (the connection dies).
+    pub(crate) fn abort_write(&mut self) {
+        self.in_flight = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut SendQueue, step: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !q.is_empty() {
+            let mut iov = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_IOVECS];
+            let n = q.start_write(&mut iov);
+            let mut budget = step;
+            let mut written = 0;
+            for v in &iov[..n] {
+                let take = v.iov_len.min(budget);
+                // SAFETY: the iovec points into a chunk the queue keeps alive while in flight.
+                let s = unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, take) };
+                out.extend_from_slice(s);
+                budget -= take;
+                written += take;
+            }
+            q.complete(written);
+        }
+        out
+    }
+
+    #[test]
+    fn partial_writes_keep_order_and_free_memory() {
+        let mut q = SendQueue::default();
+        q.push_frame(OpCode::Text, b"hello");
+        q.push_shared(Bytes::from_static(b"SHARED"));
+        q.push_bytes(b"tail");
+        let total = q.len();
+        for step in [1, 3, 7, 100] {
+            let mut q2 = SendQueue::default();
+            q2.push_frame(OpCode::Text, b"hello");
+            q2.push_shared(Bytes::from_static(b"SHARED"));
+            q2.push_bytes(b"tail");
+            let out = drain(&mut q2, step);
+            assert_eq!(out.len(), total);
+            assert_eq!(&out[..7], &[0x81, 5, b'h', b'e', b'l', b'l', b'o']);
+            assert_eq!(&out[7..], b"SHAREDtail");
+            assert_eq!(q2.chunks.capacity(), 0);
+        }
+    }
+
+    #[test]
+    fn in_flight_chunks_are_not_extended() {
+        let mut q = SendQueue::default();
+        q.push_bytes(b"abc");
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 4];
+        assert_eq!(q.start_write(&mut iov), 1);
+        q.push_bytes(b"def");
+        assert_eq!(q.chunks.len(), 2, "new bytes go to a new chunk");
+        q.complete(3);
+        assert_eq!(q.len(), 3);
+    }
+
+    #[test]
+    fn discard_keeps_a_partly_written_chunk() {
+        let mut q = SendQueue::default();
+        q.push_bytes(b"abcdef");
+        q.push_shared(Bytes::from_static(b"xyz"));
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 4];
+        q.start_write(&mut iov);
+        q.complete(2);
+        q.discard_unstarted();
+        assert_eq!(q.len(), 4);
+        assert_eq!(q.chunks.len(), 1);
+    }
+}

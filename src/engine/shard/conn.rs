@@ -1,0 +1,82 @@
+//! The state of one connection as its shard keeps it: protocol reader, send
+//! queue, route and identity, and the clock readings the timers need.
+//! Plain data: the logic that changes it lives in the shard.
+
+use std::os::fd::RawFd;
+
+use crate::engine::sendq::SendQueue;
+use crate::handler::Identity;
+use crate::hub::ConnId;
+use crate::protocol::reader::{MessageReader, ReaderLimits};
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading the HTTP request head.
+    Handshake,
+    /// WebSocket frames flow.
+    Open,
+}
+
+/// How the connection is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    No,
+    /// Our close frame is queued; waiting for the peer's until `deadline` (ms).
+    AwaitPeer { deadline: u64 },
+    /// Close the socket once the queued output is written.
+    AfterFlush,
+    /// Close the socket now.
+    Now,
+}
+
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) fd: RawFd,
+    pub(crate) phase: Phase,
+    pub(crate) closing: Closing,
+    /// Index of the WebSocket route (valid once open).
+    pub(crate) route: usize,
+    /// A request head that arrived in pieces.
+    pub(crate) head: Vec<u8>,
+    pub(crate) reader: MessageReader,
+    pub(crate) sendq: SendQueue,
+    pub(crate) protocol: Option<Box<str>>,
+    pub(crate) identity: Option<Identity>,
+    /// Shard clock (ms) at accept.
+    pub(crate) accepted_at: u64,
+    /// Shard clock (ms) when bytes last arrived.
+    pub(crate) last_rx: u64,
+    /// Shard clock (ms) since output has been waiting without progress; 0 = none.
+    pub(crate) tx_pending_since: u64,
+    /// When the next server ping is due (ms).
+    pub(crate) next_ping: u64,
+    /// A ping is outstanding: the peer must send something by then (ms); 0 = none.
+    pub(crate) pong_deadline: u64,
+    pub(crate) dirty: bool,
+    pub(crate) close_notified: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(id: ConnId, fd: RawFd, now: u64) -> Self {
+        Self {
+            id,
+            fd,
+            phase: Phase::Handshake,
+            closing: Closing::No,
+            route: 0,
+            head: Vec::new(),
+            reader: MessageReader::new(ReaderLimits::default()),
+            sendq: SendQueue::default(),
+            protocol: None,
+            identity: None,
+            accepted_at: now,
+            last_rx: now,
+            tx_pending_since: 0,
+            next_ping: 0,
+            pong_deadline: 0,
+            dirty: false,
+            close_notified: false,
+        }
+    }
+}

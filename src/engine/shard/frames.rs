@@ -1,0 +1,106 @@
+//! The WebSocket phase of a connection: run the protocol reader over received
+//! bytes, answer pings and closes, and hand complete messages to the route's
+//! handler. A protocol error fails only this connection, with its close code.
+
+use std::ops::ControlFlow;
+
+use super::{guarded, Closing, Shard};
+use crate::handler::{ConnCtx, Message};
+use crate::protocol::close::code;
+use crate::protocol::frame::OpCode;
+use crate::protocol::reader::Event;
+use crate::protocol::writer::{encode_close, encode_empty_close};
+
+/// What ended a `feed` early.
+enum Stop {
+    /// The peer sent a close frame.
+    PeerClose(Option<u16>, String),
+    /// The handler asked to close (or panicked).
+    HandlerClose(u16, String),
+}
+
+impl Shard {
+    /// Frame bytes arrived on an open connection.
+    pub(super) fn on_frame_bytes(&mut self, key: usize, data: &mut [u8]) {
+        let handler = {
+            let conn = &self.conns[key];
+            self.shared.routes.ws_handler(conn.route).clone()
+        };
+        let conn = &mut self.conns[key];
+        conn.pong_deadline = 0;
+        let closing = conn.closing;
+        let mut stop = None;
+        let mut messages = 0u64;
+        let mut close_req = None;
+        let reader = &mut conn.reader;
+        let mut ctx = ConnCtx {
+            id: conn.id,
+            fd: conn.fd,
+            protocol: conn.protocol.as_deref(),
+            identity: conn.identity.as_deref(),
+            sendq: &mut conn.sendq,
+            subs: &mut self.subs,
+            hub: &self.shared.hub,
+            close: &mut close_req,
+        };
+        let result = reader.feed(data, &mut |event| {
+            let msg = match event {
+                Event::Text(text) => Message::Text(text),
+                Event::Binary(bytes) => Message::Binary(bytes),
+                Event::Ping(payload) => {
+                    if closing == Closing::No {
+                        ctx.sendq.push_frame(OpCode::Pong, payload);
+                    }
+                    return ControlFlow::Continue(());
+                }
+                Event::Pong(_) => return ControlFlow::Continue(()),
+                Event::Close(frame) => {
+                    stop = Some(Stop::PeerClose(frame.code, frame.reason.to_owned()));
+                    return ControlFlow::Break(());
+                }
+            };
+            if closing != Closing::No {
+                // After our close frame, data is read and dropped (RFC 6455 5.5.1).
+                return ControlFlow::Continue(());
+            }
+            messages += 1;
+            if !guarded(|| handler.on_message(&mut ctx, msg)) {
+                *ctx.close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
+            }
+            match ctx.close.take() {
+                Some((code, reason)) => {
+                    stop = Some(Stop::HandlerClose(code, reason));
+                    ControlFlow::Break(())
+                }
+                None => ControlFlow::Continue(()),
+            }
+        });
+        self.messages_in += messages;
+        match (result, stop) {
+            (Err(e), _) => self.fail(key, e.close_code(), &e.to_string()),
+            (Ok(_), Some(Stop::PeerClose(code, reason))) => self.on_peer_close(key, code, &reason),
+            (Ok(_), Some(Stop::HandlerClose(code, reason))) => {
+                let wait = self.close_wait_ms();
+                self.start_close(key, code, &reason, wait);
+            }
+            (Ok(_), None) => {}
+        }
+        self.enforce_send_limit(key);
+    }
+
+    /// The peer's close frame: echo it (unless we started the close) and close
+    /// TCP once the reply is written.
+    fn on_peer_close(&mut self, key: usize, code: Option<u16>, reason: &str) {
+        let conn = &mut self.conns[key];
+        if conn.closing == Closing::No {
+            let mut frame = Vec::with_capacity(4);
+            match code {
+                Some(c) => encode_close(&mut frame, c, ""),
+                None => encode_empty_close(&mut frame),
+            }
+            conn.sendq.push_bytes(&frame);
+        }
+        conn.closing = Closing::AfterFlush;
+        self.notify_close(key, code.or(Some(code::NO_STATUS)), reason);
+    }
+}

@@ -1,0 +1,109 @@
+//! Time-driven rules, checked by a periodic sweep over the shard's
+//! connections: handshake deadline (slowloris), heartbeat pings and pong
+//! wait, idle timeout, write stall, close-handshake and drain deadlines.
+
+use super::{Closing, Phase, Shard};
+use crate::protocol::close::code;
+use crate::protocol::frame::OpCode;
+
+impl Shard {
+    /// How often the driver should call [`Shard::tick`], in ms: a quarter of
+    /// the shortest configured timeout, between 10 ms and 250 ms.
+    pub(crate) fn tick_interval_ms(&self) -> u64 {
+        let s = &self.shared.config.server;
+        let ws = &self.shared.config.websocket;
+        [
+            s.read_timeout,
+            s.write_timeout,
+            s.idle_timeout,
+            ws.ping_period,
+            ws.pong_wait,
+        ]
+        .iter()
+        .map(|d| d.as_millis() as u64)
+        .filter(|&ms| ms > 0)
+        .map(|ms| ms / 4)
+        .min()
+        .unwrap_or(250)
+        .clamp(10, 250)
+    }
+
+    /// Applies every deadline that has passed.
+    pub(crate) fn tick(&mut self) {
+        let now = self.now;
+        let s = &self.shared.config.server;
+        let ws = &self.shared.config.websocket;
+        let read_timeout = s.read_timeout.as_millis() as u64;
+        let write_timeout = s.write_timeout.as_millis() as u64;
+        let idle_timeout = s.idle_timeout.as_millis() as u64;
+        let ping_period = ws.ping_period.as_millis() as u64;
+        let pong_wait = ws.pong_wait.as_millis() as u64;
+        let drain_over = matches!(self.draining_until, Some(d) if now >= d);
+
+        let mut expired: Vec<(usize, Expiry)> = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            let expiry = if drain_over {
+                Some(Expiry::Drop)
+            } else if conn.tx_pending_since != 0 && now - conn.tx_pending_since >= write_timeout {
+                Some(Expiry::Drop)
+            } else {
+                match (conn.phase, conn.closing) {
+                    (_, Closing::AwaitPeer { deadline }) if now >= deadline => Some(Expiry::Drop),
+                    (Phase::Handshake, Closing::No) if now - conn.accepted_at >= read_timeout => {
+                        Some(Expiry::Drop)
+                    }
+                    (Phase::Open, Closing::No) => {
+                        if conn.pong_deadline != 0 && now >= conn.pong_deadline {
+                            Some(Expiry::PongTimeout)
+                        } else if idle_timeout > 0 && now - conn.last_rx >= idle_timeout {
+                            Some(Expiry::Idle)
+                        } else if conn.next_ping != 0 && now >= conn.next_ping {
+                            conn.next_ping = now + ping_period;
+                            if conn.pong_deadline == 0 {
+                                conn.pong_deadline = now + pong_wait;
+                                conn.sendq.push_frame(OpCode::Ping, b"");
+                                Some(Expiry::Ping)
+                            } else {
+                                None
+                            }
+                        } else {
+                            None
+                        }
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(e) = expiry {
+                expired.push((key, e));
+            }
+        }
+        for (key, expiry) in expired {
+            match expiry {
+                Expiry::Ping => self.mark(key),
+                Expiry::Drop => {
+                    self.notify_close(key, Some(code::ABNORMAL), "timed out");
+                    self.conns[key].closing = Closing::Now;
+                    self.mark(key);
+                }
+                Expiry::PongTimeout => self.fail(key, code::GOING_AWAY, "pong timeout"),
+                Expiry::Idle => {
+                    let wait = self.close_wait_ms();
+                    self.start_close(key, code::NORMAL, "idle timeout", wait);
+                }
+            }
+        }
+        self.publish_counters();
+    }
+}
+
+/// What a passed deadline calls for.
+enum Expiry {
+    /// A heartbeat ping was queued.
+    Ping,
+    /// Close the socket without ceremony.
+    Drop,
+    /// The peer did not answer a ping in time.
+    PongTimeout,
+    /// Nothing arrived for the idle timeout.
+    Idle,
+}

@@ -1,0 +1,193 @@
+//! The HTTP phase of a connection: collect the request head, then either
+//! upgrade it to a WebSocket on a matching route or answer a plain HTTP route,
+//! always with the right status. Never holds more than the header cap.
+
+use super::{guarded, Closing, Phase, Shard};
+use crate::handler::{Accept, ConnCtx, Reject, UpgradeRequest};
+use crate::protocol::close::code;
+use crate::protocol::handshake::{
+    accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
+};
+use crate::protocol::http::{parse_request, write_error, write_response, RequestHead};
+use crate::protocol::reader::{MessageReader, ReaderLimits};
+use crate::routes::ServerInfo;
+
+impl Shard {
+    /// Bytes of the request head arrived.
+    pub(super) fn on_request_bytes(&mut self, key: usize, data: &mut [u8]) {
+        let max = self.shared.config.server.max_header_bytes;
+        let conn = &mut self.conns[key];
+        let mut pending = std::mem::take(&mut conn.head);
+        let buf: &[u8] = if pending.is_empty() {
+            data
+        } else {
+            pending.extend_from_slice(data);
+            &pending
+        };
+        match parse_request(buf, max) {
+            Ok(None) => {
+                if pending.is_empty() {
+                    pending.extend_from_slice(data);
+                }
+                self.conns[key].head = pending;
+            }
+            Err(e) => {
+                let mut out = Vec::new();
+                write_error(&mut out, e.status(), error_code(e.status()), &e.to_string(), &[]);
+                self.respond_and_close(key, &out);
+            }
+            Ok(Some((req, used))) => {
+                let rest = buf[used..].to_vec();
+                self.on_request(key, req, rest);
+            }
+        }
+    }
+
+    fn respond_and_close(&mut self, key: usize, response: &[u8]) {
+        let conn = &mut self.conns[key];
+        conn.sendq.push_bytes(response);
+        conn.closing = Closing::AfterFlush;
+    }
+
+    fn on_request(&mut self, key: usize, req: RequestHead, rest: Vec<u8>) {
+        if !wants_upgrade(&req) {
+            return self.on_plain_http(key, &req);
+        }
+        let Some(route) = self.shared.routes.find_ws(&req.path) else {
+            let mut out = Vec::new();
+            write_error(&mut out, 404, "not_found", "no WebSocket route at this path", &[]);
+            return self.respond_and_close(key, &out);
+        };
+        let info = match validate_upgrade(&req) {
+            Ok(info) => info,
+            Err(e) => {
+                let mut out = Vec::new();
+                write_handshake_error(&mut out, &e);
+                return self.respond_and_close(key, &out);
+            }
+        };
+        let handler = self.shared.routes.ws_handler(route).clone();
+        let fd = self.conns[key].fd;
+        let upgrade = UpgradeRequest {
+            head: &req,
+            info: &info,
+            fd,
+        };
+        let mut decision: Result<Accept, Reject> =
+            Err(Reject::new(500, "internal_error", "upgrade handler failed"));
+        guarded(|| decision = handler.on_upgrade(&upgrade));
+        let accept = match decision {
+            Ok(accept) => accept,
+            Err(reject) => {
+                let mut out = Vec::new();
+                write_error(&mut out, reject.status, &reject.code, &reject.message, &[]);
+                return self.respond_and_close(key, &out);
+            }
+        };
+        let protocol = accept
+            .protocol
+            .filter(|p| info.protocols.iter().any(|offered| offered == p));
+        let mut out = Vec::with_capacity(160);
+        write_switching_protocols(
+            &mut out,
+            &accept_key(&info.key),
+            protocol.as_deref(),
+            &accept.headers,
+        );
+        self.open(key, route, protocol, accept.identity, &out);
+        if !rest.is_empty() {
+            let mut rest = rest;
+            self.on_frame_bytes(key, &mut rest);
+        }
+    }
+
+    /// Switches a connection to the WebSocket phase and runs `on_open`.
+    fn open(
+        &mut self,
+        key: usize,
+        route: usize,
+        protocol: Option<String>,
+        identity: Option<crate::handler::Identity>,
+        response: &[u8],
+    ) {
+        let ws = &self.shared.config.websocket;
+        let limits = ReaderLimits {
+            max_message_size: ws.max_message_size,
+            max_fragments: ws.max_fragments,
+            ..ReaderLimits::default()
+        };
+        let ping_period = ws.ping_period.as_millis() as u64;
+        let now = self.now;
+        let conn = &mut self.conns[key];
+        conn.sendq.push_bytes(response);
+        conn.phase = Phase::Open;
+        conn.route = route;
+        conn.head = Vec::new();
+        conn.reader = MessageReader::new(limits);
+        conn.protocol = protocol.map(String::into_boxed_str);
+        conn.identity = identity;
+        conn.next_ping = if ping_period > 0 { now + ping_period } else { 0 };
+        self.inbox
+            .counters
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+        let handler = self.shared.routes.ws_handler(route).clone();
+        let conn = &mut self.conns[key];
+        let mut close = None;
+        let mut ctx = ConnCtx {
+            id: conn.id,
+            fd: conn.fd,
+            protocol: conn.protocol.as_deref(),
+            identity: conn.identity.as_deref(),
+            sendq: &mut conn.sendq,
+            subs: &mut self.subs,
+            hub: &self.shared.hub,
+            close: &mut close,
+        };
+        if !guarded(|| handler.on_open(&mut ctx)) {
+            close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
+        }
+        if let Some((code, reason)) = close {
+            let wait = self.close_wait_ms();
+            self.start_close(key, code, &reason, wait);
+        }
+        self.enforce_send_limit(key);
+    }
+
+    fn on_plain_http(&mut self, key: usize, req: &RequestHead) {
+        let mut out = Vec::new();
+        match self.shared.routes.find_http(&req.path) {
+            Some(handler) => {
+                let info = ServerInfo {
+                    hub: &self.shared.hub,
+                    started: self.shared.started,
+                };
+                let mut response = None;
+                let handler = handler.clone();
+                guarded(|| response = Some(handler.handle(req, &info)));
+                match response {
+                    Some(r) => {
+                        let extra: Vec<(&str, &str)> = r
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.as_str(), v.as_str()))
+                            .collect();
+                        write_response(&mut out, r.status, r.content_type, &extra, &r.body);
+                    }
+                    None => write_error(&mut out, 500, "internal_error", "route failed", &[]),
+                }
+            }
+            None => write_error(&mut out, 404, "not_found", "no route at this path", &[]),
+        }
+        self.respond_and_close(key, &out);
+    }
+}
+
+/// The machine code for an HTTP parse failure's status.
+fn error_code(status: u16) -> &'static str {
+    match status {
+        431 => "headers_too_large",
+        _ => "bad_request",
+    }
+}

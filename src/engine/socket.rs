@@ -1,0 +1,120 @@
+//! Socket set-up shared by both drivers: the per-shard SO_REUSEPORT listeners,
+//! per-connection options, peer lookup and the process's file limit.
+//! Nothing here runs per frame.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{BorrowedFd, RawFd};
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+/// Resolves `host:port` to one address.
+pub(crate) fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {host}"))
+    })
+}
+
+/// Binds `count` listeners on one address with SO_REUSEPORT, so each shard
+/// accepts on its own socket. With port 0 the first listener picks the port
+/// and the others join it. Fails if another process already holds the port.
+pub(crate) fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+    backlog: u32,
+) -> io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.set_nodelay(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+        let listener: TcpListener = socket.into();
+        if addr.port() == 0 {
+            addr = listener.local_addr()?;
+        }
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Refuses to start when something else already listens on `addr`: with
+/// SO_REUSEPORT a second server would otherwise silently share the port.
+pub(crate) fn ensure_port_free(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    Ok(())
+}
+
+/// Per-connection options: no Nagle delay (frames are written whole).
+pub(crate) fn configure_accepted(fd: RawFd) {
+    // SAFETY: `fd` is a live socket owned by the calling shard for this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sock = SockRef::from(&fd);
+    // Best effort: a socket that cannot take the option still works.
+    let _ = sock.set_nodelay(true);
+}
+
+/// The peer address of a connected socket.
+pub(crate) fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: callers pass the fd of a connection their shard still owns.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sock = SockRef::from(&fd);
+    sock.peer_addr().ok().and_then(|a| a.as_socket())
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+pub(crate) fn raise_fd_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write a live rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// Closes a connection's descriptor.
+pub(crate) fn close_fd(fd: RawFd) {
+    // SAFETY: the shard owns `fd` and forgets it right after this call.
+    unsafe { libc::close(fd) };
+}
+
+/// Writes `bytes` without blocking (best effort) and closes the socket: used
+/// to refuse a connection over the limit.
+pub(crate) fn refuse(fd: RawFd, bytes: &[u8]) {
+    // SAFETY: `fd` is a freshly accepted socket we own; the buffer is live.
+    unsafe {
+        libc::send(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+    }
+    close_fd(fd);
+}
+
+/// Shuts both directions of a socket: wakes any pending receive with EOF.
+pub(crate) fn shutdown(fd: RawFd) {
+    // SAFETY: `fd` is a live socket owned by the shard.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}

@@ -1,0 +1,356 @@
+//! The completion-based driver (io_uring, default): multishot accept,
+//! multishot receive into a provided-buffer ring, one `send`/`writev` in
+//! flight per connection, and a multishot poll on the hub's eventfd. All
+//! protocol work is the shard's; this file only moves bytes and descriptors.
+
+mod bufring;
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, RawFd};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::sendq::MAX_IOVECS;
+use super::shard::{Next, Shard, OVERLOADED};
+use super::socket;
+use bufring::BufRing;
+
+const SQ_ENTRIES: u32 = 4096;
+const CQ_ENTRIES: u32 = 16384;
+const BUF_COUNT: u16 = 1024;
+const BUF_SIZE: usize = 16 * 1024;
+const BUF_GROUP: u16 = 0;
+
+/// What a completion is for: the top byte of its user data; the rest is the slab key.
+const KIND_SHIFT: u32 = 56;
+const ACCEPT: u64 = 1;
+const RECV: u64 = 2;
+const SEND: u64 = 3;
+const WAKE: u64 = 4;
+const CANCEL: u64 = 5;
+
+fn user_data(kind: u64, key: usize) -> u64 {
+    (kind << KIND_SHIFT) | key as u64
+}
+
+/// Checks that this kernel and sandbox give us what the driver needs: a ring,
+/// a provided-buffer ring, and multishot receive (kernel 6.0+).
+pub(super) fn probe() -> io::Result<()> {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        if v.trim() == "2" {
+            return Err(io::Error::other("disabled by kernel.io_uring_disabled"));
+        }
+    }
+    let (major, minor) = kernel_version()?;
+    if (major, minor) < (6, 0) {
+        return Err(io::Error::other(format!(
+            "kernel {major}.{minor} lacks multishot receive (needs 6.0)"
+        )));
+    }
+    let ring = IoUring::new(8)?;
+    BufRing::new(&ring, 2, 64, 0).map(drop)
+}
+
+fn kernel_version() -> io::Result<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
+}
+
+/// Per-connection driver state, indexed like the shard's slab.
+#[derive(Default, Clone, Copy)]
+struct OpState {
+    recv_armed: bool,
+    send_in_flight: bool,
+    shut_down: bool,
+}
+
+struct Driver {
+    // Field order matters: the ring is dropped before the buffers it uses.
+    ring: IoUring,
+    bufs: BufRing,
+    listen_fd: RawFd,
+    accepting: bool,
+    ops: Vec<OpState>,
+    /// iovec arrays of in-flight `writev`s, one per connection that has one.
+    iovecs: Vec<Option<Box<[libc::iovec; MAX_IOVECS]>>>,
+    spare_iovecs: Vec<Box<[libc::iovec; MAX_IOVECS]>>,
+    /// Connections whose multishot receive must be re-armed.
+    rearm: Vec<usize>,
+}
+
+/// Runs the shard until it has drained.
+pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
+    let ring = build_ring()?;
+    let bufs = BufRing::new(&ring, BUF_COUNT, BUF_SIZE, BUF_GROUP)?;
+    let mut driver = Driver {
+        ring,
+        bufs,
+        listen_fd: listener.as_raw_fd(),
+        accepting: true,
+        ops: Vec::new(),
+        iovecs: Vec::new(),
+        spare_iovecs: Vec::new(),
+        rearm: Vec::new(),
+    };
+    driver.push(opcode::AcceptMulti::new(types::Fd(driver.listen_fd)).build(), user_data(ACCEPT, 0))?;
+    driver.push(
+        opcode::PollAdd::new(types::Fd(shard.waker_fd()), libc::POLLIN as u32)
+            .multi(true)
+            .build(),
+        user_data(WAKE, 0),
+    )?;
+    let result = driver.run(&mut shard);
+    // Tear the ring down first: no operation may outlive the buffers below.
+    drop(driver);
+    drop(listener);
+    let keys: Vec<usize> = shard.conns.iter().map(|(k, _)| k).collect();
+    for key in keys {
+        socket::close_fd(shard.conns[key].fd);
+        shard.remove(key);
+    }
+    result
+}
+
+fn build_ring() -> io::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    builder
+        .setup_cqsize(CQ_ENTRIES)
+        .setup_single_issuer()
+        .setup_defer_taskrun();
+    match builder.build(SQ_ENTRIES) {
+        Ok(ring) => Ok(ring),
+        // Kernels before 6.1 reject DEFER_TASKRUN; a plain ring works everywhere else.
+        Err(_) => IoUring::builder().setup_cqsize(CQ_ENTRIES).build(SQ_ENTRIES),
+    }
+}
+
+impl Driver {
+    /// Queues one submission, flushing the queue to the kernel if it is full.
+    fn push(&mut self, entry: squeue::Entry, data: u64) -> io::Result<()> {
+        let entry = entry.user_data(data);
+        loop {
+            // SAFETY: every buffer an entry points to (receive pool, send
+            // chunks, iovec arrays) outlives the operation; see the callers.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit()?;
+        }
+    }
+
+    fn state(&mut self, key: usize) -> &mut OpState {
+        if key >= self.ops.len() {
+            self.ops.resize(key + 1, OpState::default());
+        }
+        &mut self.ops[key]
+    }
+
+    fn run(&mut self, shard: &mut Shard) -> io::Result<()> {
+        let tick = shard.tick_interval_ms();
+        shard.update_clock();
+        let mut next_tick = shard.now + tick;
+        let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
+        let mut dirty = Vec::new();
+        loop {
+            self.flush_all(shard, &mut dirty)?;
+            if shard.finished() {
+                return Ok(());
+            }
+            self.bufs.publish();
+            let wait_ms = if shard.has_dirty() {
+                0
+            } else {
+                next_tick.saturating_sub(shard.now)
+            };
+            let ts = types::Timespec::new()
+                .sec(wait_ms / 1000)
+                .nsec((wait_ms % 1000) as u32 * 1_000_000);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+                Err(e) => return Err(e),
+            }
+            shard.update_clock();
+            completions.clear();
+            completions.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            for &(data, res, flags) in &completions {
+                self.complete(shard, data, res, flags)?;
+            }
+            if shard.now >= next_tick {
+                shard.tick();
+                next_tick = shard.now + tick;
+            }
+            if !shard.accepting() && self.accepting {
+                self.accepting = false;
+                self.push(
+                    opcode::AsyncCancel::new(user_data(ACCEPT, 0)).build(),
+                    user_data(CANCEL, 0),
+                )?;
+            }
+        }
+    }
+
+    fn complete(&mut self, shard: &mut Shard, data: u64, res: i32, flags: u32) -> io::Result<()> {
+        let key = (data & ((1 << KIND_SHIFT) - 1)) as usize;
+        match data >> KIND_SHIFT {
+            ACCEPT => self.on_accept(shard, res, flags)?,
+            RECV => self.on_recv(shard, key, res, flags),
+            SEND => self.on_send(shard, key, res),
+            WAKE => {
+                shard.drain_inbox();
+                if !cqueue::more(flags) {
+                    self.push(
+                        opcode::PollAdd::new(types::Fd(shard.waker_fd()), libc::POLLIN as u32)
+                            .multi(true)
+                            .build(),
+                        user_data(WAKE, 0),
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_accept(&mut self, shard: &mut Shard, res: i32, flags: u32) -> io::Result<()> {
+        if res >= 0 {
+            let fd = res;
+            match shard.on_accept(fd) {
+                Some(key) => {
+                    *self.state(key) = OpState::default();
+                    self.arm_recv(shard, key);
+                }
+                None => socket::refuse(fd, OVERLOADED),
+            }
+        } else if res != -libc::ECANCELED {
+            tracing::warn!(shard = shard.index, "accept failed: {}", io::Error::from_raw_os_error(-res));
+        }
+        if !cqueue::more(flags) && self.accepting && shard.accepting() {
+            self.push(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build(), user_data(ACCEPT, 0))?;
+        }
+        Ok(())
+    }
+
+    fn arm_recv(&mut self, shard: &Shard, key: usize) {
+        let fd = shard.conns[key].fd;
+        let entry = opcode::RecvMulti::new(types::Fd(fd), self.bufs.group()).build();
+        self.state(key).recv_armed = true;
+        if self.push(entry, user_data(RECV, key)).is_err() {
+            self.state(key).recv_armed = false;
+            self.rearm.push(key);
+        }
+    }
+
+    fn on_recv(&mut self, shard: &mut Shard, key: usize, res: i32, flags: u32) {
+        let more = cqueue::more(flags);
+        if !more {
+            self.state(key).recv_armed = false;
+        }
+        if let Some(bid) = cqueue::buffer_select(flags) {
+            if res > 0 {
+                let data = self.bufs.filled(bid, res as usize);
+                shard.on_data(key, data);
+            }
+            self.bufs.recycle(bid);
+        }
+        match res {
+            0 => shard.on_eof(key),
+            r if r < 0 && r != -libc::ENOBUFS => shard.on_eof(key),
+            _ if !more && shard.wants_input(key) => self.rearm.push(key),
+            _ => {}
+        }
+        // A receive that ended lets a closing connection finish.
+        if !more {
+            shard.mark_writable(key);
+        }
+    }
+
+    fn on_send(&mut self, shard: &mut Shard, key: usize, res: i32) {
+        self.state(key).send_in_flight = false;
+        if let Some(iov) = self.iovecs.get_mut(key).and_then(Option::take) {
+            self.spare_iovecs.push(iov);
+        }
+        if res >= 0 {
+            shard.on_written(key, res as usize);
+        } else {
+            shard.on_write_error(key);
+        }
+    }
+
+    /// Acts on every connection the shard touched: start writes, close sockets.
+    fn flush_all(&mut self, shard: &mut Shard, dirty: &mut Vec<usize>) -> io::Result<()> {
+        for key in std::mem::take(&mut self.rearm) {
+            if shard.wants_input(key) && !self.state(key).recv_armed {
+                self.arm_recv(shard, key);
+            }
+        }
+        shard.take_dirty(dirty);
+        for &key in dirty.iter() {
+            match shard.next(key) {
+                Next::Idle => {}
+                Next::Write => self.start_send(shard, key)?,
+                Next::Close => self.close(shard, key),
+            }
+        }
+        Ok(())
+    }
+
+    fn start_send(&mut self, shard: &mut Shard, key: usize) -> io::Result<()> {
+        let mut iov = self.spare_iovecs.pop().unwrap_or_else(|| {
+            Box::new(
+                [libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                }; MAX_IOVECS],
+            )
+        });
+        let conn = &mut shard.conns[key];
+        let count = conn.sendq.start_write(&mut iov[..]);
+        let entry = if count == 1 {
+            let (ptr, len) = (iov[0].iov_base as *const u8, iov[0].iov_len);
+            self.spare_iovecs.push(iov);
+            opcode::Send::new(types::Fd(conn.fd), ptr, len as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        } else {
+            let entry = opcode::Writev::new(types::Fd(conn.fd), iov.as_ptr(), count as u32).build();
+            if key >= self.iovecs.len() {
+                self.iovecs.resize_with(key + 1, || None);
+            }
+            self.iovecs[key] = Some(iov);
+            entry
+        };
+        self.state(key).send_in_flight = true;
+        self.push(entry, user_data(SEND, key))
+    }
+
+    /// Closes a connection once no operation refers to it any more: shutting
+    /// the socket down ends its multishot receive, whose last completion
+    /// brings us back here.
+    fn close(&mut self, shard: &mut Shard, key: usize) {
+        let state = *self.state(key);
+        if state.send_in_flight {
+            return;
+        }
+        if state.recv_armed {
+            if !state.shut_down {
+                self.state(key).shut_down = true;
+                socket::shutdown(shard.conns[key].fd);
+            }
+            return;
+        }
+        socket::close_fd(shard.conns[key].fd);
+        shard.remove(key);
+        *self.state(key) = OpState::default();
+    }
+}

@@ -1,0 +1,195 @@
+//! The application-facing API of a WebSocket route: the [`Handler`] trait and
+//! the values it sees and returns. A handler runs on the shard that owns the
+//! connection; it must not block (hand slow work to another thread and answer
+//! through the [`Hub`]).
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use crate::engine::sendq::SendQueue;
+use crate::hub::{ConnId, Hub, Subscriptions};
+use crate::protocol::frame::OpCode;
+use crate::protocol::handshake::UpgradeInfo;
+use crate::protocol::http::RequestHead;
+
+/// A complete WebSocket data message, borrowed from the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl Message<'_> {
+    pub(crate) fn opcode(&self) -> OpCode {
+        match self {
+            Message::Text(_) => OpCode::Text,
+            Message::Binary(_) => OpCode::Binary,
+        }
+    }
+
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(s) => s.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+}
+
+/// What `on_upgrade` sees: the HTTP request and the validated upgrade fields.
+pub struct UpgradeRequest<'a> {
+    pub(crate) head: &'a RequestHead,
+    pub(crate) info: &'a UpgradeInfo,
+    pub(crate) fd: RawFd,
+}
+
+impl UpgradeRequest<'_> {
+    /// Request path without the query.
+    pub fn path(&self) -> &str {
+        &self.head.path
+    }
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.head.query_param(name)
+    }
+    /// A request header (case-insensitive name), trimmed, if valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header_str(name)
+    }
+    /// Subprotocols the client offered, in its order of preference.
+    pub fn protocols(&self) -> &[String] {
+        &self.info.protocols
+    }
+    /// The `Origin` header, if any.
+    pub fn origin(&self) -> Option<&str> {
+        self.info.origin.as_deref()
+    }
+    /// The peer's socket address (looked up on demand).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        crate::engine::socket::peer_addr(self.fd)
+    }
+}
+
+/// The identity a handler attaches to a connection at upgrade time.
+pub type Identity = Box<dyn Any + Send>;
+
+/// A positive answer to an upgrade.
+#[derive(Default)]
+pub struct Accept {
+    pub(crate) protocol: Option<String>,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Accept {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Selects one of the offered subprotocols.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Some(protocol.into());
+        self
+    }
+    /// Attaches a value the handler can read back with [`ConnCtx::identity`].
+    pub fn identity<T: Any + Send>(mut self, value: T) -> Self {
+        self.identity = Some(Box::new(value));
+        self
+    }
+    /// Adds a header to the 101 response.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A refusal of an upgrade: answered as an HTTP error with a JSON body.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub(crate) status: u16,
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+impl Reject {
+    /// `code` is a short machine-readable string, `message` a human one.
+    pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A WebSocket route's behaviour. One value serves every shard.
+pub trait Handler: Send + Sync + 'static {
+    /// Decides on an upgrade request: accept (maybe choosing a subprotocol and
+    /// attaching an identity) or reject with an HTTP status.
+    fn on_upgrade(&self, _req: &UpgradeRequest<'_>) -> Result<Accept, Reject> {
+        Ok(Accept::new())
+    }
+    /// The connection is open; frames may be sent.
+    fn on_open(&self, _ctx: &mut ConnCtx<'_>) {}
+    /// A complete text or binary message arrived.
+    fn on_message(&self, ctx: &mut ConnCtx<'_>, msg: Message<'_>);
+    /// The connection is closing. `code` is the peer's close code, or the
+    /// code the server closed with; sends are discarded from here on.
+    fn on_close(&self, _ctx: &mut ConnCtx<'_>, _code: Option<u16>, _reason: &str) {}
+}
+
+/// A handler's view of one connection, valid for one callback.
+pub struct ConnCtx<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) fd: RawFd,
+    pub(crate) protocol: Option<&'a str>,
+    pub(crate) identity: Option<&'a (dyn Any + Send)>,
+    pub(crate) sendq: &'a mut SendQueue,
+    pub(crate) subs: &'a mut Subscriptions,
+    pub(crate) hub: &'a Hub,
+    pub(crate) close: &'a mut Option<(u16, String)>,
+}
+
+impl ConnCtx<'_> {
+    /// This connection's id (stable for its life; names its shard).
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+    /// The peer's socket address (looked up on demand).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        crate::engine::socket::peer_addr(self.fd)
+    }
+    /// The negotiated subprotocol.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol
+    }
+    /// The identity attached at upgrade, if it has type `T`.
+    pub fn identity<T: Any>(&self) -> Option<&T> {
+        self.identity.and_then(|v| v.downcast_ref::<T>())
+    }
+    /// Queues a message to this connection (no cross-thread hop).
+    /// Discarded once the connection is closing.
+    pub fn send(&mut self, msg: Message<'_>) {
+        if self.close.is_none() {
+            self.sendq.push_frame(msg.opcode(), msg.as_bytes());
+        }
+    }
+    /// Subscribes this connection to `channel` on its own shard.
+    pub fn subscribe(&mut self, channel: &str) {
+        self.subs.subscribe(self.id.slot(), channel);
+    }
+    /// Removes this connection from `channel`.
+    pub fn unsubscribe(&mut self, channel: &str) {
+        self.subs.unsubscribe(self.id.slot(), channel);
+    }
+    /// Starts the close handshake with `code` and `reason`.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        if self.close.is_none() {
+            *self.close = Some((code, reason.to_owned()));
+        }
+    }
+    /// The hub, for sends and broadcasts to other connections.
+    pub fn hub(&self) -> &Hub {
+        self.hub
+    }
+}

@@ -1,0 +1,19 @@
+//! ringgate: a thread-per-core io_uring WebSocket gateway.
+//!
+//! The data path reads top-down through the folders: bytes arrive in an
+//! [`engine`] driver (io_uring or epoll), become frames and messages in the
+//! sans-IO [`protocol`] core, reach a route's [`Handler`], and travel to other
+//! connections and shards through the [`hub`].
+
+pub mod config;
+pub mod engine;
+pub mod handler;
+pub mod hub;
+pub mod protocol;
+pub mod routes;
+pub mod server;
+
+pub use config::Config;
+pub use handler::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
+pub use hub::{ConnId, Hub, HubStats};
+pub use server::{Server, ServerBuilder, ServerHandle};

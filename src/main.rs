@@ -1,0 +1,76 @@
+//! The `ringgate` binary: flags, config and logging in, then the server until a signal.
+//! Owns process concerns only (exit codes, signals, stdout's "listening on" line);
+//! it never holds server logic, which lives in the library.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use mimalloc::MiMalloc;
+use ringgate::config::{Cli, Config};
+use ringgate::Server;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match configure(&cli) {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            eprintln!("ringgate: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(&cfg.log_level))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .compact()
+        .init();
+    match run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ringgate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// File < environment < flags, then the cross-field checks.
+fn configure(cli: &Cli) -> Result<Config, ringgate::config::ConfigError> {
+    let mut cfg = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())?;
+    cli.apply(&mut cfg);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Serves until SIGTERM or SIGINT, then drains; a second signal exits at once with status 1.
+fn run(cfg: Config) -> anyhow::Result<()> {
+    // Registered before the listener opens, so an early SIGTERM still drains.
+    let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let handle = Server::builder(cfg).start()?;
+
+    let addr = handle.local_addr();
+    println!("listening on {addr}");
+    std::io::stdout().flush().context("writing to stdout")?;
+    tracing::info!(%addr, shards = handle.shards(), io = handle.io_name(), "listening");
+
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "shutting down");
+    }
+    handle.shutdown();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!("ringgate: signal {signal} while draining, exiting now");
+            std::process::exit(1);
+        }
+    });
+    handle.join()?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `GET /health`: liveness with the open connection count and uptime, in the
+//! contract's shape `{"status","timestamp","connections","uptime"}`.
+
+use std::time::{Duration, SystemTime};
+
+use super::{HttpHandler, HttpResponse, ServerInfo};
+use crate::protocol::http::RequestHead;
+
+/// The health route's handler.
+pub struct Health;
+
+impl HttpHandler for Health {
+    fn handle(&self, _req: &RequestHead, server: &ServerInfo<'_>) -> HttpResponse {
+        HttpResponse::json(&serde_json::json!({
+            "status": "healthy",
+            "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            "connections": server.hub.stats().connections,
+            "uptime": format_uptime(server.started.elapsed()),
+        }))
+    }
+}
+
+/// Formats a duration like Go's `Duration.String()` at second precision:
+/// `45s`, `5m0s`, `2h30m15s`.
+pub fn format_uptime(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_formats_like_go() {
+        assert_eq!(format_uptime(Duration::from_secs(0)), "0s");
+        assert_eq!(format_uptime(Duration::from_secs(45)), "45s");
+        assert_eq!(format_uptime(Duration::from_secs(300)), "5m0s");
+        assert_eq!(format_uptime(Duration::from_secs(9015)), "2h30m15s");
+    }
+}
