@@ -124,7 +124,7 @@ impl Default for WebSocketConfig {
     fn default() -> Self {
         WebSocketConfig {
             max_message_size: 16 << 20,
-            max_fragments: 4096,
+            max_fragments: 262_144,
             ping_period: Duration::from_secs(60),
             pong_wait: Duration::from_secs(10),
             max_send_queue: 32 << 20,
@@ -616,7 +616,7 @@ mod tests {
         assert_eq!(cfg.server.drain_timeout, Duration::from_secs(10));
         assert_eq!(cfg.server.max_header_bytes, 8192);
         assert_eq!(cfg.websocket.max_message_size, 16_777_216);
-        assert_eq!(cfg.websocket.max_fragments, 4096);
+        assert_eq!(cfg.websocket.max_fragments, 262_144);
         assert_eq!(cfg.websocket.ping_period, Duration::from_secs(60));
         assert_eq!(cfg.websocket.pong_wait, Duration::from_secs(10));
         assert_eq!(cfg.websocket.max_send_queue, 32 << 20);

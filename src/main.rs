@@ -59,7 +59,6 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     let addr = handle.local_addr();
     println!("listening on {addr}");
     std::io::stdout().flush().context("writing to stdout")?;
-    tracing::info!(%addr, shards = handle.shards(), io = handle.io_name(), "listening");
 
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "shutting down");

@@ -11,7 +11,10 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 /// Resolves `host:port` to one address.
 pub(crate) fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {host}"))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot resolve {host}"),
+        )
     })
 }
 

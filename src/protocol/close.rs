@@ -56,7 +56,12 @@ pub struct CloseFrame<'a> {
 /// is a protocol violation.
 pub fn parse_close_payload(payload: &[u8]) -> Result<CloseFrame<'_>, ProtocolError> {
     let (code, reason) = match payload {
-        [] => return Ok(CloseFrame { code: None, reason: "" }),
+        [] => {
+            return Ok(CloseFrame {
+                code: None,
+                reason: "",
+            })
+        }
         [_] => return Err(ProtocolError::CloseTooShort),
         [hi, lo, reason @ ..] => (u16::from_be_bytes([*hi, *lo]), reason),
     };
@@ -76,9 +81,14 @@ mod tests {
     #[test]
     fn wire_codes() {
         let valid: Vec<u16> = (0..=u16::MAX).filter(|&c| is_valid_wire_code(c)).collect();
-        let expected: Vec<u16> = (1000..=1003).chain(1007..=1014).chain(3000..=4999).collect();
+        let expected: Vec<u16> = (1000..=1003)
+            .chain(1007..=1014)
+            .chain(3000..=4999)
+            .collect();
         assert_eq!(valid, expected);
-        for c in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for c in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!is_valid_wire_code(c), "{c}");
         }
         for c in [code::NORMAL, code::GOING_AWAY, code::PROTOCOL_ERROR] {
@@ -91,23 +101,35 @@ mod tests {
     fn parses_payloads() {
         assert_eq!(
             parse_close_payload(b""),
-            Ok(CloseFrame { code: None, reason: "" })
+            Ok(CloseFrame {
+                code: None,
+                reason: ""
+            })
         );
         assert_eq!(
             parse_close_payload(&[0x03, 0xE8]),
-            Ok(CloseFrame { code: Some(1000), reason: "" })
+            Ok(CloseFrame {
+                code: Some(1000),
+                reason: ""
+            })
         );
         let mut payload = 4999u16.to_be_bytes().to_vec();
         payload.extend_from_slice("bye ✓".as_bytes());
         assert_eq!(
             parse_close_payload(&payload),
-            Ok(CloseFrame { code: Some(4999), reason: "bye ✓" })
+            Ok(CloseFrame {
+                code: Some(4999),
+                reason: "bye ✓"
+            })
         );
     }
 
     #[test]
     fn rejects_bad_payloads() {
-        assert_eq!(parse_close_payload(&[0x03]), Err(ProtocolError::CloseTooShort));
+        assert_eq!(
+            parse_close_payload(&[0x03]),
+            Err(ProtocolError::CloseTooShort)
+        );
         for c in [0u16, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535] {
             assert_eq!(
                 parse_close_payload(&c.to_be_bytes()),
@@ -115,8 +137,13 @@ mod tests {
             );
         }
         // Autobahn 7.5.1: a reason that is not UTF-8.
-        let payload = [0x03, 0xE8, 0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xF4, 0x90, 0x80, 0x80];
-        assert_eq!(parse_close_payload(&payload), Err(ProtocolError::InvalidUtf8));
+        let payload = [
+            0x03, 0xE8, 0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xF4, 0x90, 0x80, 0x80,
+        ];
+        assert_eq!(
+            parse_close_payload(&payload),
+            Err(ProtocolError::InvalidUtf8)
+        );
         // A bad code wins over a bad reason.
         assert_eq!(
             parse_close_payload(&[0x03, 0xED, 0xFF]),

@@ -110,7 +110,9 @@ mod tests {
         for err in all() {
             let expected = match err {
                 ProtocolError::InvalidUtf8 => 1007,
-                ProtocolError::MessageTooBig { .. } | ProtocolError::TooManyFragments { .. } => 1009,
+                ProtocolError::MessageTooBig { .. } | ProtocolError::TooManyFragments { .. } => {
+                    1009
+                }
                 _ => 1002,
             };
             assert_eq!(err.close_code(), expected, "{err:?}");

@@ -231,7 +231,10 @@ mod tests {
             encode(false, 0b100, OpCode::Continuation, 5, Some(KEY)),
             [0x40, 0x85, 1, 2, 3, 4]
         );
-        assert_eq!(encode(true, 0, OpCode::Ping, 126, None), [0x89, 126, 0, 126]);
+        assert_eq!(
+            encode(true, 0, OpCode::Ping, 126, None),
+            [0x89, 126, 0, 126]
+        );
         assert_eq!(
             encode(true, 0, OpCode::Binary, 0x1_0000, None),
             [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]
@@ -248,9 +251,15 @@ mod tests {
             (&[0x09, 0x80], FragmentedControl),
             (&[0x08, 0x00], FragmentedControl),
             (&[0x89, 126, 0, 126], ControlTooLong(126)),
-            (&[0x8A, 127, 0, 0, 0, 0, 0, 1, 0, 0], ControlTooLong(0x1_0000)),
+            (
+                &[0x8A, 127, 0, 0, 0, 0, 0, 1, 0, 0],
+                ControlTooLong(0x1_0000),
+            ),
             (&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0], LengthOverflow),
-            (&[0x82, 127, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], LengthOverflow),
+            (
+                &[0x82, 127, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+                LengthOverflow,
+            ),
             (&[0x82, 126, 0, 125], NonMinimalLength),
             (&[0x82, 126, 0, 0], NonMinimalLength),
             (&[0x82, 127, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF], NonMinimalLength),
@@ -266,15 +275,19 @@ mod tests {
     }
 
     #[test]
-    fn never_panics_on_any_two_bytes() {
-        for b0 in 0..=255u8 {
-            for b1 in 0..=255u8 {
-                let mut buf = [0xFFu8; MAX_HEADER_LEN];
-                buf[0] = b0;
-                buf[1] = b1;
-                if let Ok(Some((header, n))) = decode_header(&buf) {
-                    assert!((2..=MAX_HEADER_LEN).contains(&n));
-                    assert_eq!(header.rsv, (b0 >> 4) & 0b111);
+    fn never_panics_on_any_first_two_bytes() {
+        for fill in [0x00, 0x01, 0x7E, 0xFF] {
+            for b0 in 0..=255u8 {
+                for b1 in 0..=255u8 {
+                    let mut buf = [fill; MAX_HEADER_LEN];
+                    buf[0] = b0;
+                    buf[1] = b1;
+                    if let Ok(Some((header, n))) = decode_header(&buf) {
+                        assert!((2..=MAX_HEADER_LEN).contains(&n));
+                        assert_eq!(header.rsv, (b0 >> 4) & 0b111);
+                        assert_eq!(decode_header(&buf[..n]), Ok(Some((header, n))));
+                        assert_eq!(decode_header(&buf[..n - 1]), Ok(None));
+                    }
                 }
             }
         }

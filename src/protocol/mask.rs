@@ -1,39 +1,38 @@
 //! Payload masking (RFC 6455 §5.3): XOR with a 4-byte key, in place, resumable
-//! at any payload offset because frames arrive in pieces. Pure byte arithmetic
-//! in safe Rust: it never allocates, never fails and never reads past its slice.
-
-/// Bytes XORed per step of the fast path: the compiler turns one step into
-/// unaligned SIMD loads, XORs and stores (two 16-byte vectors on baseline x86-64).
-const BLOCK: usize = 32;
+//! at any payload offset because frames arrive in pieces. Pure byte arithmetic:
+//! it never allocates, never fails and never touches a byte outside its slice.
 
 /// The key as seen from a payload position `offset` bytes into the frame.
 fn phased(mask: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut key = mask;
-    key.rotate_left(offset % 4);
-    key
+    // Read little-endian, moving the array left by a byte is rotating right by 8 bits.
+    let phase = (offset % 4) as u32;
+    u32::from_le_bytes(mask)
+        .rotate_right(phase * 8)
+        .to_le_bytes()
 }
 
 /// Unmasks (or masks: XOR is symmetric) `buf` in place. `offset` is how many
 /// payload bytes of this frame were already processed before `buf` (a frame
 /// arrives in pieces), so the key phase is `offset % 4`.
+///
+/// XORs the aligned middle of `buf` a 64-bit word at a time (the optimiser
+/// turns the loop into SIMD XORs), and the unaligned ends byte by byte.
 pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
-    let key = phased(mask, offset);
-    let mut block = [0u8; BLOCK];
-    for (b, k) in block.iter_mut().zip(key.iter().cycle()) {
-        *b = *k;
+    // SAFETY: u8 and u64 are plain integers: any 8 bytes of the middle are a
+    // valid u64, and any u64 written back is valid bytes.
+    let (head, words, tail) = unsafe { buf.align_to_mut::<u64>() };
+    apply_mask_fallback(head, mask, offset);
+    let key = phased(mask, offset % 4 + head.len());
+    // 8 is a multiple of 4, so every word, and the tail, starts at `key`'s phase.
+    let word_key = u64::from(u32::from_ne_bytes(key)) * 0x0000_0001_0000_0001;
+    for word in words {
+        *word ^= word_key;
     }
-    // BLOCK is a multiple of 4, so every block starts at key phase 0.
-    let mut chunks = buf.chunks_exact_mut(BLOCK);
-    for chunk in &mut chunks {
-        for (b, k) in chunk.iter_mut().zip(block) {
-            *b ^= k;
-        }
-    }
-    apply_mask_fallback(chunks.into_remainder(), key, 0);
+    apply_mask_fallback(tail, key, 0);
 }
 
 /// Byte-at-a-time [`apply_mask`]: the reference the fast path is tested
-/// against, and the fast path's tail.
+/// against, and the fast path's unaligned head and tail.
 pub fn apply_mask_fallback(buf: &mut [u8], mask: [u8; 4], offset: usize) {
     let key = phased(mask, offset);
     for (b, k) in buf.iter_mut().zip(key.iter().cycle()) {

@@ -76,10 +76,7 @@ struct PartialFrame {
 enum Stage {
     /// Between frames, holding the first bytes of a header that arrived
     /// incomplete.
-    Header {
-        buf: [u8; MAX_HEADER_LEN],
-        len: u8,
-    },
+    Header { buf: [u8; MAX_HEADER_LEN], len: u8 },
     /// Inside a frame's payload.
     Payload(PartialFrame),
 }
@@ -393,6 +390,7 @@ impl MessageReader {
 /// Reads the next header from the stashed bytes `buf[..len]` followed by
 /// `input`. Returns the header and how many bytes of `input` it took, or
 /// `None` once all of `input` has been stashed without completing it.
+#[inline]
 fn take_header(
     buf: &mut [u8; MAX_HEADER_LEN],
     len: &mut u8,
@@ -450,7 +448,7 @@ where
 mod tests {
     use super::*;
     use crate::protocol::frame::encode_header;
-    use crate::protocol::writer::{encode_client_frame, encode_close, encode_frame};
+    use crate::protocol::writer::{encode_client_frame, encode_frame};
 
     /// An owned copy of an [`Event`], to compare across runs.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -498,7 +496,10 @@ mod tests {
             match result {
                 Err(e) => {
                     assert!(reader.is_idle() && reader.buffered_bytes() == 0, "reset");
-                    return Outcome { events, end: Err(e) };
+                    return Outcome {
+                        events,
+                        end: Err(e),
+                    };
                 }
                 Ok(n) => {
                     consumed += n;
@@ -533,7 +534,14 @@ mod tests {
     fn raw_frame(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
         let mut header = [0; MAX_HEADER_LEN];
         let key = [1, 2, 3, 4];
-        let n = encode_header(&mut header, fin, rsv, opcode, payload.len() as u64, Some(key));
+        let n = encode_header(
+            &mut header,
+            fin,
+            rsv,
+            opcode,
+            payload.len() as u64,
+            Some(key),
+        );
         out.extend_from_slice(&header[..n]);
         let start = out.len();
         out.extend_from_slice(payload);
@@ -604,7 +612,10 @@ mod tests {
 
         let mut empty_close = Vec::new();
         frame(&mut empty_close, true, OpCode::Close, b"");
-        assert_eq!(run(limits, &empty_close).events, [Owned::Close(None, String::new())]);
+        assert_eq!(
+            run(limits, &empty_close).events,
+            [Owned::Close(None, String::new())]
+        );
     }
 
     #[test]
@@ -671,29 +682,42 @@ mod tests {
             max_fragments: 4,
             ..ReaderLimits::default()
         };
-        let alphabet: [&[u8]; 6] = [b"a", "é".as_bytes(), "€".as_bytes(), "😀".as_bytes(), b"\xC3", b"\xED\xA0"];
-        let opcodes = [
-            OpCode::Continuation,
-            OpCode::Text,
-            OpCode::Binary,
-            OpCode::Ping,
-            OpCode::Pong,
-        ];
-        for round in 0..400 {
+        let alphabet: [&[u8]; 4] = [b"a", "é".as_bytes(), "€".as_bytes(), "😀".as_bytes()];
+        let broken: [&[u8]; 3] = [b"\xC3", b"\xED\xA0", b"\xFF"];
+        // Rounds that ended cleanly, with a close, with an error; events seen.
+        let (mut clean, mut closed, mut failed, mut events) = (0, 0, 0, 0);
+        for round in 0..2000 {
             let mut s = Vec::new();
+            let mut open = false;
             for _ in 0..next(8) {
                 let mut payload = Vec::new();
-                for _ in 0..next(60) {
+                for _ in 0..next(40) {
                     payload.extend_from_slice(alphabet[next(alphabet.len())]);
                 }
-                let opcode = opcodes[next(opcodes.len())];
-                frame(&mut s, opcode.is_control() || next(2) == 0, opcode, &payload);
+                if next(8) == 0 {
+                    let at = next(payload.len() + 1);
+                    payload.splice(at..at, broken[next(broken.len())].iter().copied());
+                }
+                // Mostly a valid sequence of frames, sometimes any opcode.
+                let opcode = match next(10) {
+                    0 => OpCode::Ping,
+                    1 => OpCode::Pong,
+                    2 => [OpCode::Continuation, OpCode::Text, OpCode::Binary][next(3)],
+                    _ if open => OpCode::Continuation,
+                    _ => [OpCode::Text, OpCode::Binary][next(2)],
+                };
+                let fin = opcode.is_control() || next(3) != 0;
+                if !opcode.is_control() {
+                    open = !fin;
+                }
+                frame(&mut s, fin, opcode, &payload);
             }
+            let closes: [&[u8]; 5] = [b"", b"\x03", b"\x03\xE8bye", b"\x03\xEDx", b"\x0F\xA0\xFF"];
             if next(2) == 0 {
-                encode_close(&mut s, 1000, "x");
+                frame(&mut s, true, OpCode::Close, closes[next(closes.len())]);
             }
-            // Corrupt some streams: flipped bits, unmasked frames, garbage.
-            if !s.is_empty() && next(3) == 0 {
+            // Corrupt some streams: a flipped bit, a trailing unmasked frame.
+            if !s.is_empty() && next(5) == 0 {
                 let at = next(s.len());
                 s[at] ^= 1 << next(8);
             }
@@ -705,7 +729,15 @@ mod tests {
             let mut cuts: Vec<usize> = (0..next(6)).map(|_| next(s.len() + 1)).collect();
             cuts.sort_unstable();
             assert_eq!(run_cut(limits, &s, &cuts), whole, "round {round} {cuts:?}");
+            events += whole.events.len();
+            match (&whole.end, whole.events.last()) {
+                (Err(_), _) => failed += 1,
+                (Ok(_), Some(Owned::Close(..))) => closed += 1,
+                (Ok(_), _) => clean += 1,
+            }
         }
+        println!("{clean} clean, {closed} closed, {failed} failed, {events} events");
+        assert!(clean > 200 && closed > 200 && failed > 200 && events > 2000);
     }
 
     #[test]
@@ -722,14 +754,38 @@ mod tests {
             s
         };
         let cases: Vec<(Vec<u8>, ProtocolError, u16)> = vec![
-            (stream(&|s| encode_frame(s, OpCode::Text, b"hi")), UnmaskedFrame, 1002),
-            (stream(&|s| raw_frame(s, true, 0b100, OpCode::Text, b"hi")), ReservedBits(0b100), 1002),
-            (stream(&|s| raw_frame(s, true, 0b011, OpCode::Ping, b"")), ReservedBits(0b011), 1002),
+            (
+                stream(&|s| encode_frame(s, OpCode::Text, b"hi")),
+                UnmaskedFrame,
+                1002,
+            ),
+            (
+                stream(&|s| raw_frame(s, true, 0b100, OpCode::Text, b"hi")),
+                ReservedBits(0b100),
+                1002,
+            ),
+            (
+                stream(&|s| raw_frame(s, true, 0b011, OpCode::Ping, b"")),
+                ReservedBits(0b011),
+                1002,
+            ),
             (vec![0x83, 0x80, 0, 0, 0, 0], ReservedOpcode(3), 1002),
             (vec![0x8F, 0x80, 0, 0, 0, 0], ReservedOpcode(15), 1002),
-            (stream(&|s| frame(s, false, OpCode::Ping, b"")), FragmentedControl, 1002),
-            (stream(&|s| frame(s, true, OpCode::Ping, &[0; 126])), ControlTooLong(126), 1002),
-            (stream(&|s| frame(s, true, OpCode::Continuation, b"x")), UnexpectedContinuation, 1002),
+            (
+                stream(&|s| frame(s, false, OpCode::Ping, b"")),
+                FragmentedControl,
+                1002,
+            ),
+            (
+                stream(&|s| frame(s, true, OpCode::Ping, &[0; 126])),
+                ControlTooLong(126),
+                1002,
+            ),
+            (
+                stream(&|s| frame(s, true, OpCode::Continuation, b"x")),
+                UnexpectedContinuation,
+                1002,
+            ),
             (
                 stream(&|s| {
                     frame(s, false, OpCode::Text, b"a");
@@ -738,9 +794,21 @@ mod tests {
                 ExpectedContinuation,
                 1002,
             ),
-            (vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], LengthOverflow, 1002),
-            (vec![0x82, 0xFE, 0, 5, 1, 2, 3, 4, 0, 0, 0, 0, 0], NonMinimalLength, 1002),
-            (stream(&|s| frame(s, true, OpCode::Text, b"\xC0\xAF")), InvalidUtf8, 1007),
+            (
+                vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4],
+                LengthOverflow,
+                1002,
+            ),
+            (
+                vec![0x82, 0xFE, 0, 5, 1, 2, 3, 4, 0, 0, 0, 0, 0],
+                NonMinimalLength,
+                1002,
+            ),
+            (
+                stream(&|s| frame(s, true, OpCode::Text, b"\xC0\xAF")),
+                InvalidUtf8,
+                1007,
+            ),
             (
                 stream(&|s| {
                     frame(s, false, OpCode::Text, b"ok\xE2\x82");
@@ -749,14 +817,26 @@ mod tests {
                 InvalidUtf8,
                 1007,
             ),
-            (stream(&|s| frame(s, true, OpCode::Close, &close_payload(1005, ""))), InvalidCloseCode(1005), 1002),
-            (stream(&|s| frame(s, true, OpCode::Close, &[3])), CloseTooShort, 1002),
+            (
+                stream(&|s| frame(s, true, OpCode::Close, &close_payload(1005, ""))),
+                InvalidCloseCode(1005),
+                1002,
+            ),
+            (
+                stream(&|s| frame(s, true, OpCode::Close, &[3])),
+                CloseTooShort,
+                1002,
+            ),
             (
                 stream(&|s| frame(s, true, OpCode::Close, &[3, 0xE8, 0xFF])),
                 InvalidUtf8,
                 1007,
             ),
-            (stream(&|s| frame(s, true, OpCode::Binary, &[0; 11])), MessageTooBig { limit: 10 }, 1009),
+            (
+                stream(&|s| frame(s, true, OpCode::Binary, &[0; 11])),
+                MessageTooBig { limit: 10 },
+                1009,
+            ),
             (
                 stream(&|s| {
                     frame(s, false, OpCode::Binary, &[0; 6]);
@@ -797,10 +877,20 @@ mod tests {
     fn limits_are_enforced_from_the_header() {
         let limits = ReaderLimits::default();
         let mut header = [0; MAX_HEADER_LEN];
-        let n = encode_header(&mut header, true, 0, OpCode::Binary, (16 << 20) + 1, Some([1; 4]));
+        let n = encode_header(
+            &mut header,
+            true,
+            0,
+            OpCode::Binary,
+            (16 << 20) + 1,
+            Some([1; 4]),
+        );
         let mut reader = MessageReader::new(limits);
         let result = reader.feed(&mut header[..n], &mut |_| ControlFlow::Continue(()));
-        assert_eq!(result, Err(ProtocolError::MessageTooBig { limit: 16 << 20 }));
+        assert_eq!(
+            result,
+            Err(ProtocolError::MessageTooBig { limit: 16 << 20 })
+        );
         assert_eq!(reader.buffered_bytes(), 0);
 
         // A header promising the maximum reserves only a bounded read-ahead.
@@ -808,9 +898,16 @@ mod tests {
         let n = encode_header(&mut header, true, 0, OpCode::Binary, 16 << 20, Some([1; 4]));
         let mut input = header[..n].to_vec();
         input.push(0);
-        assert_eq!(reader.feed(&mut input, &mut |_| ControlFlow::Continue(())), Ok(input.len()));
+        assert_eq!(
+            reader.feed(&mut input, &mut |_| ControlFlow::Continue(())),
+            Ok(input.len())
+        );
         assert!(!reader.is_idle());
-        assert!(reader.buffered_bytes() <= READ_AHEAD + 1, "{}", reader.buffered_bytes());
+        assert!(
+            reader.buffered_bytes() <= READ_AHEAD + 1,
+            "{}",
+            reader.buffered_bytes()
+        );
     }
 
     #[test]
@@ -852,7 +949,9 @@ mod tests {
         let mut reader = MessageReader::new(limits);
         for piece in s.chunks(4096) {
             let mut piece = piece.to_vec();
-            reader.feed(&mut piece, &mut |_| ControlFlow::Continue(())).unwrap();
+            reader
+                .feed(&mut piece, &mut |_| ControlFlow::Continue(()))
+                .unwrap();
             assert!(reader.buffered_bytes() <= limits.max_message_size);
         }
         assert_eq!(reader.message.len(), 950_000);
@@ -887,8 +986,13 @@ mod tests {
         let bad = s.len() - 5;
         let mut reader = MessageReader::new(limits);
         let mut input = s[..bad].to_vec();
-        assert_eq!(reader.feed(&mut input, &mut |_| ControlFlow::Continue(())), Ok(bad));
-        let result = reader.feed(&mut s[bad..bad + 1].to_vec(), &mut |_| ControlFlow::Continue(()));
+        assert_eq!(
+            reader.feed(&mut input, &mut |_| ControlFlow::Continue(())),
+            Ok(bad)
+        );
+        let result = reader.feed(&mut s[bad..bad + 1].to_vec(), &mut |_| {
+            ControlFlow::Continue(())
+        });
         assert_eq!(result, Err(ProtocolError::InvalidUtf8));
     }
 
@@ -977,7 +1081,11 @@ mod tests {
         assert_eq!(first, 7, "stops right after the ping");
         let rest = reader.feed(&mut s[first..], &mut on_event).unwrap();
         assert_eq!(first + rest, close_end, "stops right after the close");
-        assert_eq!(s[close_end..], original[close_end..], "bytes after the close untouched");
+        assert_eq!(
+            s[close_end..],
+            original[close_end..],
+            "bytes after the close untouched"
+        );
         assert_eq!(
             events,
             [

@@ -101,7 +101,13 @@ impl Utf8Validator {
             match sequence_len(byte) {
                 None => return Err(ProtocolError::InvalidUtf8),
                 Some(1) => {}
-                Some(need) => *self = Self { lead: byte, seen: 1, need },
+                Some(need) => {
+                    *self = Self {
+                        lead: byte,
+                        seen: 1,
+                        need,
+                    }
+                }
             }
             return Ok(());
         }
@@ -159,7 +165,11 @@ mod tests {
         let valid = std::str::from_utf8(bytes).is_ok();
         assert_eq!(whole(bytes).is_ok(), valid, "whole {bytes:02X?}");
         let expected_failure = first_bad(bytes).or((!valid).then_some(bytes.len()));
-        assert_eq!(bytewise_failure(bytes), expected_failure, "bytewise {bytes:02X?}");
+        assert_eq!(
+            bytewise_failure(bytes),
+            expected_failure,
+            "bytewise {bytes:02X?}"
+        );
         for split in 0..=bytes.len() {
             let (a, b) = bytes.split_at(split);
             let mut v = Utf8Validator::new();

@@ -23,7 +23,9 @@ pub(crate) enum Phase {
 pub(crate) enum Closing {
     No,
     /// Our close frame is queued; waiting for the peer's until `deadline` (ms).
-    AwaitPeer { deadline: u64 },
+    AwaitPeer {
+        deadline: u64,
+    },
     /// Close the socket once the queued output is written.
     AfterFlush,
     /// Close the socket now.

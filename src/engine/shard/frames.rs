@@ -20,8 +20,22 @@ enum Stop {
 }
 
 impl Shard {
-    /// Frame bytes arrived on an open connection.
+    /// Frame bytes arrived on an open connection. Bytes after a close the
+    /// handler started are still read, for the peer's close frame.
     pub(super) fn on_frame_bytes(&mut self, key: usize, data: &mut [u8]) {
+        let mut offset = 0;
+        while offset < data.len() && self.wants_input(key) {
+            let used = self.feed_reader(key, &mut data[offset..]);
+            if used == 0 {
+                break;
+            }
+            offset += used;
+        }
+        self.enforce_send_limit(key);
+    }
+
+    /// One run of the reader until it ends or stops; returns the bytes used.
+    fn feed_reader(&mut self, key: usize, data: &mut [u8]) -> usize {
         let handler = {
             let conn = &self.conns[key];
             self.shared.routes.ws_handler(conn.route).clone()
@@ -77,15 +91,21 @@ impl Shard {
         });
         self.messages_in += messages;
         match (result, stop) {
-            (Err(e), _) => self.fail(key, e.close_code(), &e.to_string()),
-            (Ok(_), Some(Stop::PeerClose(code, reason))) => self.on_peer_close(key, code, &reason),
-            (Ok(_), Some(Stop::HandlerClose(code, reason))) => {
+            (Err(e), _) => {
+                self.fail(key, e.close_code(), &e.to_string());
+                data.len()
+            }
+            (Ok(used), Some(Stop::PeerClose(code, reason))) => {
+                self.on_peer_close(key, code, &reason);
+                used
+            }
+            (Ok(used), Some(Stop::HandlerClose(code, reason))) => {
                 let wait = self.close_wait_ms();
                 self.start_close(key, code, &reason, wait);
+                used
             }
-            (Ok(_), None) => {}
+            (Ok(used), None) => used,
         }
-        self.enforce_send_limit(key);
     }
 
     /// The peer's close frame: echo it (unless we started the close) and close

@@ -300,7 +300,11 @@ impl Shard {
         if conn.sendq.len() > limit && conn.closing == Closing::No {
             conn.sendq.discard_unstarted();
             tracing::debug!(conn = %conn.id, "slow consumer: send queue over {limit} bytes");
-            self.fail(key, code::POLICY_VIOLATION, "slow consumer: send queue full");
+            self.fail(
+                key,
+                code::POLICY_VIOLATION,
+                "slow consumer: send queue full",
+            );
         }
     }
 
@@ -376,7 +380,11 @@ impl Shard {
         for key in keys {
             self.start_close(key, code::GOING_AWAY, "server shutting down", wait);
         }
-        tracing::debug!(shard = self.index, "draining {} connections", self.conns.len());
+        tracing::debug!(
+            shard = self.index,
+            "draining {} connections",
+            self.conns.len()
+        );
     }
 
     /// Publishes the shard's message counters.

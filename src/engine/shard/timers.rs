@@ -42,9 +42,9 @@ impl Shard {
 
         let mut expired: Vec<(usize, Expiry)> = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
-            let expiry = if drain_over {
-                Some(Expiry::Drop)
-            } else if conn.tx_pending_since != 0 && now - conn.tx_pending_since >= write_timeout {
+            let write_stalled =
+                conn.tx_pending_since != 0 && now - conn.tx_pending_since >= write_timeout;
+            let expiry = if drain_over || write_stalled {
                 Some(Expiry::Drop)
             } else {
                 match (conn.phase, conn.closing) {

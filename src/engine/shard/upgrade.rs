@@ -33,7 +33,13 @@ impl Shard {
             }
             Err(e) => {
                 let mut out = Vec::new();
-                write_error(&mut out, e.status(), error_code(e.status()), &e.to_string(), &[]);
+                write_error(
+                    &mut out,
+                    e.status(),
+                    error_code(e.status()),
+                    &e.to_string(),
+                    &[],
+                );
                 self.respond_and_close(key, &out);
             }
             Ok(Some((req, used))) => {
@@ -55,7 +61,13 @@ impl Shard {
         }
         let Some(route) = self.shared.routes.find_ws(&req.path) else {
             let mut out = Vec::new();
-            write_error(&mut out, 404, "not_found", "no WebSocket route at this path", &[]);
+            write_error(
+                &mut out,
+                404,
+                "not_found",
+                "no WebSocket route at this path",
+                &[],
+            );
             return self.respond_and_close(key, &out);
         };
         let info = match validate_upgrade(&req) {
@@ -126,7 +138,11 @@ impl Shard {
         conn.reader = MessageReader::new(limits);
         conn.protocol = protocol.map(String::into_boxed_str);
         conn.identity = identity;
-        conn.next_ping = if ping_period > 0 { now + ping_period } else { 0 };
+        conn.next_ping = if ping_period > 0 {
+            now + ping_period
+        } else {
+            0
+        };
         self.inbox
             .counters
             .connections

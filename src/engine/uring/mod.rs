@@ -78,6 +78,9 @@ struct Driver {
     ops: Vec<OpState>,
     /// iovec arrays of in-flight `writev`s, one per connection that has one.
     iovecs: Vec<Option<Box<[libc::iovec; MAX_IOVECS]>>>,
+    /// Boxed so an array keeps its address while it moves between this list
+    /// and `iovecs` (the kernel reads it during the write).
+    #[allow(clippy::vec_box)]
     spare_iovecs: Vec<Box<[libc::iovec; MAX_IOVECS]>>,
     /// Connections whose multishot receive must be re-armed.
     rearm: Vec<usize>,
@@ -97,7 +100,10 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         spare_iovecs: Vec::new(),
         rearm: Vec::new(),
     };
-    driver.push(opcode::AcceptMulti::new(types::Fd(driver.listen_fd)).build(), user_data(ACCEPT, 0))?;
+    driver.push(
+        opcode::AcceptMulti::new(types::Fd(driver.listen_fd)).build(),
+        user_data(ACCEPT, 0),
+    )?;
     driver.push(
         opcode::PollAdd::new(types::Fd(shard.waker_fd()), libc::POLLIN as u32)
             .multi(true)
@@ -125,7 +131,9 @@ fn build_ring() -> io::Result<IoUring> {
     match builder.build(SQ_ENTRIES) {
         Ok(ring) => Ok(ring),
         // Kernels before 6.1 reject DEFER_TASKRUN; a plain ring works everywhere else.
-        Err(_) => IoUring::builder().setup_cqsize(CQ_ENTRIES).build(SQ_ENTRIES),
+        Err(_) => IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES),
     }
 }
 
@@ -173,7 +181,11 @@ impl Driver {
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
                 Err(e) => return Err(e),
             }
             shard.update_clock();
@@ -233,10 +245,17 @@ impl Driver {
                 None => socket::refuse(fd, OVERLOADED),
             }
         } else if res != -libc::ECANCELED {
-            tracing::warn!(shard = shard.index, "accept failed: {}", io::Error::from_raw_os_error(-res));
+            tracing::warn!(
+                shard = shard.index,
+                "accept failed: {}",
+                io::Error::from_raw_os_error(-res)
+            );
         }
         if !cqueue::more(flags) && self.accepting && shard.accepting() {
-            self.push(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build(), user_data(ACCEPT, 0))?;
+            self.push(
+                opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build(),
+                user_data(ACCEPT, 0),
+            )?;
         }
         Ok(())
     }
