@@ -5,8 +5,8 @@
 use std::os::fd::RawFd;
 
 use crate::engine::sendq::SendQueue;
-use crate::handler::Identity;
-use crate::hub::ConnId;
+use crate::handler::{ConnCtx, Identity};
+use crate::hub::{ConnId, Hub, Subscriptions};
 use crate::protocol::reader::{MessageReader, ReaderLimits};
 
 /// Where the connection is in its life.
@@ -80,5 +80,26 @@ impl Conn {
             dirty: false,
             close_notified: false,
         }
+    }
+
+    /// Splits the connection into its reader and a handler's view of it
+    /// (disjoint borrows, so a handler runs while the reader is mid-feed).
+    pub(crate) fn split<'a>(
+        &'a mut self,
+        subs: &'a mut Subscriptions,
+        hub: &'a Hub,
+        close: &'a mut Option<(u16, String)>,
+    ) -> (&'a mut MessageReader, ConnCtx<'a>) {
+        let ctx = ConnCtx {
+            id: self.id,
+            fd: self.fd,
+            protocol: self.protocol.as_deref(),
+            identity: self.identity.as_deref(),
+            sendq: &mut self.sendq,
+            subs,
+            hub,
+            close,
+        };
+        (&mut self.reader, ctx)
     }
 }

@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 
 use super::{guarded, Closing, Shard};
-use crate::handler::{ConnCtx, Message};
+use crate::handler::Message;
 use crate::protocol::close::code;
 use crate::protocol::frame::OpCode;
 use crate::protocol::reader::Event;
@@ -46,17 +46,7 @@ impl Shard {
         let mut stop = None;
         let mut messages = 0u64;
         let mut close_req = None;
-        let reader = &mut conn.reader;
-        let mut ctx = ConnCtx {
-            id: conn.id,
-            fd: conn.fd,
-            protocol: conn.protocol.as_deref(),
-            identity: conn.identity.as_deref(),
-            sendq: &mut conn.sendq,
-            subs: &mut self.subs,
-            hub: &self.shared.hub,
-            close: &mut close_req,
-        };
+        let (reader, mut ctx) = conn.split(&mut self.subs, &self.shared.hub, &mut close_req);
         let result = reader.feed(data, &mut |event| {
             let msg = match event {
                 Event::Text(text) => Message::Text(text),

@@ -18,7 +18,6 @@ use slab::Slab;
 pub(crate) use conn::{Closing, Conn, Phase};
 
 use super::Shared;
-use crate::handler::ConnCtx;
 use crate::hub::{Command, ConnId, ShardInbox, Subscriptions};
 use crate::protocol::close::code;
 use crate::protocol::writer::encode_close;
@@ -233,17 +232,9 @@ impl Shard {
         }
         conn.close_notified = true;
         let handler = self.shared.routes.ws_handler(conn.route).clone();
+        // A close is already under way: sends from on_close are discarded.
         let mut close = Some((0, String::new()));
-        let mut ctx = ConnCtx {
-            id: conn.id,
-            fd: conn.fd,
-            protocol: conn.protocol.as_deref(),
-            identity: conn.identity.as_deref(),
-            sendq: &mut conn.sendq,
-            subs: &mut self.subs,
-            hub: &self.shared.hub,
-            close: &mut close,
-        };
+        let (_, mut ctx) = conn.split(&mut self.subs, &self.shared.hub, &mut close);
         guarded(|| handler.on_close(&mut ctx, code, reason));
     }
 

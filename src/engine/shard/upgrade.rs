@@ -3,7 +3,7 @@
 //! always with the right status. Never holds more than the header cap.
 
 use super::{guarded, Closing, Phase, Shard};
-use crate::handler::{Accept, ConnCtx, Reject, UpgradeRequest};
+use crate::handler::{Accept, Reject, UpgradeRequest};
 use crate::protocol::close::code;
 use crate::protocol::handshake::{
     accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
@@ -56,19 +56,12 @@ impl Shard {
     }
 
     fn on_request(&mut self, key: usize, req: RequestHead, rest: Vec<u8>) {
-        if !wants_upgrade(&req) {
+        // A WebSocket path answers every request as an upgrade (a plain GET
+        // there gets the handshake's 400), unless an HTTP route shares it.
+        let ws_route = self.shared.routes.find_ws(&req.path);
+        let http_route = self.shared.routes.find_http(&req.path).is_some();
+        let Some(route) = ws_route.filter(|_| wants_upgrade(&req) || !http_route) else {
             return self.on_plain_http(key, &req);
-        }
-        let Some(route) = self.shared.routes.find_ws(&req.path) else {
-            let mut out = Vec::new();
-            write_error(
-                &mut out,
-                404,
-                "not_found",
-                "no WebSocket route at this path",
-                &[],
-            );
-            return self.respond_and_close(key, &out);
         };
         let info = match validate_upgrade(&req) {
             Ok(info) => info,
@@ -151,16 +144,7 @@ impl Shard {
         let handler = self.shared.routes.ws_handler(route).clone();
         let conn = &mut self.conns[key];
         let mut close = None;
-        let mut ctx = ConnCtx {
-            id: conn.id,
-            fd: conn.fd,
-            protocol: conn.protocol.as_deref(),
-            identity: conn.identity.as_deref(),
-            sendq: &mut conn.sendq,
-            subs: &mut self.subs,
-            hub: &self.shared.hub,
-            close: &mut close,
-        };
+        let (_, mut ctx) = conn.split(&mut self.subs, &self.shared.hub, &mut close);
         if !guarded(|| handler.on_open(&mut ctx)) {
             close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
         }
