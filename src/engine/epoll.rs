@@ -106,7 +106,7 @@ fn accept_all(shard: &mut Shard, poll: &Poll, listen_fd: RawFd) {
             }
         }
         let Some(key) = shard.on_accept(fd) else {
-            socket::refuse(fd, OVERLOADED);
+            socket::refuse(fd, &OVERLOADED);
             continue;
         };
         let registered = poll.registry().register(

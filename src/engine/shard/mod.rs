@@ -393,4 +393,14 @@ pub(crate) fn guarded(f: impl FnOnce()) -> bool {
 }
 
 /// The answer to a connection over MAX_CONNECTIONS.
-pub(crate) const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 71\r\nConnection: close\r\n\r\n{\"error\":{\"code\":\"server_full\",\"message\":\"too many connections, retry\"}}";
+pub(crate) static OVERLOADED: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut out = Vec::new();
+    crate::protocol::http::write_error(
+        &mut out,
+        503,
+        "server_full",
+        "too many connections, retry later",
+        &[("Retry-After", "1")],
+    );
+    out
+});

@@ -242,7 +242,7 @@ impl Driver {
                     *self.state(key) = OpState::default();
                     self.arm_recv(shard, key);
                 }
-                None => socket::refuse(fd, OVERLOADED),
+                None => socket::refuse(fd, &OVERLOADED),
             }
         } else if res != -libc::ECANCELED {
             tracing::warn!(
