@@ -1,0 +1,428 @@
+//! Command line: the modes and their flags (clap), the size and duration
+//! parsers, and the checked [`Plan`] every other module reads.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::url::{self, WsUrl};
+
+/// WebSocket load and stress client.
+///
+/// Every run is bounded in count and time (`--timeout`) and stops by itself.
+/// Targets must be loopback addresses unless `--allow-remote` is given.
+#[derive(Debug, Parser)]
+#[command(name = "ringgate-load", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: ModeCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModeCmd {
+    /// Open N connections, at most --max-concurrent handshakes in flight;
+    /// report handshakes/s and handshake latency.
+    Storm {
+        #[command(flatten)]
+        common: Common,
+        /// Keep the connections open this long after the last handshake.
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        hold: Duration,
+    },
+    /// N connections each send --messages (or run for --duration), up to
+    /// --window in flight, and check every echo; report msgs/s and RTT.
+    Throughput {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        payload: PayloadArgs,
+        /// Messages per connection (ignored with --duration).
+        #[arg(long, default_value_t = 1000)]
+        messages: u64,
+        /// Send for this long instead of a message count.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Messages in flight per connection.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+    },
+    /// N connections for --duration, one message per --message-interval
+    /// each; report latency percentiles over time and any drop.
+    Sustained {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        payload: PayloadArgs,
+        /// How long to send.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        duration: Duration,
+        /// Time between two messages of one connection; a plain number is
+        /// milliseconds.
+        #[arg(long, value_parser = parse_interval, default_value = "1000")]
+        message_interval: Duration,
+        /// Width of one row of the latency-over-time table.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        report_interval: Duration,
+        /// Most messages in flight per connection; a send due while this many
+        /// are unanswered is skipped and counted as `window_full`.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+    },
+    /// Hold N idle connections for --duration and report how many stayed
+    /// up; with --pid, the server's RSS growth per connection.
+    Idle {
+        #[command(flatten)]
+        common: Common,
+        /// How long to hold the connections once all are open.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        duration: Duration,
+    },
+}
+
+/// Flags every mode takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Server URL (ws:// only).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/echo")]
+    pub url: String,
+    /// Connections to open.
+    #[arg(short = 'c', long, default_value_t = 100)]
+    pub connections: u64,
+    /// Most handshakes in flight at once (over all threads).
+    #[arg(long, default_value_t = 256)]
+    pub max_concurrent: u64,
+    /// Client threads, each with its own event loop and share of connections.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Source addresses to spread connections over, e.g.
+    /// `127.0.0.2-127.0.0.50` or `127.0.0.2,127.0.0.3`.
+    #[arg(long)]
+    pub source_ips: Option<String>,
+    /// Server process id: report its CPU seconds (and RSS) for the run.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the progress line even when stderr is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    /// Hard cap on the whole run.
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub timeout: Duration,
+    /// A handshake not done this long after connect() counts as `timeout`.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub handshake_timeout: Duration,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// Message shape, for the modes that send.
+#[derive(Debug, Args)]
+pub struct PayloadArgs {
+    /// Payload bytes per message (`20`, `16KiB`, `1MiB`).
+    #[arg(long, value_parser = parse_size, default_value = "20")]
+    pub payload: usize,
+    /// Send text frames instead of binary.
+    #[arg(long)]
+    pub text: bool,
+}
+
+/// What a run does after connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Storm {
+        hold: Duration,
+    },
+    Throughput {
+        /// `None` with `--duration`.
+        messages: Option<u64>,
+        duration: Option<Duration>,
+    },
+    Sustained {
+        duration: Duration,
+        interval: Duration,
+        report_interval: Duration,
+    },
+    Idle {
+        duration: Duration,
+    },
+}
+
+impl Mode {
+    /// The mode's name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Storm { .. } => "storm",
+            Mode::Throughput { .. } => "throughput",
+            Mode::Sustained { .. } => "sustained",
+            Mode::Idle { .. } => "idle",
+        }
+    }
+
+    /// Whether the mode sends messages.
+    pub fn sends(&self) -> bool {
+        matches!(self, Mode::Throughput { .. } | Mode::Sustained { .. })
+    }
+}
+
+/// A checked run description, shared read-only by every thread.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: Mode,
+    pub url: WsUrl,
+    pub connections: u64,
+    pub max_concurrent: u64,
+    pub threads: usize,
+    pub source_ips: Vec<IpAddr>,
+    pub pid: Option<u32>,
+    pub json: bool,
+    pub progress: bool,
+    pub timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub payload: usize,
+    pub text: bool,
+    pub window: usize,
+}
+
+/// Largest payload accepted (ringgate's default message limit).
+pub const MAX_PAYLOAD: usize = 16 << 20;
+/// Most connections one run may ask for.
+pub const MAX_CONNECTIONS: u64 = 1_000_000;
+/// Most client threads.
+pub const MAX_THREADS: usize = 64;
+
+impl Cli {
+    /// Checks the flags and resolves the URL.
+    pub fn into_plan(self) -> Result<Plan, String> {
+        let no_payload = PayloadArgs {
+            payload: 0,
+            text: false,
+        };
+        let (common, payload, mode, window) = match self.mode {
+            ModeCmd::Storm { common, hold } => (common, no_payload, Mode::Storm { hold }, 1),
+            ModeCmd::Throughput {
+                common,
+                payload,
+                messages,
+                duration,
+                window,
+            } => {
+                let messages = duration.is_none().then_some(messages);
+                (
+                    common,
+                    payload,
+                    Mode::Throughput { messages, duration },
+                    window,
+                )
+            }
+            ModeCmd::Sustained {
+                common,
+                payload,
+                duration,
+                message_interval,
+                report_interval,
+                window,
+            } => {
+                if message_interval.is_zero() || report_interval.is_zero() {
+                    return Err("--message-interval and --report-interval must be above 0".into());
+                }
+                let mode = Mode::Sustained {
+                    duration,
+                    interval: message_interval,
+                    report_interval,
+                };
+                (common, payload, mode, window)
+            }
+            ModeCmd::Idle { common, duration } => (common, no_payload, Mode::Idle { duration }, 1),
+        };
+        let url = url::parse(&common.url)?;
+        if !url.addr.ip().is_loopback() && !common.allow_remote {
+            return Err(format!(
+                "{} is not a loopback address; pass --allow-remote to load another host",
+                url.addr.ip()
+            ));
+        }
+        let source_ips = match &common.source_ips {
+            Some(spec) => crate::sourceip::parse(spec)?,
+            None => Vec::new(),
+        };
+        if let Some(ip) = source_ips
+            .iter()
+            .find(|ip| ip.is_ipv4() != url.addr.is_ipv4())
+        {
+            return Err(format!("source address {ip} is not of the target's family"));
+        }
+        check_range("--connections", common.connections, 1, MAX_CONNECTIONS)?;
+        check_range(
+            "--max-concurrent",
+            common.max_concurrent,
+            1,
+            MAX_CONNECTIONS,
+        )?;
+        check_range("--threads", common.threads as u64, 1, MAX_THREADS as u64)?;
+        check_range("--window", window as u64, 1, 1 << 16)?;
+        check_range("--payload", payload.payload as u64, 0, MAX_PAYLOAD as u64)?;
+        if let Mode::Throughput {
+            messages: Some(0), ..
+        } = mode
+        {
+            return Err("--messages must be at least 1".into());
+        }
+        if common.timeout.is_zero() || common.handshake_timeout.is_zero() {
+            return Err("--timeout and --handshake-timeout must be above 0".into());
+        }
+        Ok(Plan {
+            mode,
+            url,
+            connections: common.connections,
+            max_concurrent: common.max_concurrent,
+            threads: common.threads.min(common.connections as usize),
+            source_ips,
+            pid: common.pid,
+            json: common.json,
+            progress: common.progress,
+            timeout: common.timeout,
+            handshake_timeout: common.handshake_timeout,
+            payload: payload.payload,
+            text: payload.text,
+            window,
+        })
+    }
+}
+
+fn check_range(flag: &str, v: u64, lo: u64, hi: u64) -> Result<(), String> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("{flag} {v}: must be in {lo}..={hi}"))
+    }
+}
+
+/// `20`, `16k`, `16KiB`, `16KB`, `1m`, `1MiB` (all powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a byte count"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        _ => return Err(format!("{s:?}: unknown unit (use B, KiB or MiB)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+/// `10s`, `250ms`, `2m`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_unit(s, Duration::from_secs)
+}
+
+/// Like [`parse_duration`], but a plain number is milliseconds.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_unit(s, Duration::from_millis)
+}
+
+fn parse_duration_unit(s: &str, plain: fn(u64) -> Duration) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(plain(n));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        let mut argv = vec!["ringgate-load"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .into_plan()
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("20"), Ok(20));
+        assert_eq!(parse_size("16KiB"), Ok(16384));
+        assert_eq!(parse_size("16k"), Ok(16384));
+        assert_eq!(parse_size("1 MiB"), Ok(1 << 20));
+        assert!(parse_size("1x").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("-1").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_interval("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn builds_plans() {
+        let p = plan(&[
+            "throughput",
+            "--url",
+            "ws://127.0.0.1:9/echo",
+            "--connections",
+            "500",
+            "--payload",
+            "16KiB",
+            "--source-ips",
+            "127.0.0.2-127.0.0.3",
+            "--threads",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(p.connections, 500);
+        assert_eq!(p.payload, 16384);
+        assert_eq!(p.window, 16);
+        assert_eq!(p.source_ips.len(), 2);
+        assert_eq!(
+            p.mode,
+            Mode::Throughput {
+                messages: Some(1000),
+                duration: None
+            }
+        );
+        let p = plan(&["throughput", "--duration", "5s"]).unwrap();
+        assert_eq!(
+            p.mode,
+            Mode::Throughput {
+                messages: None,
+                duration: Some(Duration::from_secs(5))
+            }
+        );
+        let p = plan(&["storm", "-c", "3", "--threads", "8"]).unwrap();
+        assert_eq!(p.threads, 3, "no more threads than connections");
+        assert_eq!(p.mode.name(), "storm");
+    }
+
+    #[test]
+    fn refuses_bad_plans() {
+        for bad in [
+            &["storm", "--url", "ws://192.0.2.1/"][..],
+            &["storm", "-c", "0"],
+            &["storm", "--threads", "0"],
+            &["throughput", "--messages", "0"],
+            &["throughput", "--window", "0"],
+            &["sustained", "--message-interval", "0"],
+            &["idle", "--source-ips", "::1"],
+            &["throughput", "--payload", "17MiB"],
+        ] {
+            assert!(plan(bad).is_err(), "{bad:?}");
+        }
+        assert!(plan(&["storm", "--url", "ws://192.0.2.1/", "--allow-remote"]).is_ok());
+    }
+}

@@ -1,0 +1,351 @@
+//! The final report: derives rates and per-CPU-second figures from an
+//! [`Outcome`], and prints them as a table or as one JSON object whose field
+//! names are stable.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::cli::{Mode, Plan};
+use crate::progress::group;
+use crate::run::{Outcome, Sample};
+use crate::stats::Cause;
+
+/// Latency percentiles in µs.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+    pub count: u64,
+}
+
+impl Percentiles {
+    /// `None` for an empty histogram.
+    pub fn of(h: &Histogram<u64>) -> Option<Percentiles> {
+        (!h.is_empty()).then(|| Percentiles {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+            count: h.len(),
+        })
+    }
+}
+
+/// One row of the sustained latency-over-time table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineRow {
+    /// End of the slot, seconds after the work phase started.
+    pub t_s: f64,
+    pub sent: u64,
+    pub received: u64,
+    pub rtt_us: Option<Percentiles>,
+}
+
+/// The whole report; serialized as is for `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: &'static str,
+    pub url: String,
+    pub threads: usize,
+    pub connections: u64,
+    pub payload_bytes: usize,
+    pub window: usize,
+    /// Handshakes that succeeded.
+    pub connected: u64,
+    /// Connections open when the connect phase ended.
+    pub up_after_connect: u64,
+    /// Connections open at the end of the measured phase.
+    pub up_at_end: u64,
+    pub connect_s: f64,
+    pub handshakes_per_s: f64,
+    pub handshake_us: Option<Percentiles>,
+    pub handshakes_per_server_cpu_s: Option<f64>,
+    /// The measured phase: the connect phase for storm, the work phase
+    /// (sending, or holding for idle) otherwise.
+    pub elapsed_s: f64,
+    /// Echoes received and checked.
+    pub messages: u64,
+    pub messages_sent: u64,
+    pub msgs_per_s: f64,
+    /// Echoed payload bytes per second (one direction).
+    pub bytes_per_s: f64,
+    pub rtt_us: Option<Percentiles>,
+    pub failures: BTreeMap<&'static str, u64>,
+    pub server_cpu_s: Option<f64>,
+    pub msgs_per_server_cpu_s: Option<f64>,
+    pub client_cpu_s: f64,
+    pub msgs_per_client_cpu_s: Option<f64>,
+    pub rss_kib_before: Option<u64>,
+    pub rss_kib_after: Option<u64>,
+    pub kib_per_conn: Option<f64>,
+    pub timeline: Option<Vec<TimelineRow>>,
+    pub timed_out: bool,
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+fn per(n: f64, secs: Option<f64>) -> Option<f64> {
+    secs.filter(|&s| s > 0.0).map(|s| round(n / s, 1))
+}
+
+fn cpu_between(a: &Sample, b: &Sample) -> Option<f64> {
+    Some(b.server_cpu_s? - a.server_cpu_s?)
+}
+
+impl Report {
+    pub fn new(plan: &Plan, out: &Outcome) -> Report {
+        let s = &out.stats;
+        let connect_s = out.connected.at.duration_since(out.start.at).as_secs_f64();
+        let (from, to) = match plan.mode {
+            Mode::Storm { .. } => (&out.start, &out.connected),
+            _ => (&out.connected, &out.worked),
+        };
+        let elapsed = to.at.duration_since(from.at).as_secs_f64();
+        let server_cpu = cpu_between(from, to);
+        let client_cpu = to.client_cpu_s - from.client_cpu_s;
+        let sends = plan.mode.sends();
+        let messages = s.received as f64;
+        let rss_before = out.start.server_rss_kib;
+        let rss_after = out.worked.server_rss_kib;
+        // Only the modes that hold connections and nothing else say much
+        // about memory per connection.
+        let holds = matches!(plan.mode, Mode::Storm { .. } | Mode::Idle { .. });
+        let kib_per_conn = match (rss_before, rss_after) {
+            (Some(a), Some(b)) if holds && s.up_at_end > 0 => {
+                Some(round((b as f64 - a as f64) / s.up_at_end as f64, 2))
+            }
+            _ => None,
+        };
+        let timeline = matches!(plan.mode, Mode::Sustained { .. }).then(|| {
+            let width = match plan.mode {
+                Mode::Sustained {
+                    report_interval, ..
+                } => report_interval.as_secs_f64(),
+                _ => 1.0,
+            };
+            s.slots
+                .iter()
+                .enumerate()
+                .map(|(i, slot)| TimelineRow {
+                    t_s: round((i + 1) as f64 * width, 3),
+                    sent: slot.sent,
+                    received: slot.rtt.len(),
+                    rtt_us: Percentiles::of(&slot.rtt),
+                })
+                .collect()
+        });
+        Report {
+            mode: plan.mode.name(),
+            url: format!("ws://{}{}", plan.url.host_header, plan.url.target),
+            threads: plan.threads,
+            connections: plan.connections,
+            payload_bytes: plan.payload,
+            window: plan.window,
+            connected: s.handshakes,
+            up_after_connect: out.up_after_connect,
+            up_at_end: s.up_at_end,
+            connect_s: round(connect_s, 4),
+            handshakes_per_s: per(s.handshakes as f64, Some(connect_s)).unwrap_or(0.0),
+            handshake_us: Percentiles::of(&s.handshake),
+            handshakes_per_server_cpu_s: per(
+                s.handshakes as f64,
+                cpu_between(&out.start, &out.connected),
+            ),
+            elapsed_s: round(elapsed, 4),
+            messages: s.received,
+            messages_sent: s.sent,
+            msgs_per_s: per(messages, Some(elapsed)).unwrap_or(0.0),
+            bytes_per_s: per(s.bytes_received as f64, Some(elapsed)).unwrap_or(0.0),
+            rtt_us: Percentiles::of(&s.rtt),
+            failures: Cause::ALL
+                .iter()
+                .filter(|c| s.failures_of(**c) > 0)
+                .map(|c| (c.name(), s.failures_of(*c)))
+                .collect(),
+            server_cpu_s: server_cpu.map(|c| round(c, 3)),
+            msgs_per_server_cpu_s: if sends {
+                per(messages, server_cpu)
+            } else {
+                None
+            },
+            client_cpu_s: round(client_cpu, 3),
+            msgs_per_client_cpu_s: if sends {
+                per(messages, Some(client_cpu))
+            } else {
+                None
+            },
+            rss_kib_before: rss_before,
+            rss_kib_after: rss_after,
+            kib_per_conn,
+            timeline,
+            timed_out: out.timed_out,
+        }
+    }
+
+    /// One JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The human-readable table.
+    pub fn to_table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "ringgate-load {}  {}  ({} connections, {} thread{})",
+            self.mode,
+            self.url,
+            group(self.connections as f64),
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
+        );
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(t, "  {k:<15}{v}");
+        };
+        row(
+            "connections",
+            format!(
+                "{} connected, {} up after connecting, {} up at end",
+                group(self.connected as f64),
+                group(self.up_after_connect as f64),
+                group(self.up_at_end as f64)
+            ),
+        );
+        let mut connect = format!(
+            "{:.3} s, {} handshakes/s",
+            self.connect_s,
+            group(self.handshakes_per_s)
+        );
+        if let Some(h) = self.handshakes_per_server_cpu_s {
+            let _ = write!(connect, ", {} per server CPU-second", group(h));
+        }
+        row("connect", connect);
+        if let Some(p) = &self.handshake_us {
+            row("handshake µs", fmt_percentiles(p));
+        }
+        row("measured", format!("{:.3} s", self.elapsed_s));
+        if self.messages_sent > 0 {
+            row(
+                "messages",
+                format!(
+                    "{} echoed of {} sent, {} B payload",
+                    group(self.messages as f64),
+                    group(self.messages_sent as f64),
+                    self.payload_bytes
+                ),
+            );
+            row(
+                "rate",
+                format!(
+                    "{} msgs/s, {} MiB/s echoed",
+                    group(self.msgs_per_s),
+                    round(self.bytes_per_s / (1 << 20) as f64, 2)
+                ),
+            );
+        }
+        if let Some(p) = &self.rtt_us {
+            row("rtt µs", fmt_percentiles(p));
+        }
+        if let Some(cpu) = self.server_cpu_s {
+            let mut v = format!("{cpu:.3} s");
+            if let Some(m) = self.msgs_per_server_cpu_s {
+                let _ = write!(v, ", {} msgs per server CPU-second", group(m));
+            }
+            row("server cpu", v);
+        }
+        let mut v = format!("{:.3} s", self.client_cpu_s);
+        if let Some(m) = self.msgs_per_client_cpu_s {
+            let _ = write!(v, ", {} msgs per client CPU-second", group(m));
+        }
+        if self.elapsed_s >= 0.5 && self.client_cpu_s >= 0.9 * self.elapsed_s * self.threads as f64
+        {
+            v.push_str("  (client saturated: it may be the bottleneck)");
+        }
+        row("client cpu", v);
+        if let (Some(a), Some(b)) = (self.rss_kib_before, self.rss_kib_after) {
+            let mut v = format!("{} KiB -> {} KiB", group(a as f64), group(b as f64));
+            if let Some(k) = self.kib_per_conn {
+                let _ = write!(v, ", {k:.2} KiB per connection");
+            }
+            row("server rss", v);
+        }
+        let failures = if self.failures.is_empty() {
+            "none".to_owned()
+        } else {
+            self.failures
+                .iter()
+                .map(|(k, v)| format!("{k} {}", group(*v as f64)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        row("failures", failures);
+        if self.timed_out {
+            row("timed out", "yes: the run hit --timeout".to_owned());
+        }
+        if let Some(rows) = &self.timeline {
+            let _ = writeln!(
+                t,
+                "  {:>8} {:>10} {:>10} {:>9} {:>9} {:>9}",
+                "t (s)", "sent", "echoed", "p50 µs", "p99 µs", "max µs"
+            );
+            for r in rows {
+                let (p50, p99, max) = r.rtt_us.map_or((0, 0, 0), |p| (p.p50, p.p99, p.max));
+                let _ = writeln!(
+                    t,
+                    "  {:>8.1} {:>10} {:>10} {:>9} {:>9} {:>9}",
+                    r.t_s, r.sent, r.received, p50, p99, max
+                );
+            }
+        }
+        t
+    }
+}
+
+fn fmt_percentiles(p: &Percentiles) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.1}, n {})",
+        group(p.p50 as f64),
+        group(p.p90 as f64),
+        group(p.p99 as f64),
+        group(p.p999 as f64),
+        group(p.max as f64),
+        p.mean,
+        group(p.count as f64)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_histogram;
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(Percentiles::of(&new_histogram()), None);
+        let mut h = new_histogram();
+        for v in 1..=100 {
+            h.record(v).unwrap();
+        }
+        let p = Percentiles::of(&h).unwrap();
+        assert_eq!((p.p50, p.p99, p.max, p.count), (50, 99, 100, 100));
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(per(10.0, Some(4.0)), Some(2.5));
+        assert_eq!(per(10.0, Some(0.0)), None);
+        assert_eq!(per(10.0, None), None);
+    }
+}

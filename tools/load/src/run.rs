@@ -1,0 +1,107 @@
+//! The main thread's side of a run: starts the workers, samples the server
+//! (CPU, RSS) and this process (CPU) at each phase boundary, drives the
+//! progress line, and merges what the workers measured into an [`Outcome`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::Plan;
+use crate::phases::run_worker;
+use crate::procinfo;
+use crate::progress::Progress;
+use crate::stats::{Live, LiveSum, Stats};
+use crate::sync::Rendezvous;
+use crate::worker::Shared;
+
+/// How long past the deadline a rendezvous still waits for late threads.
+pub const RENDEZVOUS_SLACK: Duration = Duration::from_secs(10);
+
+/// The process facts at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub at: Instant,
+    pub server_cpu_s: Option<f64>,
+    pub server_rss_kib: Option<u64>,
+    pub client_cpu_s: f64,
+}
+
+impl Sample {
+    fn take(pid: Option<u32>) -> Sample {
+        Sample {
+            at: Instant::now(),
+            server_cpu_s: pid.and_then(|p| procinfo::cpu_seconds(p).ok()),
+            server_rss_kib: pid.and_then(|p| procinfo::rss_kib(p).ok()),
+            client_cpu_s: procinfo::own_cpu_seconds(),
+        }
+    }
+}
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub struct Outcome {
+    pub stats: Stats,
+    /// Before connecting, after connecting, after the work phase.
+    pub start: Sample,
+    pub connected: Sample,
+    pub worked: Sample,
+    /// Connections up when the connect phase ended.
+    pub up_after_connect: u64,
+    /// The run hit `--timeout`.
+    pub timed_out: bool,
+}
+
+/// Runs `plan` to the end.
+pub fn run(plan: Plan) -> Outcome {
+    let threads = plan.threads;
+    let pid = plan.pid;
+    if let Some(p) = pid {
+        if let Err(e) = procinfo::cpu_seconds(p) {
+            eprintln!("ringgate-load: --pid {p}: {e}");
+        }
+    }
+    let progress_on = plan.progress || std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let start = Sample::take(pid);
+    let shared = Arc::new(Shared {
+        lives: (0..threads).map(|_| Live::default()).collect(),
+        rendezvous: Rendezvous::new(threads + 1),
+        deadline: start.at + plan.timeout,
+        plan,
+    });
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("load-{i}"))
+                .spawn(move || run_worker(i, shared))
+                .expect("spawning a worker thread")
+        })
+        .collect();
+    let mut progress = Progress::new(progress_on, shared.plan.mode.name(), start.at);
+    let far = shared.deadline + RENDEZVOUS_SLACK;
+    let tick = Duration::from_millis(100);
+    let mut all_arrived = shared
+        .rendezvous
+        .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
+    let connected = Sample::take(pid);
+    let up_after_connect = LiveSum::of(&shared.lives).up;
+    all_arrived &= shared
+        .rendezvous
+        .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
+    let worked = Sample::take(pid);
+    let mut stats = Stats::default();
+    for h in handles {
+        match h.join() {
+            Ok(s) => stats.merge(&s),
+            Err(_) => eprintln!("ringgate-load: a worker thread panicked"),
+        }
+    }
+    progress.finish();
+    Outcome {
+        stats,
+        start,
+        connected,
+        worked,
+        up_after_connect,
+        timed_out: !all_arrived || worked.at >= shared.deadline,
+    }
+}

@@ -1,0 +1,540 @@
+//! One client thread: a mio event loop over its share of the connections.
+//! Owns the connection table and what happens on a readiness event
+//! (connect done, handshake answer, frames in, output drained) and on a
+//! connection's end. The phases that drive it live in `phases`.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::{Events, Interest, Poll, Token};
+use ringgate::protocol::frame::OpCode;
+use slab::Slab;
+
+use crate::cli::Plan;
+use crate::conn::{open_socket, Conn, EchoSink, EchoSpec, Msgs, Pending, ReadEnd, State};
+use crate::handshake::{check_response, write_request, HandshakeError};
+use crate::stats::{Cause, Live, Stats};
+use crate::sync::Rendezvous;
+use crate::wire::{stamp_len, MessageTemplate};
+
+/// Scratch read buffer per thread.
+const READ_BUF: usize = 256 * 1024;
+/// Longest single poll wait, so deadlines are checked often enough.
+pub const MAX_WAIT: Duration = Duration::from_millis(50);
+
+/// What the threads share: the plan, the live counters and the rendezvous.
+#[derive(Debug)]
+pub struct Shared {
+    pub plan: Plan,
+    pub lives: Vec<Live>,
+    pub rendezvous: Rendezvous,
+    /// The run's hard end (`--timeout` after the start).
+    pub deadline: Instant,
+}
+
+/// One thread's event loop and connections.
+pub struct Worker {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    poll: Poll,
+    events: Events,
+    pub(crate) conns: Slab<Conn>,
+    epoch: Instant,
+    rx: Box<[u8]>,
+    pub(crate) tx: Vec<u8>,
+    pub(crate) template: MessageTemplate,
+    pub(crate) spec: EchoSpec,
+    rng: u64,
+    pub(crate) stats: Stats,
+    hs_deadlines: VecDeque<(u64, usize, u64)>,
+    next_id: u64,
+    /// Connections this thread opens, and may have handshaking at once.
+    pub(crate) to_open: u64,
+    pub(crate) max_handshaking: u64,
+    pub(crate) opened: u64,
+    /// Connections connecting or handshaking.
+    pub(crate) connecting: u64,
+    /// Connections open (not closing).
+    pub(crate) up: u64,
+    /// Whether echoes trigger more sends.
+    pub(crate) sending: bool,
+    /// Messages each connection sends, in count mode.
+    pub(crate) target: u64,
+    pub(crate) window: u64,
+    /// Messages in flight over all connections.
+    pub(crate) outstanding: u64,
+    /// Connections that have not received all their echoes (count mode).
+    pub(crate) unfinished: u64,
+    /// Sustained mode: (start ns, slot width ns) of the latency table.
+    pub(crate) slots: Option<(u64, u64)>,
+    /// The close phase started: closes are expected, not failures.
+    pub(crate) closing_all: bool,
+}
+
+/// Splits `total` over `parts` as evenly as possible; share `i`.
+pub fn share(total: u64, parts: usize, i: usize) -> u64 {
+    let parts = parts as u64;
+    total / parts + u64::from((i as u64) < total % parts)
+}
+
+impl Worker {
+    pub fn new(index: usize, shared: Arc<Shared>) -> std::io::Result<Worker> {
+        let plan = &shared.plan;
+        let seed = (Instant::now().elapsed().as_nanos() as u64)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+            ^ ((index as u64 + 1) << 48)
+            ^ u64::from(std::process::id());
+        let mut rng = seed | 1;
+        let mask = (xorshift(&mut rng) as u32).to_le_bytes();
+        let template = MessageTemplate::new(plan.payload, plan.text, mask);
+        let spec = EchoSpec {
+            payload_len: plan.payload as u64,
+            stamp_len: stamp_len(plan.payload, plan.text),
+            text: plan.text,
+            mask,
+        };
+        let to_open = share(plan.connections, plan.threads, index);
+        let max_handshaking = share(plan.max_concurrent, plan.threads, index).max(1);
+        Ok(Worker {
+            index,
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            conns: Slab::with_capacity(to_open as usize),
+            epoch: Instant::now(),
+            rx: vec![0; READ_BUF].into_boxed_slice(),
+            tx: Vec::with_capacity(64 * 1024),
+            template,
+            spec,
+            rng,
+            stats: Stats::default(),
+            hs_deadlines: VecDeque::new(),
+            next_id: 0,
+            to_open,
+            max_handshaking,
+            opened: 0,
+            connecting: 0,
+            up: 0,
+            sending: false,
+            target: 0,
+            window: plan.window as u64,
+            outstanding: 0,
+            unfinished: 0,
+            slots: None,
+            closing_all: false,
+            shared,
+        })
+    }
+
+    /// Nanoseconds since this worker started.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Waits up to `wait` for events, handles them, expires handshakes and
+    /// publishes the live counters.
+    pub(crate) fn turn(&mut self, wait: Duration) {
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                eprintln!("ringgate-load: poll: {e}");
+                std::thread::sleep(wait);
+            }
+        }
+        for event in events.iter() {
+            self.on_event(event);
+        }
+        self.events = events;
+        self.expire_handshakes();
+        self.shared.lives[self.index].publish(self.up, &self.stats);
+    }
+
+    /// Starts one connection attempt.
+    pub(crate) fn start_connect(&mut self) {
+        let plan = &self.shared.plan;
+        let global = self.opened as usize * plan.threads + self.index;
+        let source: Option<IpAddr> =
+            (!plan.source_ips.is_empty()).then(|| plan.source_ips[global % plan.source_ips.len()]);
+        let addr = plan.url.addr;
+        let hs_timeout = plan.handshake_timeout.as_nanos() as u64;
+        self.opened += 1;
+        self.stats.attempts += 1;
+        let started_ns = self.now_ns();
+        let (mut sock, connected) = match open_socket(addr, source) {
+            Ok(s) => s,
+            Err(cause) => return self.stats.fail(cause, 1),
+        };
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self
+            .poll
+            .registry()
+            .register(&mut sock, Token(key), interest)
+            .is_err()
+        {
+            return self.stats.fail(Cause::SocketError, 1);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        entry.insert(Conn {
+            id,
+            sock,
+            state: State::Connecting,
+            started_ns,
+            handshake: None,
+            decoder: Default::default(),
+            out: Vec::new(),
+            out_pos: 0,
+            msgs: Msgs::default(),
+        });
+        self.connecting += 1;
+        self.hs_deadlines
+            .push_back((started_ns + hs_timeout, key, id));
+        if connected {
+            self.on_connected(key);
+        }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let key = event.token().0;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        match conn.state {
+            State::Connecting => match conn.connect_done() {
+                Ok(true) => self.on_connected(key),
+                Ok(false) => {}
+                Err(cause) => self.drop_conn(key, Some(cause)),
+            },
+            State::Handshaking => {
+                if event.is_writable() && !conn.flush() {
+                    return self.drop_conn(key, Some(Cause::IoError));
+                }
+                if readable {
+                    self.read_handshake(key);
+                }
+            }
+            State::Open | State::Closing => {
+                if event.is_writable() && !conn.flush() {
+                    let cause = (conn.state == State::Open).then_some(Cause::IoError);
+                    return self.drop_conn(key, cause);
+                }
+                if readable {
+                    self.read_frames(key, event.is_read_closed() || event.is_error());
+                }
+            }
+        }
+    }
+
+    /// TCP is up: send the upgrade request.
+    fn on_connected(&mut self, key: usize) {
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&xorshift(&mut self.rng).to_le_bytes());
+        nonce[8..].copy_from_slice(&xorshift(&mut self.rng).to_le_bytes());
+        let url = &self.shared.plan.url;
+        self.tx.clear();
+        let ws_key = write_request(&mut self.tx, &url.host_header, &url.target, nonce);
+        let conn = &mut self.conns[key];
+        conn.state = State::Handshaking;
+        conn.handshake = Some(Box::new(Pending {
+            key: ws_key,
+            response: Vec::new(),
+        }));
+        if !conn.send(&self.tx) {
+            self.drop_conn(key, Some(Cause::IoError));
+        }
+    }
+
+    fn read_handshake(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let mut outcome: Option<Result<usize, Cause>> = None;
+        let end = conn.read_into(&mut self.rx, true, |c, bytes| {
+            let Some(p) = c.handshake.as_mut() else {
+                return false;
+            };
+            p.response.extend_from_slice(bytes);
+            match check_response(&p.response, &p.key) {
+                Ok(None) => true,
+                Ok(Some(n)) => {
+                    outcome = Some(Ok(n));
+                    false
+                }
+                Err(HandshakeError::Status(_)) => {
+                    outcome = Some(Err(Cause::BadStatus));
+                    false
+                }
+                Err(HandshakeError::Bad(_)) => {
+                    outcome = Some(Err(Cause::BadHandshake));
+                    false
+                }
+            }
+        });
+        match (outcome, end) {
+            (Some(Ok(head_len)), _) => self.on_upgraded(key, head_len),
+            (Some(Err(cause)), _) => self.drop_conn(key, Some(cause)),
+            (None, ReadEnd::Drained) => {}
+            (None, ReadEnd::Eof) => self.drop_conn(key, Some(Cause::ClosedEarly)),
+            (None, ReadEnd::Error) => self.drop_conn(key, Some(Cause::IoError)),
+        }
+    }
+
+    /// The 101 arrived after `head_len` bytes of the response.
+    fn on_upgraded(&mut self, key: usize, head_len: usize) {
+        let now = self.now_ns();
+        let conn = &mut self.conns[key];
+        let pending = conn.handshake.take().expect("handshaking");
+        conn.state = State::Open;
+        let us = now.saturating_sub(conn.started_ns) / 1000;
+        self.stats.handshake.saturating_record(us.max(1));
+        self.stats.handshakes += 1;
+        self.connecting -= 1;
+        self.up += 1;
+        self.tx.clear();
+        let leftover = &pending.response[head_len..];
+        let mut sink = EchoSink {
+            spec: self.spec,
+            msgs: &mut conn.msgs,
+            stats: &mut self.stats,
+            replies: &mut self.tx,
+            now_ns: now,
+            slot: None,
+            completed: 0,
+            unsolicited: 0,
+        };
+        if conn.decoder.feed(leftover, &mut sink).is_err() {
+            return self.drop_conn(key, Some(Cause::ProtocolError));
+        }
+        if !conn.send(&self.tx) {
+            return self.drop_conn(key, Some(Cause::IoError));
+        }
+        // Reading stopped at the head: drain whatever followed it.
+        self.read_frames(key, true);
+    }
+
+    /// Reads and handles server frames; then sends replies and refills the window.
+    fn read_frames(&mut self, key: usize, until_block: bool) {
+        let (epoch, spec, slots) = (self.epoch, self.spec, self.slots);
+        let stats = &mut self.stats;
+        let tx = &mut self.tx;
+        tx.clear();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut bad_frame = false;
+        let mut completed = 0;
+        let end = conn.read_into(&mut self.rx, until_block, |c, bytes| {
+            let now = epoch.elapsed().as_nanos() as u64;
+            let slot = slots.map(|(start, width)| (now.saturating_sub(start) / width) as usize);
+            let mut sink = EchoSink {
+                spec,
+                msgs: &mut c.msgs,
+                stats: &mut *stats,
+                replies: &mut *tx,
+                now_ns: now,
+                slot,
+                completed: 0,
+                unsolicited: 0,
+            };
+            let ok = c.decoder.feed(bytes, &mut sink).is_ok();
+            completed += sink.completed;
+            bad_frame |= !ok;
+            ok
+        });
+        self.outstanding -= completed;
+        if completed > 0 && !conn.msgs.done && conn.msgs.received >= self.target {
+            conn.msgs.done = true;
+            self.unfinished = self.unfinished.saturating_sub(1);
+        }
+        if bad_frame {
+            return self.drop_conn(key, Some(Cause::ProtocolError));
+        }
+        match end {
+            ReadEnd::Drained => {}
+            ReadEnd::Eof | ReadEnd::Error => {
+                let expected = conn.state == State::Closing;
+                let cause = if end == ReadEnd::Eof {
+                    Cause::ClosedEarly
+                } else {
+                    Cause::IoError
+                };
+                return self.drop_conn(key, (!expected).then_some(cause));
+            }
+        }
+        if conn.msgs.got_close && conn.state == State::Open {
+            conn.state = State::Closing;
+            self.up -= 1;
+            if !conn.msgs.done {
+                conn.msgs.done = true;
+                self.unfinished = self.unfinished.saturating_sub(1);
+            }
+            if !self.closing_all {
+                self.stats.fail(Cause::ClosedByServer, 1);
+            }
+        }
+        if self.sending && conn.state == State::Open {
+            let room = self.window - conn.msgs.in_flight();
+            let n = room.min(self.target.saturating_sub(conn.msgs.sent));
+            let now = self.epoch.elapsed().as_nanos() as u64;
+            append_messages(&self.template, &mut conn.msgs, &mut self.tx, n, now);
+            self.outstanding += n;
+            self.stats.sent += n;
+        }
+        if !conn.send(&self.tx) {
+            self.drop_conn(key, Some(Cause::IoError));
+        }
+    }
+
+    /// Queues `n` messages on connection `key` and writes them.
+    pub(crate) fn send_messages(&mut self, key: usize, n: u64) {
+        let now = self.now_ns();
+        let conn = &mut self.conns[key];
+        self.tx.clear();
+        append_messages(&self.template, &mut conn.msgs, &mut self.tx, n, now);
+        self.outstanding += n;
+        self.stats.sent += n;
+        if !conn.send(&self.tx) {
+            self.drop_conn(key, Some(Cause::IoError));
+        }
+    }
+
+    /// Sends a Close (1000) on an open connection and waits for the server's end.
+    pub(crate) fn start_close(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        if conn.state != State::Open {
+            return;
+        }
+        conn.state = State::Closing;
+        self.up -= 1;
+        if conn.msgs.close_sent {
+            return;
+        }
+        conn.msgs.close_sent = true;
+        self.tx.clear();
+        ringgate::protocol::writer::encode_client_frame(
+            &mut self.tx,
+            true,
+            OpCode::Close,
+            &1000u16.to_be_bytes(),
+            self.spec.mask,
+        );
+        if !conn.send(&self.tx) {
+            self.drop_conn(key, None);
+        }
+    }
+
+    /// Removes connection `key`, counting `cause` and its unanswered messages.
+    pub(crate) fn drop_conn(&mut self, key: usize, cause: Option<Cause>) {
+        let Some(conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        match conn.state {
+            State::Connecting | State::Handshaking => self.connecting -= 1,
+            State::Open => self.up -= 1,
+            State::Closing => {}
+        }
+        if let Some(cause) = cause {
+            self.stats.fail(cause, 1);
+        }
+        let in_flight = conn.msgs.in_flight();
+        if in_flight > 0 {
+            self.stats.fail(Cause::Unanswered, in_flight);
+            self.outstanding -= in_flight;
+        }
+        if self.target > 0 && !conn.msgs.done {
+            self.unfinished = self.unfinished.saturating_sub(1);
+        }
+    }
+
+    fn expire_handshakes(&mut self) {
+        let now = self.now_ns();
+        while let Some(&(deadline, key, id)) = self.hs_deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.hs_deadlines.pop_front();
+            if let Some(conn) = self.conns.get(key) {
+                if conn.id == id && matches!(conn.state, State::Connecting | State::Handshaking) {
+                    self.drop_conn(key, Some(Cause::Timeout));
+                }
+            }
+        }
+    }
+
+    /// Keys of the connections in `state`.
+    pub(crate) fn keys_in(&self, state: State) -> Vec<usize> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.state == state)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Every connection still connecting or handshaking counts as a timeout.
+    pub(crate) fn abandon_handshakes(&mut self) {
+        for key in self.keys_in(State::Connecting) {
+            self.drop_conn(key, Some(Cause::Timeout));
+        }
+        for key in self.keys_in(State::Handshaking) {
+            self.drop_conn(key, Some(Cause::Timeout));
+        }
+    }
+
+    /// Rendezvous with the other threads and the main thread.
+    pub(crate) fn rendezvous(&self) {
+        let deadline = self.shared.deadline + crate::run::RENDEZVOUS_SLACK;
+        self.shared
+            .rendezvous
+            .wait(deadline, Duration::from_millis(100), || {});
+    }
+}
+
+/// Appends `n` stamped messages to `out`, noting their send time.
+fn append_messages(t: &MessageTemplate, msgs: &mut Msgs, out: &mut Vec<u8>, n: u64, now: u64) {
+    let ring = msgs.ring.len() as u64;
+    for _ in 0..n {
+        let seq = msgs.sent;
+        t.append(out, seq);
+        msgs.ring[(seq % ring) as usize] = now;
+        msgs.sent += 1;
+    }
+}
+
+/// xorshift64*: cheap, good enough for masks and nonces of a load tool.
+fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up() {
+        for (total, parts) in [(10_000, 3), (1, 4), (7, 7), (5, 1)] {
+            let sum: u64 = (0..parts).map(|i| share(total, parts, i)).sum();
+            assert_eq!(sum, total);
+            let max = (0..parts).map(|i| share(total, parts, i)).max().unwrap();
+            let min = (0..parts).map(|i| share(total, parts, i)).min().unwrap();
+            assert!(max - min <= 1);
+        }
+    }
+
+    #[test]
+    fn xorshift_moves() {
+        let mut s = 1;
+        let a = xorshift(&mut s);
+        let b = xorshift(&mut s);
+        assert_ne!(a, b);
+    }
+}
