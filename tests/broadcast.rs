@@ -61,7 +61,11 @@ async fn assert_received_once(clients: &mut [Client], to: impl Fn(usize) -> bool
         let marker = format!("marker {i}");
         ws.send(WsMessage::Text(marker.clone())).await.unwrap();
         let got = ws_next(ws, Duration::from_secs(10)).await;
-        assert_eq!(got, WsMessage::Text(marker), "client {i} got a duplicate or stray message");
+        assert_eq!(
+            got,
+            WsMessage::Text(marker),
+            "client {i} got a duplicate or stray message"
+        );
     }
 }
 
@@ -72,6 +76,12 @@ async fn broadcast_reaches_every_connection_on_every_shard_once() {
         .start()
         .expect("start in-process server");
     assert_eq!(handle.shards(), 2);
+    // The library honours RINGGATE_IO like the binary does.
+    match std::env::var("RINGGATE_IO").as_deref() {
+        Ok("epoll") => assert_eq!(handle.io_name(), "epoll"),
+        Ok("uring") => assert_eq!(handle.io_name(), "io_uring"),
+        _ => {}
+    }
     let url = format!("ws://{}/b", handle.local_addr());
 
     // Open connections until both shards hold at least one.
@@ -96,7 +106,11 @@ async fn broadcast_reaches_every_connection_on_every_shard_once() {
             break;
         }
     }
-    assert_eq!(seen, [true, true], "200 connections never reached both shards");
+    assert_eq!(
+        seen,
+        [true, true],
+        "200 connections never reached both shards"
+    );
 
     // The hub counts them all, per shard.
     let hub = handle.hub();
@@ -110,7 +124,10 @@ async fn broadcast_reaches_every_connection_on_every_shard_once() {
         if stats.connections == clients.len() && per_shard == want {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "stats {stats:?}, want {want:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats {stats:?}, want {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -119,12 +136,17 @@ async fn broadcast_reaches_every_connection_on_every_shard_once() {
     assert_received_once(&mut clients, |_| true, "hello all").await;
 
     // 2. From a handler running on one shard, reaching the other shard too.
-    clients[0].ws.send(WsMessage::Text("bcast".into())).await.unwrap();
+    clients[0]
+        .ws
+        .send(WsMessage::Text("bcast".into()))
+        .await
+        .unwrap();
     assert_received_once(&mut clients, |_| true, "from a handler").await;
 
     // 3. A direct send reaches its one connection, on whichever shard.
     for target in [0, clients.len() - 1] {
-        hub.send(clients[target].id, Message::Text("direct")).unwrap();
+        hub.send(clients[target].id, Message::Text("direct"))
+            .unwrap();
         assert_received_once(&mut clients, |i| i == target, "direct").await;
     }
 
@@ -144,5 +166,5 @@ async fn broadcast_reaches_every_connection_on_every_shard_once() {
 
     drop(clients);
     handle.shutdown();
-    handle.join();
+    handle.join().expect("server threads end cleanly");
 }

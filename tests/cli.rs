@@ -34,7 +34,10 @@ fn help_lists_the_main_options() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in ["--host", "--port", "--config", "--no-echo"] {
-        assert!(text.contains(flag), "--help does not mention {flag}:\n{text}");
+        assert!(
+            text.contains(flag),
+            "--help does not mention {flag}:\n{text}"
+        );
     }
 }
 
@@ -47,8 +50,14 @@ fn bad_setting_exits_nonzero_naming_the_key() {
     ] {
         let out = run(&["--host", "127.0.0.1", "--port", "0"], &[(key, value)]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{key}={value} was accepted; stderr:\n{stderr}");
-        assert!(stderr.contains(key), "{key}={value}: the error must name {key}:\n{stderr}");
+        assert!(
+            !out.status.success(),
+            "{key}={value} was accepted; stderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(key),
+            "{key}={value}: the error must name {key}:\n{stderr}"
+        );
         assert!(
             !String::from_utf8_lossy(&out.stdout).contains("listening on"),
             "{key}={value}: must not start listening"

@@ -18,7 +18,7 @@ const CONNECT_PARALLELISM: usize = 200;
 async fn two_thousand_connections_echo_concurrently() {
     let limit = raise_nofile_limit();
     assert!(
-        limit >= (CONNECTIONS + 200) as u64,
+        limit >= (CONNECTIONS + 200) as libc::rlim_t,
         "need {} open files, the hard limit allows {limit}",
         CONNECTIONS + 200
     );

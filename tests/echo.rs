@@ -68,7 +68,10 @@ fn raw_fragments_with_an_interleaved_ping() {
     ws.send(true, OP_CONT, b"world");
     // The pong answers the ping first (the message is not complete before it).
     let pong = ws.read_frame(Duration::from_secs(5));
-    assert_eq!((pong.opcode, pong.payload.as_slice()), (OP_PONG, &b"in-between"[..]));
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (OP_PONG, &b"in-between"[..])
+    );
     let (op, data) = ws.read_message(Duration::from_secs(5));
     assert_eq!((op, data), (OP_TEXT, b"Hello, fragmented world".to_vec()));
 }
@@ -113,7 +116,10 @@ fn raw_pipelined_messages_come_back_in_order() {
     ws.send_raw(&batch);
     for i in 0..200 {
         let (op, data) = ws.read_message(Duration::from_secs(5));
-        assert_eq!((op, String::from_utf8(data).unwrap()), (OP_TEXT, format!("message {i}")));
+        assert_eq!(
+            (op, String::from_utf8(data).unwrap()),
+            (OP_TEXT, format!("message {i}"))
+        );
     }
 }
 
@@ -125,7 +131,10 @@ fn raw_frame_written_one_byte_at_a_time() {
     for b in client_frame(OP_BINARY, &payload) {
         ws.send_raw(&[b]);
     }
-    assert_eq!(ws.read_message(Duration::from_secs(5)), (OP_BINARY, payload));
+    assert_eq!(
+        ws.read_message(Duration::from_secs(5)),
+        (OP_BINARY, payload)
+    );
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{connect, http_get, read_response, RawWs, ServerProcess, UpgradeRequest, SAMPLE_ACCEPT};
+use common::{
+    connect, http_get, read_response, RawWs, ServerProcess, UpgradeRequest, SAMPLE_ACCEPT,
+};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -80,7 +82,9 @@ fn token_lists_and_case_are_accepted() {
 #[test]
 fn non_get_upgrade_is_405() {
     let server = ServerProcess::spawn(&[]);
-    let resp = UpgradeRequest::new("/echo").method("POST").send(server.addr);
+    let resp = UpgradeRequest::new("/echo")
+        .method("POST")
+        .send(server.addr);
     assert_eq!(resp.status, 405, "{resp:?}");
     resp.assert_error_json();
 }
@@ -140,7 +144,9 @@ fn health_reports_status_timestamp_connections_and_uptime() {
     assert_eq!(resp.status, 200, "{resp:?}");
     assert!(resp.has_token("Connection", "close"), "{resp:?}");
     assert!(
-        resp.header("Content-Type").unwrap_or("").contains("application/json"),
+        resp.header("Content-Type")
+            .unwrap_or("")
+            .contains("application/json"),
         "{resp:?}"
     );
     let v = resp.json();
@@ -153,7 +159,11 @@ fn health_reports_status_timestamp_connections_and_uptime() {
 #[test]
 fn health_counts_open_websocket_connections() {
     let server = ServerProcess::spawn(&[]);
-    let count = || http_get(server.addr, "/health").json()["connections"].as_u64().unwrap();
+    let count = || {
+        http_get(server.addr, "/health").json()["connections"]
+            .as_u64()
+            .unwrap()
+    };
     let wait_for = |pred: &dyn Fn(u64) -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
@@ -161,11 +171,16 @@ fn health_counts_open_websocket_connections() {
             if pred(n) {
                 return n;
             }
-            assert!(std::time::Instant::now() < deadline, "connections stuck at {n}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connections stuck at {n}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
-    let clients: Vec<RawWs> = (0..3).map(|_| RawWs::connect(server.addr, "/echo")).collect();
+    let clients: Vec<RawWs> = (0..3)
+        .map(|_| RawWs::connect(server.addr, "/echo"))
+        .collect();
     wait_for(&|n| n >= 3);
     for mut c in clients {
         c.send_close(1000, b"");

@@ -26,7 +26,10 @@ fn silent_peer_is_pinged_then_closed() {
         }
     };
     assert!(pings >= 1, "the server must ping before dropping the peer");
-    assert!(closed, "a peer that never answers must be closed within 5 s");
+    assert!(
+        closed,
+        "a peer that never answers must be closed within 5 s"
+    );
 }
 
 #[tokio::test]
@@ -43,7 +46,10 @@ async fn answering_peer_stays_open_and_keeps_echoing() {
             Ok(other) => panic!("unexpected while idle: {other:?}"),
         }
     }
-    assert!(pings >= 2, "expected pings every 300 ms, saw {pings} in 2 s");
+    assert!(
+        pings >= 2,
+        "expected pings every 300 ms, saw {pings} in 2 s"
+    );
     ws_echo(&mut ws, Message::Text("still here".into())).await;
     ws.close(None).await.unwrap();
 }
@@ -92,7 +98,9 @@ fn no_server_pings_when_the_period_is_zero() {
 async fn client_ping_gets_pong_with_the_same_payload() {
     let server = ServerProcess::spawn(&[]);
     let mut ws = ws_connect(&server.ws_url("/echo")).await;
-    ws.send(Message::Ping(b"heartbeat-42".to_vec())).await.unwrap();
+    ws.send(Message::Ping(b"heartbeat-42".to_vec()))
+        .await
+        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
     match got {
         Ok(Some(Ok(Message::Pong(p)))) => assert_eq!(p, b"heartbeat-42"),

@@ -32,7 +32,8 @@ async fn sigterm_sends_1001_to_every_client_and_exits_0() {
         let end = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(Ok(_)) = ws.next().await {}
         });
-        end.await.unwrap_or_else(|_| panic!("client {i}: TCP not closed"));
+        end.await
+            .unwrap_or_else(|_| panic!("client {i}: TCP not closed"));
     }
 
     let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(20)));
@@ -44,7 +45,9 @@ async fn sigterm_sends_1001_to_every_client_and_exits_0() {
 fn sigterm_with_unresponsive_clients_exits_after_the_drain_timeout() {
     let mut server = ServerProcess::spawn(&[("RINGGATE_DRAIN_TIMEOUT", "1s")]);
     // Raw clients that read nothing and never answer the close frame.
-    let clients: Vec<RawWs> = (0..5).map(|_| RawWs::connect(server.addr, "/echo")).collect();
+    let clients: Vec<RawWs> = (0..5)
+        .map(|_| RawWs::connect(server.addr, "/echo"))
+        .collect();
     server.terminate();
     let status = server
         .wait_exit(Duration::from_secs(15))
@@ -59,6 +62,8 @@ fn sigterm_with_unresponsive_clients_exits_after_the_drain_timeout() {
 fn sigterm_with_no_clients_exits_0_promptly() {
     let mut server = ServerProcess::spawn(&[]);
     server.terminate();
-    let status = server.wait_exit(Duration::from_secs(15)).expect("still running");
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .expect("still running");
     assert!(status.success(), "exit status {status:?}");
 }

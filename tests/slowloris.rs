@@ -12,7 +12,12 @@ use tokio_tungstenite::tungstenite::Message;
 /// Writes `head` one byte per `gap`, watching for the server to close.
 /// Returns how long the server let the client trickle, or `None` if it
 /// never closed within `limit`.
-fn trickle(addr: std::net::SocketAddr, head: &[u8], gap: Duration, limit: Duration) -> Option<Duration> {
+fn trickle(
+    addr: std::net::SocketAddr,
+    head: &[u8],
+    gap: Duration,
+    limit: Duration,
+) -> Option<Duration> {
     let mut s = connect(addr, Duration::from_secs(5));
     s.set_read_timeout(Some(gap)).unwrap();
     let start = Instant::now();
@@ -46,8 +51,14 @@ async fn slow_header_client_is_dropped_while_others_keep_echoing() {
     let addr = server.addr;
     // A header line that never ends: the head can never complete.
     let slow = tokio::task::spawn_blocking(move || {
-        let head = b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-        trickle(addr, head, Duration::from_millis(300), Duration::from_secs(10))
+        let head =
+            b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        trickle(
+            addr,
+            head,
+            Duration::from_millis(300),
+            Duration::from_secs(10),
+        )
     });
 
     // Meanwhile, every normal client keeps echoing for 3 s: three times the
@@ -93,10 +104,17 @@ fn silent_connection_is_dropped() {
         Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
         Err(e) => panic!("not dropped after {:?}: {e}", start.elapsed()),
     }
-    assert!(start.elapsed() <= Duration::from_secs(6), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() <= Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
     if !buf.is_empty() {
         let text = String::from_utf8_lossy(&buf);
-        assert!(text.starts_with("HTTP/1.1 408"), "unexpected answer {text:?}");
+        assert!(
+            text.starts_with("HTTP/1.1 408"),
+            "unexpected answer {text:?}"
+        );
     }
 }
 

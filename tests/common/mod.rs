@@ -99,13 +99,17 @@ impl ServerProcess {
         };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(addr) => {
-                server.addr = addr
-                    .parse()
-                    .unwrap_or_else(|e| server.fail(&format!("bad listening address {addr:?}: {e}")));
+                server.addr = addr.parse().unwrap_or_else(|e| {
+                    server.fail(&format!("bad listening address {addr:?}: {e}"))
+                });
             }
             Err(_) => server.fail("no `listening on` line within 30 s (or the process exited)"),
         }
-        assert_ne!(server.addr.port(), 0, "the server must print the port it bound");
+        assert_ne!(
+            server.addr.port(),
+            0,
+            "the server must print the port it bound"
+        );
         server
     }
 
@@ -187,19 +191,23 @@ impl Drop for ServerProcess {
 
 /// Raises this process's RLIMIT_NOFILE soft limit to its hard limit and
 /// returns the new soft limit.
-pub fn raise_nofile_limit() -> u64 {
+pub fn raise_nofile_limit() -> libc::rlim_t {
     // SAFETY: plain getrlimit/setrlimit on a stack value.
     unsafe {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
+        assert_eq!(
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim),
+            0,
+            "getrlimit"
+        );
         if lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
         }
-        lim.rlim_cur as u64
+        lim.rlim_cur
     }
 }
 
@@ -315,7 +323,10 @@ pub fn read_response(s: &mut TcpStream) -> io::Result<(HttpResponse, Vec<u8>)> {
         ));
     }
     let status: u16 = parts.next().and_then(|c| c.parse().ok()).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {status_line:?}"))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad status line {status_line:?}"),
+        )
     })?;
     let reason = parts.next().unwrap_or_default().to_owned();
     let headers: Vec<(String, String)> = lines
@@ -434,7 +445,13 @@ pub const OP_PONG: u8 = 0xA;
 
 /// Encodes one frame. `rsv` is the three RSV bits (0..=7); `mask` `None`
 /// produces an unmasked frame (a protocol error from a client).
-pub fn encode_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+pub fn encode_frame(
+    fin: bool,
+    rsv: u8,
+    opcode: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 14);
     out.push(((fin as u8) << 7) | ((rsv & 7) << 4) | (opcode & 0x0F));
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
@@ -504,8 +521,14 @@ pub fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
     let opcode = buf[0] & 0x0F;
     let masked = buf[1] & 0x80 != 0;
     let (len, mut at) = match buf[1] & 0x7F {
-        126 => (u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize, 4),
-        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize, 10),
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
         n => (n as usize, 2),
     };
     let mask = if masked {
@@ -517,7 +540,10 @@ pub fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
     };
     let mut payload = buf.get(at..at + len)?.to_vec();
     if let Some(m) = mask {
-        payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= m[i % 4]);
+        payload
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b ^= m[i % 4]);
     }
     Some((
         Frame {
@@ -598,7 +624,12 @@ impl RawWs {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return ReadEvent::Closed,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return ReadEvent::TimedOut
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -692,9 +723,8 @@ impl RawWs {
 // tokio-tungstenite
 // ---------------------------------------------------------------------------
 
-pub type WsClient = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+pub type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects a tokio-tungstenite client (10 s limit).
 pub async fn ws_connect(url: &str) -> WsClient {
@@ -710,7 +740,10 @@ pub async fn ws_connect(url: &str) -> WsClient {
 }
 
 /// The next non-control message (pings are answered by tungstenite itself).
-pub async fn ws_next(ws: &mut WsClient, timeout: Duration) -> tokio_tungstenite::tungstenite::Message {
+pub async fn ws_next(
+    ws: &mut WsClient,
+    timeout: Duration,
+) -> tokio_tungstenite::tungstenite::Message {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     let deadline = tokio::time::Instant::now() + timeout;
