@@ -33,6 +33,8 @@ pub(crate) fn bind_listeners(
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
         socket.set_nonblocking(true)?;
+        // Accepted sockets inherit TCP_NODELAY (frames are written whole, so
+        // Nagle would only add delay): no setsockopt per connection.
         socket.set_nodelay(true)?;
         socket.bind(&addr.into())?;
         socket.listen(backlog.min(i32::MAX as u32) as i32)?;
@@ -55,15 +57,6 @@ pub(crate) fn ensure_port_free(addr: SocketAddr) -> io::Result<()> {
     probe.set_reuse_address(true)?;
     probe.bind(&addr.into())?;
     Ok(())
-}
-
-/// Per-connection options: no Nagle delay (frames are written whole).
-pub(crate) fn configure_accepted(fd: RawFd) {
-    // SAFETY: `fd` is a live socket owned by the calling shard for this call.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    let sock = SockRef::from(&fd);
-    // Best effort: a socket that cannot take the option still works.
-    let _ = sock.set_nodelay(true);
 }
 
 /// The peer address of a connected socket.

@@ -102,7 +102,6 @@ impl Shard {
             self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        super::socket::configure_accepted(fd);
         self.serial = self.serial.wrapping_add(1);
         let entry = self.conns.vacant_entry();
         let id = ConnId::new(self.index, self.serial, entry.key() as u32);
