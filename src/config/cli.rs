@@ -1,0 +1,138 @@
+//! The command line: `Cli` (the clap flags) and `Cli::apply`, the last layer over a loaded config.
+//! It never reads files or the environment and never validates; the caller runs `Config::validate`.
+
+use std::path::PathBuf;
+
+use super::settings::env_help;
+use super::{Config, IoMode};
+
+/// Command-line flags; each one overrides the file and the environment.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "ringgate",
+    version,
+    about = "Thread-per-core io_uring WebSocket gateway",
+    after_help = env_help()
+)]
+pub struct Cli {
+    /// YAML config file (sections server, websocket, echo; key log_level)
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [SERVER_HOST]
+    #[arg(long)]
+    pub host: Option<String>,
+    /// TCP port, 0 = ephemeral [SERVER_PORT]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Shard threads, 0 = one per CPU [RINGGATE_SHARDS]
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// I/O driver [RINGGATE_IO]
+    #[arg(long, value_enum)]
+    pub io: Option<IoMode>,
+    /// tracing filter, e.g. info or info,ringgate=debug [LOG_LEVEL]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Do not serve the echo route [RINGGATE_ECHO=false]
+    #[arg(long)]
+    pub no_echo: bool,
+}
+
+impl Cli {
+    /// Overrides `cfg` with every flag given; call [`Config::validate`] afterwards.
+    pub fn apply(&self, cfg: &mut Config) {
+        if let Some(host) = &self.host {
+            cfg.server.host.clone_from(host);
+        }
+        if let Some(port) = self.port {
+            cfg.server.port = port;
+        }
+        if let Some(shards) = self.shards {
+            cfg.server.shards = shards;
+        }
+        if let Some(io) = self.io {
+            cfg.server.io = io;
+        }
+        if let Some(level) = &self.log_level {
+            cfg.log_level.clone_from(level);
+        }
+        if self.no_echo {
+            cfg.echo.enabled = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::SETTINGS;
+    use crate::config::tests::load_with;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn flags_beat_env() {
+        let env = [
+            ("SERVER_PORT", "9100"),
+            ("LOG_LEVEL", "warn"),
+            ("RINGGATE_SHARDS", "2"),
+        ];
+        let mut cfg = load_with(None, &env).unwrap();
+        let cli = Cli::try_parse_from([
+            "ringgate",
+            "--port",
+            "9200",
+            "--host",
+            "::1",
+            "--shards",
+            "3",
+            "--io",
+            "epoll",
+            "--log-level",
+            "ringgate=trace",
+            "--no-echo",
+        ])
+        .unwrap();
+        cli.apply(&mut cfg);
+        cfg.validate().unwrap();
+        assert_eq!(cfg.server.port, 9200);
+        assert_eq!(cfg.server.host, "::1");
+        assert_eq!(cfg.server.shards, 3);
+        assert_eq!(cfg.server.io, IoMode::Epoll);
+        assert_eq!(cfg.log_level, "ringgate=trace");
+        assert!(!cfg.echo.enabled);
+    }
+
+    #[test]
+    fn absent_flags_change_nothing() {
+        let mut cfg = load_with(None, &[("SERVER_PORT", "9100")]).unwrap();
+        Cli::try_parse_from(["ringgate"]).unwrap().apply(&mut cfg);
+        assert_eq!(cfg.server.port, 9100);
+        assert!(cfg.echo.enabled);
+    }
+
+    #[test]
+    fn help_lists_every_variable_with_its_default() {
+        let help = Cli::command().render_long_help().to_string();
+        for setting in SETTINGS {
+            let row = help
+                .lines()
+                .find(|line| line.trim_start().starts_with(setting.var))
+                .unwrap_or_else(|| panic!("{} missing from --help", setting.var));
+            assert!(
+                row.contains((setting.show)(&Config::default()).as_str()),
+                "{row}"
+            );
+        }
+        for flag in [
+            "--config",
+            "--host",
+            "--port",
+            "--shards",
+            "--io",
+            "--log-level",
+            "--no-echo",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+    }
+}

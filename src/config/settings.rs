@@ -1,0 +1,101 @@
+//! The settings table: every environment variable, its YAML key, its kind and its help line, plus
+//! the environment section of `--help` built from it. It never parses text itself (that is
+//! `values`), never reads the environment and never checks cross-field rules (that is `Config`).
+
+use std::fmt::Write as _;
+
+use super::values::{Bool, Bytes, Count, Dur, Io, Kind, Port, Text};
+use super::Config;
+
+/// One setting that has an environment variable.
+pub(super) struct Setting {
+    pub(super) var: &'static str,
+    /// Its YAML key, which is also its field path in [`Config`].
+    pub(super) key: &'static str,
+    pub(super) help: &'static str,
+    pub(super) set: fn(&mut Config, &str) -> Result<(), &'static str>,
+    pub(super) show: fn(&Config) -> String,
+}
+
+/// Builds [`SETTINGS`] from rows of `VARIABLE, field.path, Kind, "help";`.
+macro_rules! settings {
+    ($($var:literal, $first:ident $(. $rest:ident)*, $kind:ident, $help:literal;)*) => {
+        /// Every environment variable, in `--help` order; the loader walks it in this order.
+        pub(super) const SETTINGS: &[Setting] = &[$(Setting {
+            var: $var,
+            key: concat!(stringify!($first) $(, ".", stringify!($rest))*),
+            help: $help,
+            set: |cfg, s| {
+                cfg.$first $(.$rest)* = <$kind as Kind<_>>::parse(s)?;
+                Ok(())
+            },
+            show: |cfg| <$kind as Kind<_>>::show(&cfg.$first $(.$rest)*),
+        }),*];
+    };
+}
+
+settings! {
+    "SERVER_HOST", server.host, Text, "address to listen on";
+    "SERVER_PORT", server.port, Port, "TCP port (0 = ephemeral)";
+    "RINGGATE_SHARDS", server.shards, Count, "shard threads (0 = one per CPU in the affinity mask)";
+    "RINGGATE_IO", server.io, Io, "I/O driver: auto, uring or epoll";
+    "MAX_CONNECTIONS", server.max_connections, Count, "open connections, whole server";
+    "RINGGATE_BACKLOG", server.backlog, Count, "listen backlog";
+    "SERVER_READ_TIMEOUT", server.read_timeout, Dur, "time to receive the HTTP request head";
+    "SERVER_WRITE_TIMEOUT", server.write_timeout, Dur, "close when queued output stalls this long";
+    "RINGGATE_IDLE_TIMEOUT", server.idle_timeout, Dur, "close when the peer sends nothing this long (0 = off)";
+    "RINGGATE_DRAIN_TIMEOUT", server.drain_timeout, Dur, "on SIGTERM, wait this long for close handshakes";
+    "RINGGATE_MAX_HEADER_BYTES", server.max_header_bytes, Count, "largest HTTP request head (over: 431)";
+    "WS_MAX_MESSAGE_SIZE", websocket.max_message_size, Bytes, "largest message, bytes or 16MiB-style";
+    "RINGGATE_MAX_FRAGMENTS", websocket.max_fragments, Count, "most frames in one message";
+    "WS_PING_PERIOD", websocket.ping_period, Dur, "server ping interval (0 = no pings)";
+    "WS_PONG_WAIT", websocket.pong_wait, Dur, "after a ping, close a peer silent this long";
+    "RINGGATE_MAX_SEND_QUEUE", websocket.max_send_queue, Bytes, "bytes queued per connection (over: close 1008)";
+    "RINGGATE_ECHO", echo.enabled, Bool, "serve the echo route";
+    "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";
+    "LOG_LEVEL", log_level, Text, "tracing filter: trace, debug, info, warn, error or directives";
+}
+
+/// The environment table for `--help`, with the built-in defaults.
+pub(super) fn env_help() -> String {
+    let defaults = Config::default();
+    let rows: Vec<_> = SETTINGS
+        .iter()
+        .map(|s| (s.var, s.key, (s.show)(&defaults), s.help))
+        .collect();
+    let var_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let key_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let default_width = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
+    let mut text = String::from(
+        "Precedence: built-in defaults < --config FILE < environment < flags.\n\
+         Durations: 250ms, 30s, 5m, 1h30m, 0. Sizes: 1048576, 512KiB, 16MiB, 1MB.\n\n\
+         Environment variables (YAML key, default, meaning):\n",
+    );
+    for (var, key, default, help) in rows {
+        let _ = writeln!(
+            text,
+            "  {var:<var_width$}  {key:<key_width$}  {default:<default_width$}  {help}"
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_round_trips_its_default() {
+        let defaults = Config::default();
+        let mut cfg = Config::default();
+        for setting in SETTINGS {
+            (setting.set)(&mut cfg, &(setting.show)(&defaults)).unwrap();
+            assert_eq!(
+                (setting.show)(&cfg),
+                (setting.show)(&defaults),
+                "{}",
+                setting.var
+            );
+        }
+    }
+}
