@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Writes the committed seed inputs of the fuzz targets (fuzz/seeds/<target>/<name>).
+
+Each target's input layout is described at the top of fuzz/fuzz_targets/<target>.rs.
+Re-run after changing a layout: python3 fuzz/seeds/make_seeds.py
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    os.makedirs(os.path.join(HERE, target), exist_ok=True)
+    with open(os.path.join(HERE, target, name), "wb") as f:
+        f.write(data)
+
+
+# ---------------------------------------------------------------- http_request
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+RFC = (b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+       b"Connection: Upgrade\r\nSec-WebSocket-Key: " + KEY + b"\r\n"
+       b"Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n"
+       b"Sec-WebSocket-Version: 13\r\n\r\n")
+BROWSER = (b"GET /ws/chat?room=a%20b&token=x+y&x HTTP/1.1\r\nHost: localhost:8080\r\n"
+           b"Connection: keep-alive, Upgrade\r\nPragma: no-cache\r\nUpgrade: websocket\r\n"
+           b"Origin: https://example.com\r\nSec-WebSocket-Version: 13\r\n"
+           b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36\r\n"
+           b"Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n"
+           b"Sec-WebSocket-Key: " + KEY + b"\r\n"
+           b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+           b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58")
+write("http_request", "rfc6455", RFC)
+write("http_request", "browser", BROWSER)
+write("http_request", "bare_lf", RFC.replace(b"\r\n", b"\n"))
+write("http_request", "version_8", RFC.replace(b"Version: 13", b"Version: 8"))
+write("http_request", "bad_key", RFC.replace(KEY, b"dGhlIHNhbXBsZSBub25jZR=="))
+write("http_request", "post_body", b"POST /x?a=1 HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc")
+write("http_request", "plain_get", b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")
+write("http_request", "partial", RFC[:40])
+write("http_request", "garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+
+# ---------------------------------------------------------------- frame_reader
+# Input: [limits, split, stream...]; limits 0x1F = 16 MiB, 4096 fragments, masks required.
+DEFAULT = 0x1F
+
+
+def frame(opcode, payload, fin=True, mask=b"\x37\xfa\x21\x3d", rsv=0, length=None):
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    bit = 0x80 if mask is not None else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n <= 0xFFFF:
+        head += bytes([bit | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack(">Q", n)
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def close(code, reason=b""):
+    return frame(8, struct.pack(">H", code) + reason)
+
+
+def reader(name, stream, limits=DEFAULT, split=0x03):
+    write("frame_reader", name, bytes([limits, split]) + stream)
+
+
+reader("text_hello", frame(1, b"Hello"))
+reader("text_hello_bytewise", frame(1, b"Hello"), split=0x00)
+reader("fragmented_with_ping",
+       frame(1, b"Hel", fin=False) + frame(9, b"ping") + frame(0, "lo κό".encode(), fin=False)
+       + frame(0, "σμε".encode()) + frame(10, b"") + close(1000, b"bye"),
+       split=0x45)
+reader("binary_200_then_close", frame(2, bytes(range(200))) + close(1001) + b"trailing",
+       limits=0x1D, split=0x87)
+reader("empty_close", frame(8, b"") + frame(1, b"after"))
+reader("rsv1_allowed", frame(1, b"rsv", rsv=4) + frame(2, b"x"), limits=0x5F)
+reader("unmasked_optional", frame(1, b"server", mask=None) + frame(2, b"m"), limits=0x3F)
+reader("err_unmasked", frame(1, b"no mask", mask=None))
+reader("err_reserved_opcode", frame(3, b"") + frame(1, b"x"))
+reader("err_invalid_utf8", frame(1, b"ok\xed\xa0\x80no", fin=False) + frame(0, b""), split=0x01)
+reader("err_close_code", close(1005))
+reader("err_continuation", frame(0, b"orphan"))
+reader("err_nonminimal", b"\x82\xfe\x00\x05" + b"\x00" * 9)
+reader("err_too_big", frame(2, b"x" * 17), limits=0x1A)
+reader("err_fragments", frame(2, b"a", fin=False) + frame(0, b"b", fin=False) + frame(0, b"c"),
+       limits=0x0F)
+reader("err_long_ping", frame(9, b"p" * 126))
+
+# ---------------------------------------------------------------- utf8
+# Input: [split, text...].
+write("utf8", "ascii", b"\x03Hello, world")
+write("utf8", "multibyte", b"\x01" + "κόσμε 𝄞 日本語 é".encode())
+write("utf8", "surrogate", b"\x02ab\xed\xa0\x80cd")
+write("utf8", "beyond_max", b"\x00\xce\xba\xf4\x90\x80\x80")
+write("utf8", "truncated", b"\x05ok \xe2\x82")
+write("utf8", "overlong", b"\x04\xc0\xaf \xe0\x80\xaf")
+
+# ---------------------------------------------------------------- mask
+# Input: [key0..key3, offset, align, split, payload...].
+write("mask", "rfc", b"\x37\xfa\x21\x3d\x00\x00\x02Hello")
+write("mask", "long_unaligned", b"\x01\x02\x03\x04\x05\x03\x11" + bytes(range(64)))
