@@ -18,8 +18,8 @@ use bufring::BufRing;
 
 const SQ_ENTRIES: u32 = 4096;
 const CQ_ENTRIES: u32 = 16384;
-const BUF_COUNT: u16 = 1024;
-const BUF_SIZE: usize = 16 * 1024;
+const BUF_COUNT: u16 = 256;
+const BUF_SIZE: usize = 64 * 1024;
 const BUF_GROUP: u16 = 0;
 
 /// What a completion is for: the top byte of its user data; the rest is the slab key.
