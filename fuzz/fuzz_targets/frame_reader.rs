@@ -9,7 +9,7 @@ use ringgate::protocol::close::is_valid_wire_code;
 use ringgate::protocol::frame::{
     decode_header, encode_header, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
 };
-use ringgate::protocol::reader::{Event, MessageReader, ReaderLimits};
+use ringgate::protocol::reader::{Event, MessageReader, OwnedEvent, ReaderLimits};
 use ringgate::protocol::ProtocolError;
 use ringgate_fuzz::chunks;
 
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let chunked = run(limits, &pieces, split & 0x40 != 0);
     assert_eq!(whole, chunked, "whole vs chunked, {limits:?}");
     if let Ok(consumed) = whole.end {
-        let closed = matches!(whole.events.last(), Some(Owned::Close(..)));
+        let closed = matches!(whole.events.last(), Some(OwnedEvent::Close(..)));
         assert!(consumed == stream.len() || (closed && consumed < stream.len()));
     }
 });
@@ -47,52 +47,27 @@ fn limits(b: u8) -> ReaderLimits {
     }
 }
 
-/// An owned copy of an [`Event`], to compare across runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Owned {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(Option<u16>, String),
-}
-
-impl Owned {
-    /// Copies `event`, checking what every event promises whatever the input.
-    fn checked(event: Event<'_>, limits: &ReaderLimits) -> Self {
-        match event {
-            Event::Text(s) => {
-                assert!(s.len() <= limits.max_message_size);
-                Self::Text(s.to_owned())
+/// Copies `event`, checking what every event promises whatever the input.
+fn checked(event: Event<'_>, limits: &ReaderLimits) -> OwnedEvent {
+    match &event {
+        Event::Text(s) => assert!(s.len() <= limits.max_message_size),
+        Event::Binary(b) => assert!(b.len() <= limits.max_message_size),
+        Event::Ping(b) | Event::Pong(b) => assert!(b.len() <= MAX_CONTROL_PAYLOAD),
+        Event::Close(c) => {
+            match c.code {
+                Some(code) => assert!(is_valid_wire_code(code)),
+                None => assert!(c.reason.is_empty()),
             }
-            Event::Binary(b) => {
-                assert!(b.len() <= limits.max_message_size);
-                Self::Binary(b.to_vec())
-            }
-            Event::Ping(b) => {
-                assert!(b.len() <= MAX_CONTROL_PAYLOAD);
-                Self::Ping(b.to_vec())
-            }
-            Event::Pong(b) => {
-                assert!(b.len() <= MAX_CONTROL_PAYLOAD);
-                Self::Pong(b.to_vec())
-            }
-            Event::Close(c) => {
-                match c.code {
-                    Some(code) => assert!(is_valid_wire_code(code)),
-                    None => assert!(c.reason.is_empty()),
-                }
-                assert!(c.reason.len() <= MAX_CONTROL_PAYLOAD - 2);
-                Self::Close(c.code, c.reason.to_owned())
-            }
+            assert!(c.reason.len() <= MAX_CONTROL_PAYLOAD - 2);
         }
     }
+    OwnedEvent::from(event)
 }
 
 /// Events delivered, then how the run ended: bytes consumed, or the error.
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
-    events: Vec<Owned>,
+    events: Vec<OwnedEvent>,
     end: Result<usize, ProtocolError>,
 }
 
@@ -110,7 +85,7 @@ fn run(limits: ReaderLimits, pieces: &[&[u8]], break_every_event: bool) -> Outco
         loop {
             let before = events.len();
             let result = reader.feed(&mut buf[pos..], &mut |event| {
-                events.push(Owned::checked(event, &limits));
+                events.push(checked(event, &limits));
                 if break_every_event {
                     ControlFlow::Break(())
                 } else {
@@ -135,7 +110,7 @@ fn run(limits: ReaderLimits, pieces: &[&[u8]], break_every_event: bool) -> Outco
             );
             consumed += n;
             pos += n;
-            if events.len() > before && matches!(events.last(), Some(Owned::Close(..))) {
+            if events.len() > before && matches!(events.last(), Some(OwnedEvent::Close(..))) {
                 return Outcome {
                     events,
                     end: Ok(consumed),

@@ -58,6 +58,28 @@ pub enum Event<'a> {
     Close(CloseFrame<'a>),
 }
 
+/// An [`Event`] copied out of the receive buffer, for keeping or comparing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedEvent {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<u16>, String),
+}
+
+impl From<Event<'_>> for OwnedEvent {
+    fn from(event: Event<'_>) -> Self {
+        match event {
+            Event::Text(s) => Self::Text(s.to_owned()),
+            Event::Binary(b) => Self::Binary(b.to_vec()),
+            Event::Ping(b) => Self::Ping(b.to_vec()),
+            Event::Pong(b) => Self::Pong(b.to_vec()),
+            Event::Close(c) => Self::Close(c.code, c.reason.to_owned()),
+        }
+    }
+}
+
 /// A frame whose header has been read and whose payload is still arriving.
 #[derive(Debug, Clone, Copy)]
 struct PartialFrame {
@@ -450,32 +472,10 @@ mod tests {
     use crate::protocol::frame::encode_header;
     use crate::protocol::writer::{encode_client_frame, encode_frame};
 
-    /// An owned copy of an [`Event`], to compare across runs.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Owned {
-        Text(String),
-        Binary(Vec<u8>),
-        Ping(Vec<u8>),
-        Pong(Vec<u8>),
-        Close(Option<u16>, String),
-    }
-
-    impl From<Event<'_>> for Owned {
-        fn from(event: Event<'_>) -> Self {
-            match event {
-                Event::Text(s) => Self::Text(s.to_owned()),
-                Event::Binary(b) => Self::Binary(b.to_vec()),
-                Event::Ping(b) => Self::Ping(b.to_vec()),
-                Event::Pong(b) => Self::Pong(b.to_vec()),
-                Event::Close(c) => Self::Close(c.code, c.reason.to_owned()),
-            }
-        }
-    }
-
     /// Events delivered, then how the run ended: bytes consumed, or the error.
     #[derive(Debug, PartialEq, Eq)]
     struct Outcome {
-        events: Vec<Owned>,
+        events: Vec<OwnedEvent>,
         end: Result<usize, ProtocolError>,
     }
 
@@ -490,7 +490,7 @@ mod tests {
             let mut piece = stream[start..end].to_vec();
             start = end;
             let result = reader.feed(&mut piece, &mut |event| {
-                events.push(Owned::from(event));
+                events.push(OwnedEvent::from(event));
                 ControlFlow::Continue(())
             });
             match result {
@@ -503,7 +503,7 @@ mod tests {
                 }
                 Ok(n) => {
                     consumed += n;
-                    if matches!(events.last(), Some(Owned::Close(..))) {
+                    if matches!(events.last(), Some(OwnedEvent::Close(..))) {
                         break;
                     }
                     assert_eq!(n, piece.len(), "consumes everything before a close");
@@ -560,7 +560,7 @@ mod tests {
 
     /// Small text, fragmented text with an interleaved ping and a code point
     /// cut between fragments, a 70 KB binary, empty frames, then a close.
-    fn mixed_stream() -> (Vec<u8>, Vec<Owned>) {
+    fn mixed_stream() -> (Vec<u8>, Vec<OwnedEvent>) {
         let mut s = Vec::new();
         frame(&mut s, true, OpCode::Text, b"hello");
         frame(&mut s, false, OpCode::Text, "héllo ".as_bytes());
@@ -572,13 +572,13 @@ mod tests {
         frame(&mut s, true, OpCode::Binary, b"");
         frame(&mut s, true, OpCode::Close, &close_payload(1000, "bye"));
         let events = vec![
-            Owned::Text("hello".into()),
-            Owned::Ping(b"are you there".to_vec()),
-            Owned::Text("héllo wörld".into()),
-            Owned::Binary(big_binary()),
-            Owned::Pong(vec![]),
-            Owned::Binary(vec![]),
-            Owned::Close(Some(1000), "bye".into()),
+            OwnedEvent::Text("hello".into()),
+            OwnedEvent::Ping(b"are you there".to_vec()),
+            OwnedEvent::Text("héllo wörld".into()),
+            OwnedEvent::Binary(big_binary()),
+            OwnedEvent::Pong(vec![]),
+            OwnedEvent::Binary(vec![]),
+            OwnedEvent::Close(Some(1000), "bye".into()),
         ];
         (s, events)
     }
@@ -599,11 +599,11 @@ mod tests {
         frame(&mut s, true, OpCode::Pong, b"q");
         frame(&mut s, true, OpCode::Close, &close_payload(4000, "done ✓"));
         let expected = vec![
-            Owned::Text("κόσμε".into()),
-            Owned::Binary(vec![0, 255, 7]),
-            Owned::Ping(b"p".to_vec()),
-            Owned::Pong(b"q".to_vec()),
-            Owned::Close(Some(4000), "done ✓".into()),
+            OwnedEvent::Text("κόσμε".into()),
+            OwnedEvent::Binary(vec![0, 255, 7]),
+            OwnedEvent::Ping(b"p".to_vec()),
+            OwnedEvent::Pong(b"q".to_vec()),
+            OwnedEvent::Close(Some(4000), "done ✓".into()),
         ];
         let limits = ReaderLimits::default();
         assert_eq!(run(limits, &s).events, expected);
@@ -614,7 +614,7 @@ mod tests {
         frame(&mut empty_close, true, OpCode::Close, b"");
         assert_eq!(
             run(limits, &empty_close).events,
-            [Owned::Close(None, String::new())]
+            [OwnedEvent::Close(None, String::new())]
         );
     }
 
@@ -625,7 +625,7 @@ mod tests {
             let mut s = Vec::new();
             frame(&mut s, true, OpCode::Binary, &payload);
             let expected = Outcome {
-                events: vec![Owned::Binary(payload)],
+                events: vec![OwnedEvent::Binary(payload)],
                 end: Ok(s.len()),
             };
             assert_eq!(run(ReaderLimits::default(), &s), expected, "{len}");
@@ -644,11 +644,11 @@ mod tests {
         frame(&mut s, true, OpCode::Continuation, b"cd");
         frame(&mut s, true, OpCode::Text, b"next");
         let expected = vec![
-            Owned::Ping(b"1".to_vec()),
-            Owned::Pong(b"2".to_vec()),
-            Owned::Ping(b"3".to_vec()),
-            Owned::Binary(b"abcd".to_vec()),
-            Owned::Text("next".into()),
+            OwnedEvent::Ping(b"1".to_vec()),
+            OwnedEvent::Pong(b"2".to_vec()),
+            OwnedEvent::Ping(b"3".to_vec()),
+            OwnedEvent::Binary(b"abcd".to_vec()),
+            OwnedEvent::Text("next".into()),
         ];
         let limits = ReaderLimits::default();
         assert_eq!(run(limits, &s).events, expected);
@@ -732,7 +732,7 @@ mod tests {
             events += whole.events.len();
             match (&whole.end, whole.events.last()) {
                 (Err(_), _) => failed += 1,
-                (Ok(_), Some(Owned::Close(..))) => closed += 1,
+                (Ok(_), Some(OwnedEvent::Close(..))) => closed += 1,
                 (Ok(_), _) => clean += 1,
             }
         }
@@ -1042,15 +1042,15 @@ mod tests {
         let mut events = Vec::new();
         reader
             .feed(&mut s[ping.start + 9..], &mut |e| {
-                events.push(Owned::from(e));
+                events.push(OwnedEvent::from(e));
                 ControlFlow::Continue(())
             })
             .unwrap();
         assert_eq!(
             events,
             [
-                Owned::Ping(b"ping payload".to_vec()),
-                Owned::Text("part one, part two".into())
+                OwnedEvent::Ping(b"ping payload".to_vec()),
+                OwnedEvent::Text("part one, part two".into())
             ]
         );
         assert!(reader.is_idle() && reader.buffered_bytes() == 0);
@@ -1070,7 +1070,7 @@ mod tests {
         let mut events = Vec::new();
         let mut on_event = |e: Event<'_>| {
             let stop = matches!(e, Event::Ping(_));
-            events.push(Owned::from(e));
+            events.push(OwnedEvent::from(e));
             if stop {
                 ControlFlow::Break(())
             } else {
@@ -1089,9 +1089,9 @@ mod tests {
         assert_eq!(
             events,
             [
-                Owned::Ping(b"a".to_vec()),
-                Owned::Text("b".into()),
-                Owned::Close(None, String::new())
+                OwnedEvent::Ping(b"a".to_vec()),
+                OwnedEvent::Text("b".into()),
+                OwnedEvent::Close(None, String::new())
             ]
         );
     }
@@ -1112,9 +1112,9 @@ mod tests {
         assert_eq!(
             outcome.events,
             [
-                Owned::Text("server style".into()),
-                Owned::Binary(b"masked".to_vec()),
-                Owned::Text("rsv1".into())
+                OwnedEvent::Text("server style".into()),
+                OwnedEvent::Binary(b"masked".to_vec()),
+                OwnedEvent::Text("rsv1".into())
             ]
         );
         assert_eq!(outcome.end, Err(ProtocolError::ReservedBits(0b010)));
