@@ -22,6 +22,10 @@ use crate::hub::{Command, ConnId, ShardInbox, Subscriptions};
 use crate::protocol::close::code;
 use crate::protocol::writer::encode_close;
 
+/// Most slots a shard reserves address space for at start (about 280 MiB
+/// of address space, not memory, at 272 bytes a slot).
+const MAX_PRESIZED_SLOTS: usize = 1 << 20;
+
 /// What the driver must do with a connection after the shard touched it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -54,9 +58,14 @@ pub(crate) struct Shard {
 
 impl Shard {
     pub(crate) fn new(index: usize, inbox: ShardInbox, shared: Arc<Shared>) -> Self {
+        // Room for this shard's share of MAX_CONNECTIONS up front: address
+        // space only (pages become resident as slots fill), and the slab
+        // never doubles and copies under a connection storm.
+        let shards = shared.hub.shards().max(1);
+        let share = shared.config.server.max_connections / shards + 1;
         Self {
             index,
-            conns: Slab::new(),
+            conns: Slab::with_capacity(share.min(MAX_PRESIZED_SLOTS)),
             shared,
             subs: Subscriptions::default(),
             inbox,
