@@ -78,15 +78,36 @@ pub enum ModeCmd {
         #[arg(long, value_parser = parse_duration, default_value = "10s")]
         duration: Duration,
     },
+    /// N subscribers (-c) on one channel, then --publishers connections
+    /// (`role=pub` added to the query) each sending --rate binary messages/s
+    /// for --duration; every subscriber checks the order of what it gets.
+    /// Report deliveries/s and publish-to-delivery latency.
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        /// Messages per second from each publisher.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// How long to publish.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        duration: Duration,
+        /// Payload bytes per message, at least 20 (sequence, send time, publisher).
+        #[arg(long, value_parser = parse_size, default_value = "64")]
+        payload: usize,
+        /// Publishing connections.
+        #[arg(long, default_value_t = 1)]
+        publishers: u64,
+    },
 }
 
 /// Flags every mode takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Server URL (ws:// only).
-    #[arg(long, default_value = "ws://127.0.0.1:8080/echo")]
-    pub url: String,
-    /// Connections to open.
+    /// Server URL (ws:// only) [default: ws://127.0.0.1:8080/echo; for
+    /// fanout ws://127.0.0.1:8080/pubsub?channel=bench].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Connections to open (fanout: subscribers).
     #[arg(short = 'c', long, default_value_t = 100)]
     pub connections: u64,
     /// Most handshakes in flight at once (over all threads).
@@ -149,6 +170,11 @@ pub enum Mode {
     Idle {
         duration: Duration,
     },
+    Fanout {
+        /// Messages per second from each publisher.
+        rate: u64,
+        duration: Duration,
+    },
 }
 
 impl Mode {
@@ -159,12 +185,24 @@ impl Mode {
             Mode::Throughput { .. } => "throughput",
             Mode::Sustained { .. } => "sustained",
             Mode::Idle { .. } => "idle",
+            Mode::Fanout { .. } => "fanout",
         }
     }
 
     /// Whether the mode sends messages.
     pub fn sends(&self) -> bool {
-        matches!(self, Mode::Throughput { .. } | Mode::Sustained { .. })
+        matches!(
+            self,
+            Mode::Throughput { .. } | Mode::Sustained { .. } | Mode::Fanout { .. }
+        )
+    }
+
+    /// The URL used when `--url` is not given.
+    pub fn default_url(&self) -> &'static str {
+        match self {
+            Mode::Fanout { .. } => "ws://127.0.0.1:8080/pubsub?channel=bench",
+            _ => "ws://127.0.0.1:8080/echo",
+        }
     }
 }
 
@@ -173,7 +211,10 @@ impl Mode {
 pub struct Plan {
     pub mode: Mode,
     pub url: WsUrl,
+    /// Connections to open (fanout: subscribers).
     pub connections: u64,
+    /// Fanout publishers, opened after the subscribers (0 in other modes).
+    pub publishers: u64,
     pub max_concurrent: u64,
     pub threads: usize,
     pub source_ips: Vec<IpAddr>,
@@ -193,6 +234,17 @@ pub const MAX_PAYLOAD: usize = 16 << 20;
 pub const MAX_CONNECTIONS: u64 = 1_000_000;
 /// Most client threads.
 pub const MAX_THREADS: usize = 64;
+/// Most fanout publishers (each subscriber tracks a sequence per publisher).
+pub const MAX_PUBLISHERS: u64 = 64;
+/// Highest fanout rate per publisher, messages/s.
+pub const MAX_RATE: u64 = 10_000_000;
+
+impl Plan {
+    /// Every connection the run opens (subscribers and publishers).
+    pub fn total_connections(&self) -> u64 {
+        self.connections + self.publishers
+    }
+}
 
 impl Cli {
     /// Checks the flags and resolves the URL.
@@ -201,6 +253,7 @@ impl Cli {
             payload: 0,
             text: false,
         };
+        let mut fanout_publishers = 0;
         let (common, payload, mode, window) = match self.mode {
             ModeCmd::Storm { common, hold } => (common, no_payload, Mode::Storm { hold }, 1),
             ModeCmd::Throughput {
@@ -237,8 +290,33 @@ impl Cli {
                 (common, payload, mode, window)
             }
             ModeCmd::Idle { common, duration } => (common, no_payload, Mode::Idle { duration }, 1),
+            ModeCmd::Fanout {
+                common,
+                rate,
+                duration,
+                payload,
+                publishers,
+            } => {
+                check_range("--rate", rate, 1, MAX_RATE)?;
+                check_range("--publishers", publishers, 1, MAX_PUBLISHERS)?;
+                check_range(
+                    "--payload",
+                    payload as u64,
+                    crate::fanout::HEADER_LEN as u64,
+                    MAX_PAYLOAD as u64,
+                )?;
+                if crate::fanout::Schedule::new(rate, duration, 0, 1).total == 0 {
+                    return Err("--rate × --duration must come to at least one message".into());
+                }
+                fanout_publishers = publishers;
+                let payload = PayloadArgs {
+                    payload,
+                    text: false,
+                };
+                (common, payload, Mode::Fanout { rate, duration }, 1)
+            }
         };
-        let url = url::parse(&common.url)?;
+        let url = url::parse(common.url.as_deref().unwrap_or(mode.default_url()))?;
         if !url.addr.ip().is_loopback() && !common.allow_remote {
             return Err(format!(
                 "{} is not a loopback address; pass --allow-remote to load another host",
@@ -278,8 +356,11 @@ impl Cli {
             mode,
             url,
             connections: common.connections,
+            publishers: fanout_publishers,
             max_concurrent: common.max_concurrent,
-            threads: common.threads.min(common.connections as usize),
+            threads: common
+                .threads
+                .min((common.connections + fanout_publishers) as usize),
             source_ips,
             pid: common.pid,
             json: common.json,
@@ -410,6 +491,32 @@ mod tests {
     }
 
     #[test]
+    fn builds_fanout_plans() {
+        let p = plan(&["fanout", "-c", "1000", "--rate", "200", "--publishers", "3"]).unwrap();
+        assert_eq!(
+            p.url.target, "/pubsub?channel=bench",
+            "fanout's default URL"
+        );
+        assert_eq!((p.connections, p.publishers), (1000, 3));
+        assert_eq!(p.total_connections(), 1003);
+        assert_eq!((p.payload, p.text), (64, false));
+        assert_eq!(
+            p.mode,
+            Mode::Fanout {
+                rate: 200,
+                duration: Duration::from_secs(5)
+            }
+        );
+        let p = plan(&["fanout", "-c", "1", "--threads", "4", "--payload", "20"]).unwrap();
+        assert_eq!(
+            p.threads, 2,
+            "no more threads than subscribers and publishers"
+        );
+        assert_eq!(plan(&["storm"]).unwrap().url.target, "/echo");
+        assert_eq!(plan(&["storm"]).unwrap().publishers, 0);
+    }
+
+    #[test]
     fn refuses_bad_plans() {
         for bad in [
             &["storm", "--url", "ws://192.0.2.1/"][..],
@@ -420,6 +527,12 @@ mod tests {
             &["sustained", "--message-interval", "0"],
             &["idle", "--source-ips", "::1"],
             &["throughput", "--payload", "17MiB"],
+            &["fanout", "--payload", "19"],
+            &["fanout", "--rate", "0"],
+            &["fanout", "--publishers", "0"],
+            &["fanout", "--publishers", "65"],
+            &["fanout", "--rate", "1", "--duration", "500ms"],
+            &["fanout", "--text"],
         ] {
             assert!(plan(bad).is_err(), "{bad:?}");
         }

@@ -1,6 +1,7 @@
 //! One client connection: its nonblocking socket (opened with an optional
-//! source address), its state, its pending output, and the [`EchoSink`] that
-//! checks echoes and answers pings and closes. Owns no event loop; the
+//! source address), its state and role, its pending output, and the
+//! [`EchoSink`] that checks echoes and answers pings and closes (fanout
+//! subscribers use `fanout::DeliverySink` instead). Owns no event loop; the
 //! worker drives it.
 
 use std::io::{self, Read as _, Write as _};
@@ -12,8 +13,9 @@ use ringgate::protocol::frame::OpCode;
 use ringgate::protocol::writer::encode_client_frame;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::fanout::{DeliverySink, Subscriber};
 use crate::stats::{Cause, Stats};
-use crate::wire::{stamp, FrameDecoder, FrameSink};
+use crate::wire::{stamp, DecodeError, FrameDecoder, FrameSink};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,18 @@ pub enum State {
     Open,
     /// Close frame sent or received; waiting for the server to end TCP.
     Closing,
+}
+
+/// What a connection does in the run.
+#[derive(Debug)]
+pub enum Role {
+    /// Sends messages and checks their echoes (or only holds, or only
+    /// publishes: anything it receives is checked against what it sent).
+    Echo,
+    /// Fanout publisher number `index` over all threads.
+    Publisher { index: u32 },
+    /// Fanout subscriber.
+    Subscriber(Box<Subscriber>),
 }
 
 /// The handshake's key and the response bytes so far.
@@ -75,6 +89,7 @@ pub struct Conn {
     pub out: Vec<u8>,
     pub out_pos: usize,
     pub msgs: Msgs,
+    pub role: Role,
 }
 
 /// Creates a nonblocking TCP socket, binds it to `source` (port chosen at
@@ -181,6 +196,42 @@ impl Conn {
         true
     }
 
+    /// Feeds server bytes to the decoder with the sink this connection's
+    /// role needs; returns the echoes completed.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        spec: EchoSpec,
+        stats: &mut Stats,
+        replies: &mut Vec<u8>,
+        now_ns: u64,
+        slot: Option<usize>,
+    ) -> Result<u64, DecodeError> {
+        if let Role::Subscriber(sub) = &mut self.role {
+            let mut sink = DeliverySink {
+                sub,
+                msgs: &mut self.msgs,
+                stats,
+                replies,
+                spec,
+                now_ns,
+            };
+            return self.decoder.feed(bytes, &mut sink).map(|()| 0);
+        }
+        let mut sink = EchoSink {
+            spec,
+            msgs: &mut self.msgs,
+            stats,
+            replies,
+            now_ns,
+            slot,
+            completed: 0,
+            unsolicited: 0,
+        };
+        self.decoder.feed(bytes, &mut sink)?;
+        Ok(sink.completed)
+    }
+
     /// Reads into `buf` until the socket is drained, handing each chunk to
     /// `on_bytes` (which returns false to stop). With `until_block`, reads
     /// until `WouldBlock`; otherwise a short read counts as drained, as
@@ -283,20 +334,30 @@ impl FrameSink for EchoSink<'_> {
     }
 
     fn control(&mut self, opcode: OpCode, payload: &[u8]) {
-        match opcode {
-            OpCode::Ping => {
-                encode_client_frame(self.replies, true, OpCode::Pong, payload, self.spec.mask)
+        answer_control(self.msgs, self.replies, self.spec.mask, opcode, payload);
+    }
+}
+
+/// Answers a Ping with a Pong and the server's first Close with a Close
+/// (echoing its code), into `replies`; notes the Close in `msgs`.
+pub fn answer_control(
+    msgs: &mut Msgs,
+    replies: &mut Vec<u8>,
+    mask: [u8; 4],
+    opcode: OpCode,
+    payload: &[u8],
+) {
+    match opcode {
+        OpCode::Ping => encode_client_frame(replies, true, OpCode::Pong, payload, mask),
+        OpCode::Close => {
+            msgs.got_close = true;
+            if !msgs.close_sent {
+                msgs.close_sent = true;
+                let code = payload.get(..2).unwrap_or(&[]);
+                encode_client_frame(replies, true, OpCode::Close, code, mask);
             }
-            OpCode::Close => {
-                self.msgs.got_close = true;
-                if !self.msgs.close_sent {
-                    self.msgs.close_sent = true;
-                    let code = payload.get(..2).unwrap_or(&[]);
-                    encode_client_frame(self.replies, true, OpCode::Close, code, self.spec.mask);
-                }
-            }
-            _ => {}
         }
+        _ => {}
     }
 }
 

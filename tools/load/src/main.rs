@@ -2,12 +2,14 @@
 //!
 //! Process concerns only: parse the flags, raise the open-files limit, check
 //! the connection count fits it, run, print the report. Modes: `storm`,
-//! `throughput`, `sustained`, `idle` (see `--help`). Each thread runs one mio
+//! `throughput`, `sustained`, `idle`, `fanout` (see `--help`). Each thread runs one mio
 //! event loop over nonblocking sockets with hand-written client framing, so
 //! a message costs a copy of a pre-masked frame and no allocation.
 
 mod cli;
 mod conn;
+mod fanout;
+mod fanout_phase;
 mod handshake;
 mod phases;
 mod procinfo;
@@ -37,12 +39,12 @@ fn main() -> ExitCode {
         }
     };
     let nofile = procinfo::raise_nofile_limit();
-    if plan.connections + SPARE_FDS > nofile {
+    let connections = plan.total_connections();
+    if connections + SPARE_FDS > nofile {
         eprintln!(
-            "ringgate-load: {} connections need {} open files; the limit is {nofile} \
+            "ringgate-load: {connections} connections need {} open files; the limit is {nofile} \
              (raise the hard limit, or lower --connections)",
-            plan.connections,
-            plan.connections + SPARE_FDS
+            connections + SPARE_FDS
         );
         return ExitCode::from(2);
     }

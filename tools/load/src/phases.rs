@@ -1,10 +1,12 @@
 //! A worker thread's life, phase by phase: connect its share (bounded
-//! handshakes in flight), meet the other threads, run the mode's work
-//! (throughput, sustained, or holding), meet again, then close everything
-//! with a close handshake. Every loop ends at its own deadline or the run's.
+//! handshakes in flight), meet the other threads (fanout: then connect the
+//! publishers and meet again), run the mode's work (throughput, sustained,
+//! fanout, or holding), meet again, then close everything with a close
+//! handshake. Every loop ends at its own deadline or the run's.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,9 +16,18 @@ use crate::stats::{Cause, Stats};
 use crate::worker::{Shared, Worker, MAX_WAIT};
 
 /// How long in-flight messages may take to come back after sending stops.
-const DRAIN: Duration = Duration::from_secs(5);
+pub const DRAIN: Duration = Duration::from_secs(5);
 /// How long the close handshakes may take at the end.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// How many rendezvous a run has: after connecting (fanout: after the
+/// subscribers, then after the publishers) and after the work.
+pub fn rendezvous_count(mode: &Mode) -> usize {
+    match mode {
+        Mode::Fanout { .. } => 3,
+        _ => 2,
+    }
+}
 
 /// Runs thread `index` of the run and returns what it measured.
 pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
@@ -25,7 +36,8 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
         Err(e) => {
             eprintln!("ringgate-load: thread {index}: {e}");
             let far = shared.deadline + crate::run::RENDEZVOUS_SLACK;
-            for _ in 0..2 {
+            shared.published_done.fetch_add(1, Release);
+            for _ in 0..rendezvous_count(&shared.plan.mode) {
                 shared
                     .rendezvous
                     .wait(far, Duration::from_millis(100), || {});
@@ -35,6 +47,10 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
     };
     w.connect_phase();
     w.rendezvous();
+    if let Mode::Fanout { .. } = w.shared.plan.mode {
+        w.connect_publishers();
+        w.rendezvous();
+    }
     match w.shared.plan.mode.clone() {
         Mode::Storm { hold } => w.hold(hold),
         Mode::Idle { duration } => w.hold(duration),
@@ -44,6 +60,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
             interval,
             report_interval,
         } => w.sustained(duration, interval, report_interval),
+        Mode::Fanout { rate, duration } => w.fanout(rate, duration),
     }
     w.stats.up_at_end = w.up;
     w.rendezvous();
@@ -53,14 +70,14 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
 
 impl Worker {
     /// Time left before `end` (capped by the run's deadline), or `None` if past it.
-    fn left(&self, end: Instant) -> Option<Duration> {
+    pub(crate) fn left(&self, end: Instant) -> Option<Duration> {
         let end = end.min(self.shared.deadline);
         end.checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
     }
 
     /// Opens this thread's share of connections.
-    fn connect_phase(&mut self) {
+    pub(crate) fn connect_phase(&mut self) {
         let far = self.shared.deadline;
         loop {
             while self.connecting < self.max_handshaking && self.opened < self.to_open {

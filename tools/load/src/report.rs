@@ -79,6 +79,18 @@ pub struct Report {
     /// Echoed payload bytes per second (one direction).
     pub bytes_per_s: f64,
     pub rtt_us: Option<Percentiles>,
+    /// Fanout: subscribers and publishers connected, messages/s per publisher.
+    pub subscribers: Option<u64>,
+    pub publishers: Option<u64>,
+    pub rate: Option<u64>,
+    /// Fanout: messages received by all subscribers (= `messages`), and
+    /// published × subscribers.
+    pub deliveries: Option<u64>,
+    pub expected_deliveries: Option<u64>,
+    pub deliveries_per_s: Option<f64>,
+    pub deliveries_per_server_cpu_s: Option<f64>,
+    /// Fanout: publish-to-delivery latency.
+    pub latency_us: Option<Percentiles>,
     pub failures: BTreeMap<&'static str, u64>,
     pub server_cpu_s: Option<f64>,
     pub msgs_per_server_cpu_s: Option<f64>,
@@ -116,7 +128,14 @@ impl Report {
         let server_cpu = cpu_between(from, to);
         let client_cpu = to.client_cpu_s - from.client_cpu_s;
         let sends = plan.mode.sends();
+        let fanout = match plan.mode {
+            Mode::Fanout { rate, .. } => Some(rate),
+            _ => None,
+        };
+
         let messages = s.received as f64;
+        let subscribers = s.handshakes - s.publishers;
+        let deliveries_per_s = per(messages, Some(elapsed)).unwrap_or(0.0);
         let rss_before = out.start.server_rss_kib;
         let rss_after = out.worked.server_rss_kib;
         // Only the modes that hold connections and nothing else say much
@@ -166,9 +185,17 @@ impl Report {
             elapsed_s: round(elapsed, 4),
             messages: s.received,
             messages_sent: s.sent,
-            msgs_per_s: per(messages, Some(elapsed)).unwrap_or(0.0),
+            msgs_per_s: deliveries_per_s,
             bytes_per_s: per(s.bytes_received as f64, Some(elapsed)).unwrap_or(0.0),
-            rtt_us: Percentiles::of(&s.rtt),
+            rtt_us: fanout.is_none().then(|| Percentiles::of(&s.rtt)).flatten(),
+            subscribers: fanout.map(|_| subscribers),
+            publishers: fanout.map(|_| s.publishers),
+            rate: fanout,
+            deliveries: fanout.map(|_| s.received),
+            expected_deliveries: fanout.map(|_| s.sent * subscribers),
+            deliveries_per_s: fanout.map(|_| deliveries_per_s),
+            deliveries_per_server_cpu_s: fanout.and_then(|_| per(messages, server_cpu)),
+            latency_us: fanout.and_then(|_| Percentiles::of(&s.rtt)),
             failures: Cause::ALL
                 .iter()
                 .filter(|c| s.failures_of(**c) > 0)
@@ -202,12 +229,19 @@ impl Report {
     /// The human-readable table.
     pub fn to_table(&self) -> String {
         let mut t = String::new();
+        let who = match self.publishers {
+            Some(p) => format!(
+                "{} subscribers + {p} publisher{}",
+                group(self.connections as f64),
+                if p == 1 { "" } else { "s" }
+            ),
+            None => format!("{} connections", group(self.connections as f64)),
+        };
         let _ = writeln!(
             t,
-            "ringgate-load {}  {}  ({} connections, {} thread{})",
+            "ringgate-load {}  {}  ({who}, {} thread{})",
             self.mode,
             self.url,
-            group(self.connections as f64),
             self.threads,
             if self.threads == 1 { "" } else { "s" }
         );
@@ -236,7 +270,33 @@ impl Report {
             row("handshake µs", fmt_percentiles(p));
         }
         row("measured", format!("{:.3} s", self.elapsed_s));
-        if self.messages_sent > 0 {
+        if let (Some(subs), Some(pubs), Some(rate), Some(expected)) = (
+            self.subscribers,
+            self.publishers,
+            self.rate,
+            self.expected_deliveries,
+        ) {
+            row(
+                "fanout",
+                format!(
+                    "{} subscribers, {pubs} publisher{} at {} msgs/s each, {} B payload",
+                    group(subs as f64),
+                    if pubs == 1 { "" } else { "s" },
+                    group(rate as f64),
+                    self.payload_bytes
+                ),
+            );
+            row(
+                "deliveries",
+                format!(
+                    "{} of {} expected ({} published), {} deliveries/s",
+                    group(self.messages as f64),
+                    group(expected as f64),
+                    group(self.messages_sent as f64),
+                    group(self.msgs_per_s)
+                ),
+            );
+        } else if self.messages_sent > 0 {
             row(
                 "messages",
                 format!(
@@ -258,16 +318,24 @@ impl Report {
         if let Some(p) = &self.rtt_us {
             row("rtt µs", fmt_percentiles(p));
         }
+        if let Some(p) = &self.latency_us {
+            row("latency µs", fmt_percentiles(p));
+        }
+        let what = if self.deliveries.is_some() {
+            "deliveries"
+        } else {
+            "msgs"
+        };
         if let Some(cpu) = self.server_cpu_s {
             let mut v = format!("{cpu:.3} s");
             if let Some(m) = self.msgs_per_server_cpu_s {
-                let _ = write!(v, ", {} msgs per server CPU-second", group(m));
+                let _ = write!(v, ", {} {what} per server CPU-second", group(m));
             }
             row("server cpu", v);
         }
         let mut v = format!("{:.3} s", self.client_cpu_s);
         if let Some(m) = self.msgs_per_client_cpu_s {
-            let _ = write!(v, ", {} msgs per client CPU-second", group(m));
+            let _ = write!(v, ", {} {what} per client CPU-second", group(m));
         }
         if self.elapsed_s >= 0.5 && self.client_cpu_s >= 0.9 * self.elapsed_s * self.threads as f64
         {

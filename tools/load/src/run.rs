@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::Plan;
-use crate::phases::run_worker;
+use crate::phases::{rendezvous_count, run_worker};
 use crate::procinfo;
 use crate::progress::Progress;
-use crate::stats::{Live, LiveSum, Stats};
-use crate::sync::Rendezvous;
+use crate::stats::{LiveSum, Stats};
 use crate::worker::Shared;
 
 /// How long past the deadline a rendezvous still waits for late threads.
@@ -61,12 +60,7 @@ pub fn run(plan: Plan) -> Outcome {
     }
     let progress_on = plan.progress || std::io::IsTerminal::is_terminal(&std::io::stderr());
     let start = Sample::take(pid);
-    let shared = Arc::new(Shared {
-        lives: (0..threads).map(|_| Live::default()).collect(),
-        rendezvous: Rendezvous::new(threads + 1),
-        deadline: start.at + plan.timeout,
-        plan,
-    });
+    let shared = Arc::new(Shared::new(plan, start.at));
     let handles: Vec<_> = (0..threads)
         .map(|i| {
             let shared = shared.clone();
@@ -79,9 +73,13 @@ pub fn run(plan: Plan) -> Outcome {
     let mut progress = Progress::new(progress_on, shared.plan.mode.name(), start.at);
     let far = shared.deadline + RENDEZVOUS_SLACK;
     let tick = Duration::from_millis(100);
-    let mut all_arrived = shared
-        .rendezvous
-        .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
+    // Every rendezvous but the last ends a part of the connect phase.
+    let mut all_arrived = true;
+    for _ in 1..rendezvous_count(&shared.plan.mode) {
+        all_arrived &= shared
+            .rendezvous
+            .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
+    }
     let connected = Sample::take(pid);
     let up_after_connect = LiveSum::of(&shared.lives).up;
     all_arrived &= shared

@@ -37,11 +37,17 @@ pub enum Cause {
     Unanswered,
     /// A sustained-mode send skipped because `--window` messages were unanswered.
     WindowFull,
+    /// Fanout: a delivery out of sequence; a gap counts the messages skipped,
+    /// a duplicate or reordered delivery counts one.
+    FanoutGap,
+    /// Fanout: a message published but not delivered to an open subscriber
+    /// by the end of the drain grace.
+    Undelivered,
 }
 
 impl Cause {
     /// All causes, in report order.
-    pub const ALL: [Cause; 14] = [
+    pub const ALL: [Cause; 16] = [
         Cause::ConnectRefused,
         Cause::AddrUnavailable,
         Cause::SocketError,
@@ -56,6 +62,8 @@ impl Cause {
         Cause::EchoMismatch,
         Cause::Unanswered,
         Cause::WindowFull,
+        Cause::FanoutGap,
+        Cause::Undelivered,
     ];
 
     /// The stable name used in the table and the JSON `failures` object.
@@ -75,6 +83,8 @@ impl Cause {
             Cause::EchoMismatch => "echo_mismatch",
             Cause::Unanswered => "unanswered",
             Cause::WindowFull => "window_full",
+            Cause::FanoutGap => "fanout_gap",
+            Cause::Undelivered => "undelivered",
         }
     }
 
@@ -108,7 +118,8 @@ pub struct Slot {
 pub struct Stats {
     /// Connect-to-101 latency of successful handshakes, µs.
     pub handshake: Histogram<u64>,
-    /// Round-trip time of echoed messages, µs.
+    /// Round-trip time of echoed messages (fanout: publish-to-delivery
+    /// latency), µs.
     pub rtt: Histogram<u64>,
     /// Per-interval latency (sustained mode).
     pub slots: Vec<Slot>,
@@ -118,11 +129,13 @@ pub struct Stats {
     pub attempts: u64,
     /// Handshakes completed.
     pub handshakes: u64,
-    /// Data messages sent.
+    /// Of those, fanout publishers.
+    pub publishers: u64,
+    /// Data messages sent (fanout: published).
     pub sent: u64,
-    /// Echoes received and checked.
+    /// Echoes received and checked (fanout: deliveries).
     pub received: u64,
-    /// Payload bytes received in echoes.
+    /// Payload bytes received in echoes (fanout: deliveries).
     pub bytes_received: u64,
     /// Connections open when the measured phase ended.
     pub up_at_end: u64,
@@ -137,6 +150,7 @@ impl Default for Stats {
             failures: [0; Cause::ALL.len()],
             attempts: 0,
             handshakes: 0,
+            publishers: 0,
             sent: 0,
             received: 0,
             bytes_received: 0,
@@ -197,6 +211,7 @@ impl Stats {
         }
         self.attempts += other.attempts;
         self.handshakes += other.handshakes;
+        self.publishers += other.publishers;
         self.sent += other.sent;
         self.received += other.received;
         self.bytes_received += other.bytes_received;

@@ -1,6 +1,7 @@
 //! Target URLs: parses `ws://host[:port][/path][?query]` into the socket
 //! address to connect to, the `Host` header and the request target. Owns the
-//! loopback check that keeps a run on this machine unless the user opts out.
+//! loopback check that keeps a run on this machine unless the user opts out,
+//! and adds a query parameter (a fanout publisher's `role=pub`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -76,6 +77,16 @@ fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
     Ok((host, port))
 }
 
+/// `target` with `param` (`name=value`) added to its query string.
+pub fn add_query_param(target: &str, param: &str) -> String {
+    match target.strip_suffix(['?', '&']) {
+        Some(base) if base.contains('?') => format!("{base}&{param}"),
+        Some(base) => format!("{base}?{param}"),
+        None if target.contains('?') => format!("{target}&{param}"),
+        None => format!("{target}?{param}"),
+    }
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -112,6 +123,19 @@ mod tests {
             .addr
             .ip()
             .is_loopback());
+    }
+
+    #[test]
+    fn adds_query_params() {
+        for (target, want) in [
+            ("/pubsub", "/pubsub?role=pub"),
+            ("/pubsub?", "/pubsub?role=pub"),
+            ("/pubsub?channel=bench", "/pubsub?channel=bench&role=pub"),
+            ("/pubsub?channel=bench&", "/pubsub?channel=bench&role=pub"),
+            ("/", "/?role=pub"),
+        ] {
+            assert_eq!(add_query_param(target, "role=pub"), want, "{target}");
+        }
     }
 
     #[test]

@@ -75,12 +75,17 @@ impl MessageTemplate {
 
     /// Appends message `seq` to `out`.
     pub fn append(&self, out: &mut Vec<u8>, seq: u64) {
+        self.append_with(out, &stamp(seq, self.text)[..self.stamp_len]);
+    }
+
+    /// Appends a message whose payload starts with `head` (at most the
+    /// payload's length; the rest is the template's filler).
+    pub fn append_with(&self, out: &mut Vec<u8>, head: &[u8]) {
         let start = out.len() + self.header_len;
         out.extend_from_slice(&self.frame);
-        let stamp = stamp(seq, self.text);
-        for (i, (dst, s)) in out[start..start + self.stamp_len]
+        for (i, (dst, s)) in out[start..start + head.len()]
             .iter_mut()
-            .zip(stamp)
+            .zip(head)
             .enumerate()
         {
             *dst = s ^ self.mask[i & 3];

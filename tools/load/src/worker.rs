@@ -1,10 +1,12 @@
 //! One client thread: a mio event loop over its share of the connections.
 //! Owns the connection table and what happens on a readiness event
 //! (connect done, handshake answer, frames in, output drained) and on a
-//! connection's end. The phases that drive it live in `phases`.
+//! connection's end. The phases that drive it live in `phases` (and
+//! `fanout_phase`).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +15,9 @@ use mio::{Events, Interest, Poll, Token};
 use ringgate::protocol::frame::OpCode;
 use slab::Slab;
 
-use crate::cli::Plan;
-use crate::conn::{open_socket, Conn, EchoSink, EchoSpec, Msgs, Pending, ReadEnd, State};
+use crate::cli::{Mode, Plan};
+use crate::conn::{open_socket, Conn, EchoSpec, Msgs, Pending, ReadEnd, Role, State};
+use crate::fanout::Subscriber;
 use crate::handshake::{check_response, write_request, HandshakeError};
 use crate::stats::{Cause, Live, Stats};
 use crate::sync::Rendezvous;
@@ -33,6 +36,27 @@ pub struct Shared {
     pub rendezvous: Rendezvous,
     /// The run's hard end (`--timeout` after the start).
     pub deadline: Instant,
+    /// Zero of every thread's nanosecond clock.
+    pub epoch: Instant,
+    /// Fanout: messages sent by each publisher, set when it stops.
+    pub published: Vec<AtomicU64>,
+    /// Fanout: threads done publishing (their `published` entries are final).
+    pub published_done: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(plan: Plan, start: Instant) -> Shared {
+        let threads = plan.threads;
+        Shared {
+            lives: (0..threads).map(|_| Live::default()).collect(),
+            rendezvous: Rendezvous::new(threads + 1),
+            deadline: start + plan.timeout,
+            epoch: start,
+            published: (0..plan.publishers).map(|_| AtomicU64::new(0)).collect(),
+            published_done: AtomicUsize::new(0),
+            plan,
+        }
+    }
 }
 
 /// One thread's event loop and connections.
@@ -42,7 +66,7 @@ pub struct Worker {
     poll: Poll,
     events: Events,
     pub(crate) conns: Slab<Conn>,
-    epoch: Instant,
+    pub(crate) epoch: Instant,
     rx: Box<[u8]>,
     pub(crate) tx: Vec<u8>,
     pub(crate) template: MessageTemplate,
@@ -72,6 +96,11 @@ pub struct Worker {
     pub(crate) slots: Option<(u64, u64)>,
     /// The close phase started: closes are expected, not failures.
     pub(crate) closing_all: bool,
+    /// Fanout: new connections are publishers; publishers opened so far.
+    pub(crate) opening_publishers: bool,
+    pub(crate) publishers_opened: u64,
+    /// Fanout: the request target of publishers (`role=pub` added).
+    publisher_target: String,
 }
 
 /// Splits `total` over `parts` as evenly as possible; share `i`.
@@ -105,7 +134,7 @@ impl Worker {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             conns: Slab::with_capacity(to_open as usize),
-            epoch: Instant::now(),
+            epoch: shared.epoch,
             rx: vec![0; READ_BUF].into_boxed_slice(),
             tx: Vec::with_capacity(64 * 1024),
             template,
@@ -126,6 +155,9 @@ impl Worker {
             unfinished: 0,
             slots: None,
             closing_all: false,
+            opening_publishers: false,
+            publishers_opened: 0,
+            publisher_target: crate::url::add_query_param(&plan.url.target, "role=pub"),
             shared,
         })
     }
@@ -168,6 +200,7 @@ impl Worker {
             Ok(s) => s,
             Err(cause) => return self.stats.fail(cause, 1),
         };
+        let role = self.new_role();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -191,12 +224,30 @@ impl Worker {
             out: Vec::new(),
             out_pos: 0,
             msgs: Msgs::default(),
+            role,
         });
         self.connecting += 1;
         self.hs_deadlines
             .push_back((started_ns + hs_timeout, key, id));
         if connected {
             self.on_connected(key);
+        }
+    }
+
+    /// The role of the next connection.
+    fn new_role(&mut self) -> Role {
+        let plan = &self.shared.plan;
+        if !matches!(plan.mode, Mode::Fanout { .. }) {
+            return Role::Echo;
+        }
+        if !self.opening_publishers {
+            return Role::Subscriber(Box::new(Subscriber::new(plan.publishers as usize)));
+        }
+        // Thread i's j-th publisher is j × threads + i: 0..publishers overall.
+        let index = self.publishers_opened * plan.threads as u64 + self.index as u64;
+        self.publishers_opened += 1;
+        Role::Publisher {
+            index: index as u32,
         }
     }
 
@@ -238,8 +289,12 @@ impl Worker {
         nonce[..8].copy_from_slice(&xorshift(&mut self.rng).to_le_bytes());
         nonce[8..].copy_from_slice(&xorshift(&mut self.rng).to_le_bytes());
         let url = &self.shared.plan.url;
+        let target = match self.conns[key].role {
+            Role::Publisher { .. } => &self.publisher_target,
+            _ => &url.target,
+        };
         self.tx.clear();
-        let ws_key = write_request(&mut self.tx, &url.host_header, &url.target, nonce);
+        let ws_key = write_request(&mut self.tx, &url.host_header, target, nonce);
         let conn = &mut self.conns[key];
         conn.state = State::Handshaking;
         conn.handshake = Some(Box::new(Pending {
@@ -293,21 +348,22 @@ impl Worker {
         let us = now.saturating_sub(conn.started_ns) / 1000;
         self.stats.handshake.saturating_record(us.max(1));
         self.stats.handshakes += 1;
+        if let Role::Publisher { .. } = conn.role {
+            self.stats.publishers += 1;
+        }
         self.connecting -= 1;
         self.up += 1;
         self.tx.clear();
         let leftover = &pending.response[head_len..];
-        let mut sink = EchoSink {
-            spec: self.spec,
-            msgs: &mut conn.msgs,
-            stats: &mut self.stats,
-            replies: &mut self.tx,
-            now_ns: now,
-            slot: None,
-            completed: 0,
-            unsolicited: 0,
-        };
-        if conn.decoder.feed(leftover, &mut sink).is_err() {
+        let fed = conn.feed(
+            leftover,
+            self.spec,
+            &mut self.stats,
+            &mut self.tx,
+            now,
+            None,
+        );
+        if fed.is_err() {
             return self.drop_conn(key, Some(Cause::ProtocolError));
         }
         if !conn.send(&self.tx) {
@@ -331,20 +387,16 @@ impl Worker {
         let end = conn.read_into(&mut self.rx, until_block, |c, bytes| {
             let now = epoch.elapsed().as_nanos() as u64;
             let slot = slots.map(|(start, width)| (now.saturating_sub(start) / width) as usize);
-            let mut sink = EchoSink {
-                spec,
-                msgs: &mut c.msgs,
-                stats: &mut *stats,
-                replies: &mut *tx,
-                now_ns: now,
-                slot,
-                completed: 0,
-                unsolicited: 0,
-            };
-            let ok = c.decoder.feed(bytes, &mut sink).is_ok();
-            completed += sink.completed;
-            bad_frame |= !ok;
-            ok
+            match c.feed(bytes, spec, stats, tx, now, slot) {
+                Ok(n) => {
+                    completed += n;
+                    true
+                }
+                Err(_) => {
+                    bad_frame = true;
+                    false
+                }
+            }
         });
         self.outstanding -= completed;
         if completed > 0 && !conn.msgs.done && conn.msgs.received >= self.target {

@@ -1,24 +1,35 @@
 //! End to end: each mode of the `ringgate-load` binary against an in-process
-//! ringgate server (library API, `/echo`, one shard on an ephemeral loopback
-//! port), with small counts; the JSON report must show the work done and no
+//! ringgate server (library API on an ephemeral loopback port: `/echo` on
+//! one shard; for fanout, `/pubsub` like examples/pubsub.rs on two shards),
+//! with small counts; the JSON report must show the work done and no
 //! failures.
 
 use std::process::Command;
 
-use ringgate::{Config, Server, ServerHandle};
+use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server, UpgradeRequest};
+use ringgate::{ServerBuilder, ServerHandle};
 use serde_json::Value;
 
-fn server() -> ServerHandle {
+fn builder(shards: usize) -> ServerBuilder {
     let mut cfg = Config::default();
     cfg.server.host = "127.0.0.1".into();
     cfg.server.port = 0;
-    cfg.server.shards = 1;
-    Server::builder(cfg).start().expect("server starts")
+    cfg.server.shards = shards;
+    Server::builder(cfg)
+}
+
+fn server() -> ServerHandle {
+    builder(1).start().expect("server starts")
 }
 
 /// Runs the tool with `args` against `server`'s `/echo` and parses its report.
 fn load(server: &ServerHandle, args: &[&str]) -> Value {
-    let url = format!("ws://{}/echo", server.local_addr());
+    load_at(server, "/echo", args)
+}
+
+/// Runs the tool with `args` against `target` on `server`.
+fn load_at(server: &ServerHandle, target: &str, args: &[&str]) -> Value {
+    let url = format!("ws://{}{target}", server.local_addr());
     let pid = std::process::id().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_ringgate-load"))
         .args(args)
@@ -125,6 +136,85 @@ fn sustained_reports_a_timeline() {
     assert!(rows.len() >= 4, "{r}");
     let sent: u64 = rows.iter().map(|row| row["sent"].as_u64().unwrap()).sum();
     assert_eq!(sent, 200);
+    s.shutdown();
+    s.join().unwrap();
+}
+
+/// examples/pubsub.rs's handler: subscribe to `?channel=` unless
+/// `role=pub`; broadcast every message to the channel.
+struct PubSub;
+
+impl Handler for PubSub {
+    fn on_upgrade(&self, req: &UpgradeRequest<'_>) -> Result<Accept, Reject> {
+        let channel = req.query_param("channel").unwrap_or_else(|| "bench".into());
+        let publisher = req.query_param("role").as_deref() == Some("pub");
+        Ok(Accept::new().identity((channel, publisher)))
+    }
+
+    fn on_open(&self, ctx: &mut ConnCtx<'_>) {
+        if let Some((channel, false)) = ctx.identity::<(String, bool)>().cloned() {
+            ctx.subscribe(&channel);
+        }
+    }
+
+    fn on_message(&self, ctx: &mut ConnCtx<'_>, msg: Message<'_>) {
+        if let Some((channel, _)) = ctx.identity::<(String, bool)>() {
+            ctx.hub().broadcast(channel, msg).unwrap();
+        }
+    }
+}
+
+#[test]
+fn fanout_delivers_every_message_to_every_subscriber() {
+    let s = builder(2).websocket("/pubsub", PubSub).start().unwrap();
+    let runs: [&[&str]; 2] = [
+        &["-c", "20", "--rate", "1000", "--duration", "200ms"],
+        &[
+            "-c",
+            "20",
+            "--rate",
+            "500",
+            "--duration",
+            "200ms",
+            "--publishers",
+            "2",
+            "--threads",
+            "2",
+            "--payload",
+            "20",
+        ],
+    ];
+    for args in runs {
+        let mut all = vec!["fanout"];
+        all.extend_from_slice(args);
+        let r = load_at(&s, "/pubsub?channel=bench", &all);
+        assert_eq!(r["mode"], "fanout");
+        let publishers = r["publishers"].as_u64().unwrap();
+        assert_clean(&r, 20 + publishers);
+        assert_eq!(r["subscribers"], 20, "{r}");
+        assert_eq!(r["messages_sent"], 200, "{r}");
+        assert_eq!(r["expected_deliveries"], 4000, "{r}");
+        assert_eq!(r["deliveries"], 4000, "{r}");
+        assert_eq!(r["latency_us"]["count"], 4000, "{r}");
+        assert!(r["deliveries_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["deliveries_per_server_cpu_s"].is_number(), "{r}");
+        assert!(r["rtt_us"].is_null(), "{r}");
+    }
+    s.shutdown();
+    s.join().unwrap();
+}
+
+#[test]
+fn fanout_counts_what_never_arrives() {
+    // `/echo` subscribes nobody: every delivery is missing after the drain.
+    let s = server();
+    let r = load(
+        &s,
+        &["fanout", "-c", "2", "--rate", "100", "--duration", "100ms"],
+    );
+    assert_eq!(r["deliveries"], 0, "{r}");
+    assert_eq!(r["expected_deliveries"], 20, "{r}");
+    assert_eq!(r["failures"]["undelivered"], 20, "{r}");
     s.shutdown();
     s.join().unwrap();
 }

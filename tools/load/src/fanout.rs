@@ -1,0 +1,248 @@
+//! Fanout's sans-IO parts: the header every published message starts with
+//! (sequence, send time, publisher), each publisher's send [`Schedule`], and
+//! the subscriber side ([`Subscriber`], [`DeliverySink`]) that checks every
+//! publisher's sequence and records publish-to-delivery latency.
+//!
+//! Send times are nanoseconds since the run's epoch, one monotonic clock for
+//! every thread of this process, so a delivery's latency is its receive time
+//! minus the send time it carries.
+
+use std::time::Duration;
+
+use ringgate::protocol::frame::OpCode;
+
+use crate::conn::{answer_control, EchoSpec, Msgs};
+use crate::stats::{Cause, Stats};
+use crate::wire::FrameSink;
+
+/// Bytes of the header: sequence (u64), send time in ns (u64) and publisher
+/// index (u32), little-endian. The smallest fanout payload.
+pub const HEADER_LEN: usize = 20;
+
+const NS_PER_S: u128 = 1_000_000_000;
+
+/// The header of message `seq` of publisher `publisher`, sent at `sent_ns`.
+pub fn header(seq: u64, sent_ns: u64, publisher: u32) -> [u8; HEADER_LEN] {
+    let mut out = [0; HEADER_LEN];
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    out[8..16].copy_from_slice(&sent_ns.to_le_bytes());
+    out[16..].copy_from_slice(&publisher.to_le_bytes());
+    out
+}
+
+/// `(seq, sent_ns, publisher)` of a header.
+pub fn parse_header(h: &[u8; HEADER_LEN]) -> (u64, u64, u32) {
+    let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+    let publisher = u32::from_le_bytes(h[16..].try_into().expect("4 bytes"));
+    (u64_at(0), u64_at(8), publisher)
+}
+
+/// When one publisher sends: `total` messages, message `k` due at
+/// `offset + k / rate` after the start. Publishers are offset evenly within
+/// one interval so that several do not send in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub rate: u64,
+    pub total: u64,
+    pub offset_ns: u64,
+}
+
+impl Schedule {
+    /// Publisher `index` of `publishers`, `rate` messages/s for `duration`.
+    pub fn new(rate: u64, duration: Duration, index: u32, publishers: u64) -> Schedule {
+        let rate = rate.max(1);
+        let total = (u128::from(rate) * duration.as_nanos() / NS_PER_S) as u64;
+        let offset_ns = (NS_PER_S * u128::from(index)
+            / (u128::from(rate) * u128::from(publishers.max(1)))) as u64;
+        Schedule {
+            rate,
+            total,
+            offset_ns,
+        }
+    }
+
+    /// How many messages are due `elapsed_ns` after the start.
+    pub fn due(&self, elapsed_ns: u64) -> u64 {
+        let Some(since) = elapsed_ns.checked_sub(self.offset_ns) else {
+            return 0;
+        };
+        let due = u128::from(since) * u128::from(self.rate) / NS_PER_S + 1;
+        due.min(u128::from(self.total)) as u64
+    }
+
+    /// When message `k` is due, ns after the start.
+    pub fn at(&self, k: u64) -> u64 {
+        let at = u128::from(k) * NS_PER_S / u128::from(self.rate);
+        (at as u64).saturating_add(self.offset_ns)
+    }
+}
+
+/// A subscriber's state: the header of the message being read and the next
+/// sequence number expected from each publisher.
+#[derive(Debug)]
+pub struct Subscriber {
+    head: [u8; HEADER_LEN],
+    next: Box<[u64]>,
+}
+
+impl Subscriber {
+    pub fn new(publishers: usize) -> Subscriber {
+        Subscriber {
+            head: [0; HEADER_LEN],
+            next: vec![0; publishers].into_boxed_slice(),
+        }
+    }
+
+    /// Messages of `published` (a count per publisher) this subscriber has
+    /// neither received nor counted as skipped.
+    pub fn missing(&self, published: &[u64]) -> u64 {
+        self.next
+            .iter()
+            .zip(published)
+            .map(|(next, sent)| sent.saturating_sub(*next))
+            .sum()
+    }
+}
+
+/// Checks deliveries to one subscriber (length, type, publisher, sequence),
+/// records their latency, and answers pings and closes into `replies`.
+pub struct DeliverySink<'a> {
+    pub sub: &'a mut Subscriber,
+    pub msgs: &'a mut Msgs,
+    pub stats: &'a mut Stats,
+    pub replies: &'a mut Vec<u8>,
+    pub spec: EchoSpec,
+    /// Receive time, ns since the run's epoch.
+    pub now_ns: u64,
+}
+
+impl FrameSink for DeliverySink<'_> {
+    fn data(&mut self, offset: u64, chunk: &[u8]) {
+        if offset < HEADER_LEN as u64 {
+            let at = offset as usize;
+            let n = (HEADER_LEN - at).min(chunk.len());
+            self.sub.head[at..at + n].copy_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn message_end(&mut self, len: u64, text: bool) {
+        // The payload is at least HEADER_LEN bytes, so a message of the right
+        // length has filled the whole header.
+        if text || len != self.spec.payload_len {
+            return self.stats.fail(Cause::EchoMismatch, 1);
+        }
+        let (seq, sent_ns, publisher) = parse_header(&self.sub.head);
+        let Some(next) = self.sub.next.get_mut(publisher as usize) else {
+            return self.stats.fail(Cause::EchoMismatch, 1);
+        };
+        if seq < *next {
+            return self.stats.fail(Cause::FanoutGap, 1);
+        }
+        if seq > *next {
+            self.stats.fail(Cause::FanoutGap, seq - *next);
+        }
+        *next = seq + 1;
+        self.stats.received += 1;
+        self.stats.bytes_received += len;
+        let us = self.now_ns.saturating_sub(sent_ns) / 1000;
+        self.stats.rtt.saturating_record(us.max(1));
+    }
+
+    fn control(&mut self, opcode: OpCode, payload: &[u8]) {
+        answer_control(self.msgs, self.replies, self.spec.mask, opcode, payload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{FrameDecoder, MessageTemplate};
+    use ringgate::protocol::frame::decode_header;
+    use ringgate::protocol::mask::apply_mask;
+    use ringgate::protocol::writer::encode_frame;
+
+    #[test]
+    fn headers_round_trip_through_a_template() {
+        let h = header(0x0102_0304_0506_0708, 99_000, 7);
+        assert_eq!(parse_header(&h), (0x0102_0304_0506_0708, 99_000, 7));
+        let t = MessageTemplate::new(64, false, [9, 8, 7, 6]);
+        let mut frame = Vec::new();
+        t.append_with(&mut frame, &h);
+        let (fh, n) = decode_header(&frame).unwrap().unwrap();
+        assert_eq!((fh.opcode, fh.payload_len), (OpCode::Binary, 64));
+        let mut payload = frame[n..].to_vec();
+        apply_mask(&mut payload, fh.mask.unwrap(), 0);
+        assert_eq!(payload[..HEADER_LEN], h);
+        assert!(payload[HEADER_LEN..].iter().all(u8::is_ascii_lowercase));
+    }
+
+    #[test]
+    fn schedules() {
+        let s = Schedule::new(1000, Duration::from_secs(5), 0, 1);
+        assert_eq!((s.total, s.offset_ns), (5000, 0));
+        assert_eq!(s.due(0), 1);
+        assert_eq!(s.due(999_999), 1);
+        assert_eq!(s.due(1_000_000), 2);
+        assert_eq!(s.due(u64::MAX), 5000);
+        assert_eq!(s.at(3), 3_000_000);
+        // Two publishers at 10/s: the second sends half an interval later.
+        let s = Schedule::new(10, Duration::from_secs(1), 1, 2);
+        assert_eq!((s.total, s.offset_ns), (10, 50_000_000));
+        assert_eq!(s.due(49_999_999), 0);
+        assert_eq!(s.due(50_000_000), 1);
+        assert_eq!(s.at(1), 150_000_000);
+        assert_eq!(Schedule::new(3, Duration::from_millis(300), 0, 1).total, 0);
+    }
+
+    /// A server frame carrying message `seq` of `publisher`, `len` bytes.
+    fn delivery(len: usize, seq: u64, sent_ns: u64, publisher: u32) -> Vec<u8> {
+        let mut payload = vec![b'x'; len];
+        payload[..HEADER_LEN].copy_from_slice(&header(seq, sent_ns, publisher));
+        let mut out = Vec::new();
+        encode_frame(&mut out, OpCode::Binary, &payload);
+        out
+    }
+
+    #[test]
+    fn checks_sequences_per_publisher() {
+        let mut sub = Subscriber::new(2);
+        let mut msgs = Msgs::default();
+        let mut stats = Stats::default();
+        let mut replies = Vec::new();
+        let spec = EchoSpec {
+            payload_len: 30,
+            stamp_len: 8,
+            text: false,
+            mask: [1, 2, 3, 4],
+        };
+        let mut wire = Vec::new();
+        for (seq, publisher) in [(0, 0), (0, 1), (1, 0), (4, 0), (1, 1), (4, 0), (2, 0)] {
+            wire.extend(delivery(30, seq, 1_000, publisher));
+        }
+        wire.extend(delivery(30, 0, 0, 2)); // no such publisher
+        wire.extend(delivery(31, 5, 0, 0)); // wrong length
+        encode_frame(&mut wire, OpCode::Ping, b"p");
+        let mut sink = DeliverySink {
+            sub: &mut sub,
+            msgs: &mut msgs,
+            stats: &mut stats,
+            replies: &mut replies,
+            spec,
+            now_ns: 6_000,
+        };
+        let mut dec = FrameDecoder::default();
+        for piece in wire.chunks(7) {
+            dec.feed(piece, &mut sink).unwrap();
+        }
+        // Delivered: p0 0,1,4 and p1 0,1; skipped p0 2,3; then 4 again and 2
+        // arrive out of order.
+        assert_eq!(stats.received, 5);
+        assert_eq!(stats.failures_of(Cause::FanoutGap), 2 + 1 + 1);
+        assert_eq!(stats.failures_of(Cause::EchoMismatch), 2);
+        assert_eq!((stats.rtt.len(), stats.rtt.max()), (5, 5));
+        assert_eq!(sub.missing(&[5, 2]), 0);
+        assert_eq!(sub.missing(&[7, 4]), 4);
+        let (pong, _) = decode_header(&replies).unwrap().unwrap();
+        assert_eq!(pong.opcode, OpCode::Pong);
+    }
+}

@@ -1,0 +1,153 @@
+//! The worker's side of a fanout run: connect this thread's publishers once
+//! every subscriber is up, send each publisher's messages on its schedule for
+//! `--duration`, then drain until every open subscriber has everything that
+//! was published (or the grace ends) and count what never arrived.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::{Duration, Instant};
+
+use crate::conn::{Role, State};
+use crate::fanout::{header, Schedule};
+use crate::phases::DRAIN;
+use crate::stats::Cause;
+use crate::worker::{share, Worker, MAX_WAIT};
+
+/// Longest wait between two looks at the subscribers while draining.
+const DRAIN_CHECK: Duration = Duration::from_millis(2);
+
+/// One of this thread's publishers.
+struct Publisher {
+    key: usize,
+    id: u64,
+    index: u32,
+    schedule: Schedule,
+    sent: u64,
+}
+
+impl Worker {
+    /// Opens this thread's share of the publishers.
+    pub(crate) fn connect_publishers(&mut self) {
+        let plan = &self.shared.plan;
+        self.to_open += share(plan.publishers, plan.threads, self.index);
+        self.opening_publishers = true;
+        self.connect_phase();
+    }
+
+    /// Publishes for `duration`, then drains.
+    pub(crate) fn fanout(&mut self, rate: u64, duration: Duration) {
+        let publishers = self.shared.plan.publishers;
+        let mut pubs: Vec<Publisher> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::Open)
+            .filter_map(|(key, c)| match c.role {
+                Role::Publisher { index } => Some(Publisher {
+                    key,
+                    id: c.id,
+                    index,
+                    schedule: Schedule::new(rate, duration, index, publishers),
+                    sent: 0,
+                }),
+                _ => None,
+            })
+            .collect();
+        let start_ns = self.now_ns();
+        let end = Instant::now() + duration;
+        while let Some(left) = self.left(end) {
+            let next_ns = self.publish_due(&mut pubs, self.now_ns() - start_ns);
+            let wait = Duration::from_nanos(next_ns.saturating_sub(self.now_ns() - start_ns));
+            self.turn(wait.min(left).min(MAX_WAIT));
+        }
+        if self.left(self.shared.deadline).is_some() {
+            // The rest of every schedule (at most one interval's worth).
+            self.publish_due(&mut pubs, u64::MAX);
+        }
+        for p in &pubs {
+            self.shared.published[p.index as usize].store(p.sent, Relaxed);
+        }
+        self.shared.published_done.fetch_add(1, Release);
+        self.drain_deliveries();
+    }
+
+    /// Sends what is due `elapsed_ns` into the run on every open publisher;
+    /// returns when the next message is due (ns into the run, `u64::MAX`
+    /// if none is left).
+    fn publish_due(&mut self, pubs: &mut [Publisher], elapsed_ns: u64) -> u64 {
+        let mut next = u64::MAX;
+        for p in pubs.iter_mut() {
+            let open = self
+                .conns
+                .get(p.key)
+                .is_some_and(|c| c.id == p.id && c.state == State::Open);
+            let due = p.schedule.due(elapsed_ns);
+            if !open || due <= p.sent {
+                if open && p.sent < p.schedule.total {
+                    next = next.min(p.schedule.at(p.sent));
+                }
+                continue;
+            }
+            let now = self.now_ns();
+            self.tx.clear();
+            for seq in p.sent..due {
+                self.template
+                    .append_with(&mut self.tx, &header(seq, now, p.index));
+            }
+            self.stats.sent += due - p.sent;
+            p.sent = due;
+            if p.sent < p.schedule.total {
+                next = next.min(p.schedule.at(p.sent));
+            }
+            if !self.conns[p.key].send(&self.tx) {
+                self.drop_conn(p.key, Some(Cause::IoError));
+            }
+        }
+        next
+    }
+
+    /// Waits until every thread stopped publishing and every open subscriber
+    /// here has all that was published, or the drain grace ends; counts the
+    /// rest as `undelivered`.
+    fn drain_deliveries(&mut self) {
+        let shared = self.shared.clone();
+        let drain_end = Instant::now() + DRAIN;
+        let published =
+            || -> Vec<u64> { shared.published.iter().map(|p| p.load(Relaxed)).collect() };
+        let mut totals = None;
+        let mut last_look: Option<Instant> = None;
+        loop {
+            if totals.is_none() && shared.published_done.load(Acquire) >= shared.plan.threads {
+                totals = Some(published());
+            }
+            if let Some(t) = &totals {
+                // Looking is O(subscribers): at most once per DRAIN_CHECK.
+                if last_look.is_none_or(|at| at.elapsed() >= DRAIN_CHECK) {
+                    last_look = Some(Instant::now());
+                    if self.undelivered(t) == 0 {
+                        break;
+                    }
+                }
+            }
+            let Some(left) = self.left(drain_end) else {
+                break;
+            };
+            self.turn(left.min(DRAIN_CHECK));
+        }
+        let totals = totals.unwrap_or_else(published);
+        let missing = self.undelivered(&totals);
+        if missing > 0 {
+            self.stats.fail(Cause::Undelivered, missing);
+        }
+    }
+
+    /// Messages of `published` that open subscribers here have not had.
+    fn undelivered(&self, published: &[u64]) -> u64 {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.state == State::Open)
+            .map(|(_, c)| match &c.role {
+                Role::Subscriber(sub) => sub.missing(published),
+                _ => 0,
+            })
+            .sum()
+    }
+}
