@@ -13,8 +13,8 @@ use crate::protocol::writer::encode_frame;
 /// Most iovecs one write submits.
 pub(crate) const MAX_IOVECS: usize = 64;
 
-/// Owned chunks stop growing past this; a new chunk starts.
-const COALESCE_LIMIT: usize = 64 * 1024;
+/// Smallest owned chunk: small frames queued together share one.
+const MIN_CHUNK: usize = 4096;
 
 enum Chunk {
     Owned(Vec<u8>),
@@ -56,17 +56,19 @@ impl SendQueue {
         self.in_flight > 0
     }
 
-    /// The owned chunk at the tail that may still grow, creating it if needed.
+    /// The owned chunk at the tail with room for `extra` more bytes, or a new
+    /// one: chunks never grow, so a frame is copied into the queue once and
+    /// never again by a reallocation.
     fn owned_tail(&mut self, extra: usize) -> &mut Vec<u8> {
-        let reusable = self.chunks.len() > self.in_flight
-            && matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.len() + extra <= COALESCE_LIMIT.max(extra));
-        if !reusable {
+        let fits = self.chunks.len() > self.in_flight
+            && matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() - v.len() >= extra);
+        if !fits {
             self.chunks
-                .push_back(Chunk::Owned(Vec::with_capacity(extra.max(256))));
+                .push_back(Chunk::Owned(Vec::with_capacity(extra.max(MIN_CHUNK))));
         }
         match self.chunks.back_mut() {
             Some(Chunk::Owned(v)) => v,
-            _ => unreachable!("an owned chunk was just ensured at the tail"),
+            _ => unreachable!("an owned chunk with room was just ensured at the tail"),
         }
     }
 
