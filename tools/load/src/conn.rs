@@ -378,6 +378,25 @@ mod tests {
     }
 
     /// The unmasked payload of message `seq`, as an echo server sends it back.
+    /// A sink at time 0 outside any sustained-mode slot.
+    fn sink<'a>(
+        spec: EchoSpec,
+        msgs: &'a mut Msgs,
+        stats: &'a mut Stats,
+        replies: &'a mut Vec<u8>,
+    ) -> EchoSink<'a> {
+        EchoSink {
+            spec,
+            msgs,
+            stats,
+            replies,
+            now_ns: 0,
+            slot: None,
+            completed: 0,
+            unsolicited: 0,
+        }
+    }
+
     fn echo_of(len: usize, text: bool, seq: u64) -> Vec<u8> {
         let mut frame = Vec::new();
         MessageTemplate::new(len, text, [0; 4]).append(&mut frame, seq);
@@ -405,14 +424,9 @@ mod tests {
         wire.extend(echo_of(20, true, 3)); // nothing in flight
         ringgate::protocol::writer::encode_close(&mut wire, 1001, "bye");
         let mut sink = EchoSink {
-            spec: spec(20, true),
-            msgs: &mut msgs,
-            stats: &mut stats,
-            replies: &mut replies,
             now_ns: 5_000,
             slot: Some(1),
-            completed: 0,
-            unsolicited: 0,
+            ..sink(spec(20, true), &mut msgs, &mut stats, &mut replies)
         };
         let mut dec = FrameDecoder::default();
         for piece in wire.chunks(5) {
@@ -439,16 +453,7 @@ mod tests {
             ..Msgs::default()
         };
         let mut replies = Vec::new();
-        let mut sink = EchoSink {
-            spec: spec(100, false),
-            msgs: &mut msgs,
-            stats: &mut stats,
-            replies: &mut replies,
-            now_ns: 0,
-            slot: None,
-            completed: 0,
-            unsolicited: 0,
-        };
+        let mut sink = sink(spec(100, false), &mut msgs, &mut stats, &mut replies);
         let mut wire = echo_of(100, false, 0);
         wire.extend(echo_of(100, false, 5));
         wire.extend(echo_of(100, false, 2));
@@ -472,16 +477,7 @@ mod tests {
             ..Msgs::default()
         };
         let mut replies = Vec::new();
-        let mut sink = EchoSink {
-            spec: spec(21, false),
-            msgs: &mut msgs,
-            stats: &mut stats,
-            replies: &mut replies,
-            now_ns: 0,
-            slot: None,
-            completed: 0,
-            unsolicited: 0,
-        };
+        let mut sink = sink(spec(21, false), &mut msgs, &mut stats, &mut replies);
         FrameDecoder::default()
             .feed(&echo_of(20, false, 0), &mut sink)
             .unwrap();
