@@ -1,13 +1,18 @@
 //! A provided-buffer ring (IORING_REGISTER_PBUF_RING): a pool of receive
 //! buffers the kernel picks from when data arrives, so an idle connection
-//! holds no read buffer. A buffer is lent to the shard for one completion and
-//! handed back right after; the ring memory lives as long as the io_uring.
+//! holds no read buffer. The bytes of a completion are lent to the shard for
+//! that completion only; a buffer goes back to the kernel once the kernel has
+//! filled it (incremental consumption) or after its one completion (older
+//! kernels). The ring memory lives as long as the io_uring.
 
 use std::io;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
+
+/// `IOU_PBUF_RING_INC` from the kernel's io_uring.h (the crate keeps `sys` private).
+const IOU_PBUF_RING_INC: u16 = 2;
 
 /// The ring of buffer descriptors plus the buffers themselves.
 pub(super) struct BufRing {
@@ -21,6 +26,12 @@ pub(super) struct BufRing {
     /// kernel writes (a heap allocation may sit on transparent huge pages).
     pool: Mapping,
     group: u16,
+    /// Registered with `IOU_PBUF_RING_INC` (kernel 6.12+): a completion takes
+    /// only the bytes it received, so small messages from many connections
+    /// share one buffer, and the kernel keeps filling a buffer until it is
+    /// full. Then `consumed` says where in each buffer the next completion's bytes start.
+    incremental: bool,
+    consumed: Vec<u32>,
 }
 
 /// An anonymous private memory mapping, unmapped on drop.
@@ -84,13 +95,21 @@ impl BufRing {
             buf_size,
             pool: Mapping::new(entries as usize * buf_size, false)?,
             group,
+            incremental: true,
+            consumed: vec![0; entries as usize],
         };
-        // SAFETY: the mapping stays valid until Drop, which runs after the
-        // ring that uses it is dropped (the driver declares the ring first).
-        unsafe {
-            uring
-                .submitter()
-                .register_buf_ring_with_flags(ring_addr, entries, group, 0)?;
+        let register = |flags: u16| {
+            // SAFETY: the mapping stays valid until Drop, which runs after the
+            // ring that uses it is dropped (the driver declares the ring first).
+            unsafe {
+                uring
+                    .submitter()
+                    .register_buf_ring_with_flags(ring_addr, entries, group, flags)
+            }
+        };
+        if register(IOU_PBUF_RING_INC).is_err() {
+            this.incremental = false;
+            register(0)?;
         }
         for bid in 0..entries {
             this.recycle(bid);
@@ -103,24 +122,44 @@ impl BufRing {
         self.group
     }
 
-    /// The first `len` bytes of buffer `bid`, which the kernel just filled.
+    /// The `len` bytes a completion just received into buffer `bid`.
     pub(super) fn filled(&mut self, bid: u16, len: usize) -> &mut [u8] {
         assert!(
             bid < self.entries,
             "the kernel returned an unknown buffer id"
         );
-        // SAFETY: buffer `bid` lies inside the pool mapping, and the kernel is
-        // done writing it (its completion arrived); it is ours until recycled.
+        let start = self.consumed[bid as usize] as usize;
+        let len = len.min(self.buf_size - start);
+        if self.incremental {
+            self.consumed[bid as usize] += len as u32;
+        }
+        // SAFETY: these bytes lie inside buffer `bid` in the pool mapping, and
+        // the kernel is done writing them (their completion arrived); the
+        // kernel writes only past them until the buffer is recycled.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.pool.ptr.add(bid as usize * self.buf_size),
-                len.min(self.buf_size),
+                self.pool.ptr.add(bid as usize * self.buf_size + start),
+                len,
             )
         }
     }
 
+    /// Ends a completion's use of buffer `bid`: hands it back to the kernel
+    /// unless the kernel still holds it. In incremental mode it does while it
+    /// says so (`buf_more`), and after a completion that received nothing (the
+    /// kernel consumed no bytes, so the buffer stays at the head of its ring).
+    pub(super) fn release(&mut self, bid: u16, len: usize, buf_more: bool) {
+        if self.incremental {
+            if buf_more || len == 0 {
+                return;
+            }
+            self.consumed[bid as usize] = 0;
+        }
+        self.recycle(bid);
+    }
+
     /// Hands buffer `bid` back to the kernel (visible after [`BufRing::publish`]).
-    pub(super) fn recycle(&mut self, bid: u16) {
+    fn recycle(&mut self, bid: u16) {
         let index = (self.tail & (self.entries - 1)) as usize;
         let addr = self.pool.ptr as u64 + (bid as usize * self.buf_size) as u64;
         // SAFETY: index < entries, inside the mapping; only we write descriptors.
