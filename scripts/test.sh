@@ -10,6 +10,7 @@
 #   clippy         cargo clippy --workspace --all-targets -- -D warnings
 #   test           cargo test --workspace                    (default I/O driver; server and load tool)
 #   test-epoll     RINGGATE_IO=epoll cargo test --tests      (fallback driver)
+#   test-direct    RINGGATE_DIRECT_DESCRIPTORS=true cargo test --tests (io_uring's direct descriptors)
 #   venv           ./.venv from tests/python/requirements.txt (created or updated when needed)
 #   pytest         pytest tests/python                       (default driver)
 #   pytest-epoll   RINGGATE_IO=epoll pytest tests/python
@@ -170,6 +171,7 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step test default_driver cargo test --workspace --no-fail-fast
 step test-epoll env RINGGATE_IO=epoll cargo test --no-fail-fast --tests
+step test-direct default_driver env RINGGATE_DIRECT_DESCRIPTORS=true cargo test --no-fail-fast --tests
 step venv ensure_venv
 step pytest pytest_run ""
 step pytest-epoll pytest_run epoll

@@ -5,9 +5,9 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 
 use crate::engine::sendq::SendQueue;
+use crate::engine::socket::PeerAddr;
 use crate::hub::{ConnId, Hub, Subscriptions};
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::UpgradeInfo;
@@ -41,7 +41,7 @@ impl Message<'_> {
 pub struct UpgradeRequest<'a> {
     pub(crate) head: &'a RequestHead,
     pub(crate) info: &'a UpgradeInfo,
-    pub(crate) fd: RawFd,
+    pub(crate) peer: PeerAddr,
 }
 
 impl UpgradeRequest<'_> {
@@ -65,9 +65,9 @@ impl UpgradeRequest<'_> {
     pub fn origin(&self) -> Option<&str> {
         self.info.origin.as_deref()
     }
-    /// The peer's socket address (looked up on demand).
+    /// The peer's socket address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        crate::engine::socket::peer_addr(self.fd)
+        self.peer.get()
     }
 }
 
@@ -141,7 +141,7 @@ pub trait Handler: Send + Sync + 'static {
 /// A handler's view of one connection, valid for one callback.
 pub struct ConnCtx<'a> {
     pub(crate) id: ConnId,
-    pub(crate) fd: RawFd,
+    pub(crate) peer: PeerAddr,
     pub(crate) protocol: Option<&'a str>,
     pub(crate) identity: Option<&'a (dyn Any + Send)>,
     pub(crate) sendq: &'a mut SendQueue,
@@ -155,9 +155,9 @@ impl ConnCtx<'_> {
     pub fn id(&self) -> ConnId {
         self.id
     }
-    /// The peer's socket address (looked up on demand).
+    /// The peer's socket address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        crate::engine::socket::peer_addr(self.fd)
+        self.peer.get()
     }
     /// The negotiated subprotocol.
     pub fn protocol(&self) -> Option<&str> {

@@ -73,6 +73,9 @@ impl ServerBuilder {
         self.routes.add_http("/ws/health", Arc::new(Health));
 
         let driver = Driver::select(config.server.io).map_err(ServerError::Driver)?;
+        if config.server.direct_descriptors && driver == Driver::Epoll {
+            tracing::warn!("RINGGATE_DIRECT_DESCRIPTORS applies to io_uring only; epoll uses process descriptors");
+        }
         match socket::raise_fd_limit() {
             Ok(limit) => tracing::debug!("open file limit {limit}"),
             Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),

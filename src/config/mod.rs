@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// A longer request head is answered 431.
     pub max_header_bytes: usize,
+    /// io_uring only: accept sockets into each shard's registered file table
+    /// instead of the process's, so they do not count against RLIMIT_NOFILE.
+    pub direct_descriptors: bool,
 }
 
 /// Limits and liveness checks of the WebSocket protocol.
@@ -123,6 +126,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::ZERO,
             drain_timeout: Duration::from_secs(10),
             max_header_bytes: 8192,
+            direct_descriptors: false,
         }
     }
 }

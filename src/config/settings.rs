@@ -46,6 +46,7 @@ settings! {
     "RINGGATE_IDLE_TIMEOUT", server.idle_timeout, Dur, "close when the peer sends nothing this long (0 = off)";
     "RINGGATE_DRAIN_TIMEOUT", server.drain_timeout, Dur, "on SIGTERM, wait this long for close handshakes";
     "RINGGATE_MAX_HEADER_BYTES", server.max_header_bytes, Count, "largest HTTP request head (over: 431)";
+    "RINGGATE_DIRECT_DESCRIPTORS", server.direct_descriptors, Bool, "io_uring: sockets in each shard's own file table (open-files limit per shard)";
     "WS_MAX_MESSAGE_SIZE", websocket.max_message_size, Bytes, "largest message, bytes or 16MiB-style";
     "RINGGATE_MAX_FRAGMENTS", websocket.max_fragments, Count, "most frames in one message";
     "WS_PING_PERIOD", websocket.ping_period, Dur, "server ping interval (0 = no pings)";

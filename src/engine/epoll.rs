@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::sendq::MAX_IOVECS;
 use super::shard::{Next, Shard, OVERLOADED};
-use super::socket;
+use super::socket::{self, PeerAddr};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -105,7 +105,7 @@ fn accept_all(shard: &mut Shard, poll: &Poll, listen_fd: RawFd) {
                 }
             }
         }
-        let Some(key) = shard.on_accept(fd) else {
+        let Some(key) = shard.on_accept(fd, PeerAddr::Socket(fd)) else {
             socket::refuse(fd, &OVERLOADED);
             continue;
         };

@@ -59,8 +59,26 @@ pub(crate) fn ensure_port_free(addr: SocketAddr) -> io::Result<()> {
     Ok(())
 }
 
+/// Where a connection's peer address comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PeerAddr {
+    /// Ask the socket (a process descriptor) when someone wants it.
+    Socket(RawFd),
+    /// What the accept reported (a direct descriptor has no process fd to ask).
+    Known(Option<SocketAddr>),
+}
+
+impl PeerAddr {
+    pub(crate) fn get(self) -> Option<SocketAddr> {
+        match self {
+            PeerAddr::Socket(fd) => peer_addr(fd),
+            PeerAddr::Known(addr) => addr,
+        }
+    }
+}
+
 /// The peer address of a connected socket.
-pub(crate) fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
+fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     // SAFETY: callers pass the fd of a connection their shard still owns.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     let sock = SockRef::from(&fd);

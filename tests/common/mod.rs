@@ -43,6 +43,13 @@ pub struct ServerProcess {
     status: Option<ExitStatus>,
 }
 
+/// `ringgate --host 127.0.0.1 --port 0`.
+fn base_command() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--host", "127.0.0.1", "--port", "0"]);
+    cmd
+}
+
 impl ServerProcess {
     /// `ringgate --host 127.0.0.1 --port 0` with extra environment variables.
     pub fn spawn(env: &[(&str, &str)]) -> Self {
@@ -51,10 +58,33 @@ impl ServerProcess {
 
     /// As [`ServerProcess::spawn`], with extra command-line arguments.
     pub fn spawn_with_args(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(args)
-            .envs(env.iter().copied())
+        Self::spawn_command(base_command().args(args).envs(env.iter().copied()))
+    }
+
+    /// As [`ServerProcess::spawn`], with RLIMIT_NOFILE (soft and hard) set to
+    /// `limit`, so the server cannot raise it.
+    pub fn spawn_with_open_files(limit: libc::rlim_t, env: &[(&str, &str)]) -> Self {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = base_command();
+        cmd.envs(env.iter().copied());
+        // SAFETY: the closure only calls setrlimit, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::spawn_command(&mut cmd)
+    }
+
+    fn spawn_command(cmd: &mut Command) -> Self {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

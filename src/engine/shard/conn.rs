@@ -5,6 +5,7 @@
 use std::os::fd::RawFd;
 
 use crate::engine::sendq::SendQueue;
+use crate::engine::socket::PeerAddr;
 use crate::handler::{ConnCtx, Identity};
 use crate::hub::{ConnId, Hub, Subscriptions};
 use crate::protocol::reader::{MessageReader, ReaderLimits};
@@ -57,6 +58,9 @@ pub(crate) struct Conn {
     pub(crate) pong_deadline: u64,
     pub(crate) dirty: bool,
     pub(crate) close_notified: bool,
+    /// The accept reported the peer address (kept in the shard's `peers`):
+    /// `fd` is a direct descriptor, which getpeername cannot ask.
+    pub(crate) peer_known: bool,
 }
 
 impl Conn {
@@ -79,6 +83,7 @@ impl Conn {
             pong_deadline: 0,
             dirty: false,
             close_notified: false,
+            peer_known: false,
         }
     }
 
@@ -86,13 +91,14 @@ impl Conn {
     /// (disjoint borrows, so a handler runs while the reader is mid-feed).
     pub(crate) fn split<'a>(
         &'a mut self,
+        peer: PeerAddr,
         subs: &'a mut Subscriptions,
         hub: &'a Hub,
         close: &'a mut Option<(u16, String)>,
     ) -> (&'a mut MessageReader, ConnCtx<'a>) {
         let ctx = ConnCtx {
             id: self.id,
-            fd: self.fd,
+            peer,
             protocol: self.protocol.as_deref(),
             identity: self.identity.as_deref(),
             sendq: &mut self.sendq,

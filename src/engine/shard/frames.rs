@@ -40,13 +40,14 @@ impl Shard {
             let conn = &self.conns[key];
             self.shared.routes.ws_handler(conn.route).clone()
         };
+        let peer = self.peer(key);
         let conn = &mut self.conns[key];
         conn.pong_deadline = 0;
         let closing = conn.closing;
         let mut stop = None;
         let mut messages = 0u64;
         let mut close_req = None;
-        let (reader, mut ctx) = conn.split(&mut self.subs, &self.shared.hub, &mut close_req);
+        let (reader, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close_req);
         let result = reader.feed(data, &mut |event| {
             let msg = match event {
                 Event::Text(text) => Message::Text(text),

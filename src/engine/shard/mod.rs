@@ -8,6 +8,7 @@ mod frames;
 mod timers;
 mod upgrade;
 
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use slab::Slab;
 
 pub(crate) use conn::{Closing, Conn, Phase};
 
+use super::socket::PeerAddr;
 use super::Shared;
 use crate::hub::{Command, ConnId, ShardInbox, Subscriptions};
 use crate::protocol::close::code;
@@ -50,6 +52,9 @@ pub(crate) struct Shard {
     pub(crate) now: u64,
     /// Connections whose output or lifecycle changed since the driver last looked.
     dirty: Vec<usize>,
+    /// Peer addresses reported by accepts, by slot, for connections marked
+    /// `peer_known` (direct descriptors only; empty otherwise).
+    peers: Vec<Option<SocketAddr>>,
     /// Set once shutdown began: the drain deadline.
     draining_until: Option<u64>,
     messages_in: u64,
@@ -73,6 +78,7 @@ impl Shard {
             clock: Instant::now(),
             now: 0,
             dirty: Vec::new(),
+            peers: Vec::new(),
             draining_until: None,
             messages_in: 0,
             messages_out: 0,
@@ -102,9 +108,10 @@ impl Shard {
         }
     }
 
-    /// Registers an accepted socket. `None` means the server is full: the
+    /// Registers an accepted socket (`fd`: a process descriptor, or the
+    /// driver's direct descriptor). `None` means the server is full: the
     /// driver refuses it with [`OVERLOADED`].
-    pub(crate) fn on_accept(&mut self, fd: RawFd) -> Option<usize> {
+    pub(crate) fn on_accept(&mut self, fd: RawFd, peer: PeerAddr) -> Option<usize> {
         let limit = self.shared.config.server.max_connections;
         let before = self.shared.sockets.fetch_add(1, Ordering::Relaxed);
         if before >= limit || !self.accepting() {
@@ -115,8 +122,25 @@ impl Shard {
         let entry = self.conns.vacant_entry();
         let id = ConnId::new(self.index, self.serial, entry.key() as u32);
         let key = entry.key();
-        entry.insert(Conn::new(id, fd, self.now));
+        let conn = entry.insert(Conn::new(id, fd, self.now));
+        if let PeerAddr::Known(addr) = peer {
+            conn.peer_known = true;
+            if key >= self.peers.len() {
+                self.peers.resize(key + 1, None);
+            }
+            self.peers[key] = addr;
+        }
         Some(key)
+    }
+
+    /// How to find connection `key`'s peer address.
+    fn peer(&self, key: usize) -> PeerAddr {
+        let conn = &self.conns[key];
+        if conn.peer_known {
+            PeerAddr::Known(self.peers[key])
+        } else {
+            PeerAddr::Socket(conn.fd)
+        }
     }
 
     /// Bytes arrived on connection `key`. `data` is the driver's receive
@@ -240,9 +264,11 @@ impl Shard {
         }
         conn.close_notified = true;
         let handler = self.shared.routes.ws_handler(conn.route).clone();
+        let peer = self.peer(key);
+        let conn = &mut self.conns[key];
         // A close is already under way: sends from on_close are discarded.
         let mut close = Some((0, String::new()));
-        let (_, mut ctx) = conn.split(&mut self.subs, &self.shared.hub, &mut close);
+        let (_, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close);
         guarded(|| handler.on_close(&mut ctx, code, reason));
     }
 

@@ -72,11 +72,10 @@ impl Shard {
             }
         };
         let handler = self.shared.routes.ws_handler(route).clone();
-        let fd = self.conns[key].fd;
         let upgrade = UpgradeRequest {
             head: &req,
             info: &info,
-            fd,
+            peer: self.peer(key),
         };
         let mut decision: Result<Accept, Reject> =
             Err(Reject::new(500, "internal_error", "upgrade handler failed"));
@@ -142,9 +141,10 @@ impl Shard {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
         let handler = self.shared.routes.ws_handler(route).clone();
+        let peer = self.peer(key);
         let conn = &mut self.conns[key];
         let mut close = None;
-        let (_, mut ctx) = conn.split(&mut self.subs, &self.shared.hub, &mut close);
+        let (_, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close);
         if !guarded(|| handler.on_open(&mut ctx)) {
             close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
         }

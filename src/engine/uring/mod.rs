@@ -2,8 +2,10 @@
 //! multishot receive into a provided-buffer ring, one `send`/`writev` in
 //! flight per connection, and a multishot poll on the hub's eventfd. All
 //! protocol work is the shard's; this file only moves bytes and descriptors.
+//! Sockets are process descriptors, or direct ones (see `direct`).
 
 mod bufring;
+mod direct;
 
 use std::collections::VecDeque;
 use std::io;
@@ -14,8 +16,9 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::sendq::MAX_IOVECS;
 use super::shard::{Next, Shard, OVERLOADED};
-use super::socket;
+use super::socket::{self, PeerAddr};
 use bufring::BufRing;
+use direct::DirectTable;
 
 const SQ_ENTRIES: u32 = 4096;
 const CQ_ENTRIES: u32 = 16384;
@@ -39,7 +42,10 @@ const ACCEPT: u64 = 1;
 const RECV: u64 = 2;
 const SEND: u64 = 3;
 const WAKE: u64 = 4;
-const CANCEL: u64 = 5;
+/// Completions nobody acts on: cancels, and direct descriptors' shutdowns and closes.
+const UNWATCHED: u64 = 5;
+/// The 503 to a refused direct descriptor was sent; the key is the descriptor.
+const REFUSED: u64 = 6;
 
 fn user_data(kind: u64, key: usize) -> u64 {
     (kind << KIND_SHIFT) | key as u64
@@ -84,6 +90,8 @@ struct Driver {
     // Field order matters: the ring is dropped before the buffers it uses.
     ring: IoUring,
     bufs: BufRing,
+    /// Set when sockets are direct descriptors.
+    direct: Option<DirectTable>,
     listen_fd: RawFd,
     accepting: bool,
     ops: Vec<OpState>,
@@ -101,9 +109,16 @@ struct Driver {
 pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
     let ring = build_ring()?;
     let bufs = BufRing::new(&ring, BUF_COUNT, BUF_SIZE, BUF_GROUP)?;
+    let direct = direct_table(&ring, &shard);
+    let accepts = if direct.is_some() {
+        direct::ACCEPT_SLOTS
+    } else {
+        1
+    };
     let mut driver = Driver {
         ring,
         bufs,
+        direct,
         listen_fd: listener.as_raw_fd(),
         accepting: true,
         ops: Vec::new(),
@@ -111,10 +126,9 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         spare_iovecs: Vec::new(),
         rearm: VecDeque::new(),
     };
-    driver.push(
-        opcode::AcceptMulti::new(types::Fd(driver.listen_fd)).build(),
-        user_data(ACCEPT, 0),
-    )?;
+    for slot in 0..accepts {
+        driver.arm_accept(slot)?;
+    }
     driver.push(
         opcode::PollAdd::new(types::Fd(shard.waker_fd()), libc::POLLIN as u32)
             .multi(true)
@@ -122,15 +136,45 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         user_data(WAKE, 0),
     )?;
     let result = driver.run(&mut shard);
+    let process_fds = driver.direct.is_none();
     // Tear the ring down first: no operation may outlive the buffers below.
+    // That also closes every direct descriptor.
     drop(driver);
     drop(listener);
     let keys: Vec<usize> = shard.conns.iter().map(|(k, _)| k).collect();
     for key in keys {
-        socket::close_fd(shard.conns[key].fd);
+        if process_fds {
+            socket::close_fd(shard.conns[key].fd);
+        }
         shard.remove(key);
     }
     result
+}
+
+/// The registered file table, when the configuration asks for direct
+/// descriptors; without one (old kernel) sockets stay process descriptors.
+fn direct_table(ring: &IoUring, shard: &Shard) -> Option<DirectTable> {
+    let server = &shard.shared.config.server;
+    if !server.direct_descriptors {
+        return None;
+    }
+    match DirectTable::register(ring, server.max_connections) {
+        Ok(table) => {
+            tracing::info!(
+                shard = shard.index,
+                entries = table.size(),
+                "sockets are direct descriptors"
+            );
+            Some(table)
+        }
+        Err(e) => {
+            tracing::warn!(
+                shard = shard.index,
+                "direct descriptors unavailable ({e}); using process descriptors"
+            );
+            None
+        }
+    }
 }
 
 fn build_ring() -> io::Result<IoUring> {
@@ -215,9 +259,10 @@ impl Driver {
             }
             if !shard.accepting() && self.accepting {
                 self.accepting = false;
+                let accepts = types::CancelBuilder::fd(types::Fd(self.listen_fd)).all();
                 self.push(
-                    opcode::AsyncCancel::new(user_data(ACCEPT, 0)).build(),
-                    user_data(CANCEL, 0),
+                    opcode::AsyncCancel2::new(accepts).build(),
+                    user_data(UNWATCHED, 0),
                 )?;
             }
         }
@@ -226,9 +271,10 @@ impl Driver {
     fn complete(&mut self, shard: &mut Shard, data: u64, res: i32, flags: u32) -> io::Result<()> {
         let key = (data & ((1 << KIND_SHIFT) - 1)) as usize;
         match data >> KIND_SHIFT {
-            ACCEPT => self.on_accept(shard, res, flags)?,
+            ACCEPT => self.on_accept(shard, key, res, flags)?,
             RECV => self.on_recv(shard, key, res, flags),
             SEND => self.on_send(shard, key, res),
+            REFUSED => self.push(direct::close(key as RawFd), user_data(UNWATCHED, 0))?,
             WAKE => {
                 shard.drain_inbox();
                 if !cqueue::more(flags) {
@@ -245,15 +291,38 @@ impl Driver {
         Ok(())
     }
 
-    fn on_accept(&mut self, shard: &mut Shard, res: i32, flags: u32) -> io::Result<()> {
+    /// Process descriptors: one multishot accept. Direct descriptors: one of
+    /// the single-shot accepts, each with its own peer address buffer.
+    fn arm_accept(&mut self, slot: usize) -> io::Result<()> {
+        let entry = match &mut self.direct {
+            Some(table) => table.accept(self.listen_fd, slot),
+            None => opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build(),
+        };
+        self.push(entry, user_data(ACCEPT, slot))
+    }
+
+    fn on_accept(
+        &mut self,
+        shard: &mut Shard,
+        slot: usize,
+        res: i32,
+        flags: u32,
+    ) -> io::Result<()> {
         if res >= 0 {
             let fd = res;
-            match shard.on_accept(fd) {
+            let (peer, room) = match &mut self.direct {
+                Some(table) => {
+                    table.opened();
+                    (PeerAddr::Known(table.peer(slot)), table.has_room())
+                }
+                None => (PeerAddr::Socket(fd), true),
+            };
+            match room.then(|| shard.on_accept(fd, peer)).flatten() {
                 Some(key) => {
                     *self.state(key) = OpState::default();
                     self.arm_recv(shard, key);
                 }
-                None => socket::refuse(fd, &OVERLOADED),
+                None => self.refuse(fd)?,
             }
         } else if res != -libc::ECANCELED {
             tracing::warn!(
@@ -262,18 +331,41 @@ impl Driver {
                 io::Error::from_raw_os_error(-res)
             );
         }
-        if !cqueue::more(flags) && self.accepting && shard.accepting() {
-            self.push(
-                opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build(),
-                user_data(ACCEPT, 0),
-            )?;
+        let ended = self.direct.is_some() || !cqueue::more(flags);
+        if ended && self.accepting && shard.accepting() {
+            self.arm_accept(slot)?;
         }
         Ok(())
     }
 
+    /// Answers a socket over the connection limit with [`OVERLOADED`] and closes it.
+    fn refuse(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(table) = &mut self.direct else {
+            socket::refuse(fd, &OVERLOADED);
+            return Ok(());
+        };
+        table.closed();
+        let send = opcode::Send::new(types::Fd(fd), OVERLOADED.as_ptr(), OVERLOADED.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        // OVERLOADED is a static: the bytes outlive the send. The close
+        // follows its completion.
+        self.push(direct::fixed(send), user_data(REFUSED, fd as usize))
+    }
+
+    /// `entry` on the kind of descriptor this driver's sockets are.
+    fn on_socket(&self, entry: squeue::Entry) -> squeue::Entry {
+        if self.direct.is_some() {
+            direct::fixed(entry)
+        } else {
+            entry
+        }
+    }
+
     fn arm_recv(&mut self, shard: &Shard, key: usize) {
         let fd = shard.conns[key].fd;
-        let entry = opcode::RecvMulti::new(types::Fd(fd), self.bufs.group()).build();
+        let entry =
+            self.on_socket(opcode::RecvMulti::new(types::Fd(fd), self.bufs.group()).build());
         self.state(key).recv_armed = true;
         if self.push(entry, user_data(RECV, key)).is_err() {
             self.state(key).recv_armed = false;
@@ -333,7 +425,7 @@ impl Driver {
             match shard.next(key) {
                 Next::Idle => {}
                 Next::Write => self.start_send(shard, key)?,
-                Next::Close => self.close(shard, key),
+                Next::Close => self.close(shard, key)?,
             }
         }
         Ok(())
@@ -365,26 +457,42 @@ impl Driver {
             entry
         };
         self.state(key).send_in_flight = true;
+        let entry = self.on_socket(entry);
         self.push(entry, user_data(SEND, key))
     }
 
     /// Closes a connection once no operation refers to it any more: shutting
     /// the socket down ends its multishot receive, whose last completion
     /// brings us back here.
-    fn close(&mut self, shard: &mut Shard, key: usize) {
+    fn close(&mut self, shard: &mut Shard, key: usize) -> io::Result<()> {
         let state = *self.state(key);
         if state.send_in_flight {
-            return;
+            return Ok(());
         }
+        let fd = shard.conns[key].fd;
         if state.recv_armed {
             if !state.shut_down {
                 self.state(key).shut_down = true;
-                socket::shutdown(shard.conns[key].fd);
+                if self.direct.is_some() {
+                    let entry = opcode::Shutdown::new(types::Fd(fd), libc::SHUT_RDWR).build();
+                    self.push(direct::fixed(entry), user_data(UNWATCHED, 0))?;
+                } else {
+                    socket::shutdown(fd);
+                }
             }
-            return;
+            return Ok(());
         }
-        socket::close_fd(shard.conns[key].fd);
         shard.remove(key);
         *self.state(key) = OpState::default();
+        match &mut self.direct {
+            Some(table) => {
+                table.closed();
+                self.push(direct::close(fd), user_data(UNWATCHED, 0))
+            }
+            None => {
+                socket::close_fd(fd);
+                Ok(())
+            }
+        }
     }
 }
