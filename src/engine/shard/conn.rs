@@ -109,3 +109,17 @@ impl Conn {
         (&mut self.reader, ctx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The slab entry is most of an idle connection's memory (tuning.md
+    /// quotes its size); growing it should be a decision, not an accident.
+    #[test]
+    fn a_connection_slot_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Conn>() <= 272,
+            "Conn is {} bytes",
+            std::mem::size_of::<super::Conn>()
+        );
+    }
+}
