@@ -412,12 +412,15 @@ impl Driver {
 
     /// Acts on every connection the shard touched: start writes, close sockets.
     fn flush_all(&mut self, shard: &mut Shard, dirty: &mut Vec<usize>) -> io::Result<()> {
-        for _ in 0..REARM_PER_LOOP {
+        let mut rearmed = 0;
+        while rearmed < REARM_PER_LOOP {
             let Some(key) = self.rearm.pop_front() else {
                 break;
             };
+            // Skip a connection that closed (or whose slot a new one took).
             if shard.wants_input(key) && !self.state(key).recv_armed {
                 self.arm_recv(shard, key);
+                rearmed += 1;
             }
         }
         shard.take_dirty(dirty);
