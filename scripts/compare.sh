@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# scripts/compare.sh - ringgate side by side with other WebSocket echo servers.
+# scripts/compare.sh - ringgate side by side with other WebSocket echo and pub/sub servers.
 #
 # Usage: scripts/compare.sh [--rounds N] [--only WORKLOAD[,...]] [--servers NAME[,...]]
 #                           [--server NAME=COMMAND]... [--json FILE] [--no-build]
 #   --rounds N        rounds of the rotation (default 3); the table shows medians
-#   --only W,...      workloads to run: echo-20, echo-16k, storm, idle (default all)
+#   --only W,...      workloads to run: echo-20, echo-16k, storm, fanout, idle (default all)
 #   --servers N,...   servers to run, by name (default: all built-in and --server ones)
 #   --server N=CMD    add a server. CMD runs as `sh -c 'exec CMD'` (use `env VAR=x ...`
 #                     for environment); if it contains {port}, a free port is put there
 #                     and the script waits for it to accept, otherwise CMD must print
 #                     `listening on HOST:PORT` on stdout. Repeatable. e.g.
 #                     --server 'uws=/opt/uws/EchoServer {port}'
+#                     The same CMD serves every workload, fanout included: it must
+#                     then also serve /pubsub as examples/pubsub.rs does (leave it
+#                     out of a fanout run with --servers or --only otherwise).
 #   --json FILE       also write every run's raw record (command, exit, load JSON)
 #   --no-build        use the binaries already in target/release
 #
-# Built-in servers: ringgate (RINGGATE_SHARDS=1) and the peers of
-# examples/peer_echo.rs: tungstenite (tokio-tungstenite), fastwebsockets,
-# tokio-websockets, each on one current-thread tokio runtime.
+# Built-in servers: ringgate (RINGGATE_SHARDS=1; for fanout its pub/sub
+# example, target/release/examples/pubsub, also RINGGATE_SHARDS=1) and the peers
+# of examples/peer_echo.rs, which serve both echo and /pubsub: tungstenite
+# (tokio-tungstenite), fastwebsockets, tokio-websockets, each on one
+# current-thread tokio runtime.
 #
 # Every server is started fresh for every run, pinned with `taskset -c 0`; the
 # load client (target/release/ringgate-load) is pinned with `taskset -c 1` and
@@ -26,12 +31,15 @@
 #   echo-20   throughput -c 100 --payload 20 --duration 5s
 #   echo-16k  throughput -c 500 --payload 16384 --duration 5s
 #   storm     storm -c 10000 --max-concurrent 500          (handshakes/s)
+#   fanout    fanout -c 1000 --rate 1000 --duration 5s     (deliveries/s: 1,000 subscribers
+#             of /pubsub?channel=bench, one publisher sending 1,000 64 B msgs/s)
 #   idle      idle -c 10000 --max-concurrent 500 --duration 3s (server KiB RSS per connection)
 # storm and idle bind to a different 40-address source range on every run, so
 # TIME_WAIT left by one run never runs the next out of ports.
 #
 # The table gives per workload and server the median rate and the median rate
-# per server CPU-second, and ringgate/peer ratios. When the server is fast the
+# per server CPU-second, and ringgate/peer ratios; for fanout also the median
+# p50 and p99 publish-to-delivery latency. When the server is fast the
 # load client may be the bottleneck (see the client CPU column, 100% = its core
 # is saturated): then msgs/s mostly measures the client and only the
 # per-server-CPU-second figure compares servers. For idle KiB/conn lower is
@@ -74,6 +82,7 @@ taskset -c 0,1 true 2>/dev/null || die "needs CPUs 0 and 1 in the affinity mask 
 # ---- servers and workloads -------------------------------------------------
 LOAD=target/release/ringgate-load
 PEER=target/release/examples/peer_echo
+RG_PUBSUB="env RINGGATE_SHARDS=1 target/release/examples/pubsub --host 127.0.0.1 --port 0"
 ALL_NAMES=(ringgate tungstenite fastwebsockets tokio-websockets)
 ALL_CMDS=(
     "env RINGGATE_SHARDS=1 target/release/ringgate --host 127.0.0.1 --port 0"
@@ -99,7 +108,7 @@ else
     NAMES=("${ALL_NAMES[@]}") CMDS=("${ALL_CMDS[@]}")
 fi
 
-ALL_WORKLOADS=(echo-20 echo-16k storm idle)
+ALL_WORKLOADS=(echo-20 echo-16k storm fanout idle)
 WORKLOADS=()
 if [[ -n $ONLY ]]; then
     IFS=, read -ra want <<<"$ONLY"
@@ -119,17 +128,33 @@ load_args() {
         echo-20) echo "throughput -c 100 --payload 20 --duration 5s --timeout 60s" ;;
         echo-16k) echo "throughput -c 500 --payload 16384 --duration 5s --timeout 60s" ;;
         storm) echo "storm -c 10000 --max-concurrent 500 --source-ips $ips --timeout 90s" ;;
+        fanout) echo "fanout -c 1000 --rate 1000 --duration 5s --timeout 60s" ;;
         idle) echo "idle -c 10000 --max-concurrent 500 --duration 3s --source-ips $ips --timeout 90s" ;;
     esac
+}
+
+# url_path WORKLOAD -> the path and query the load client connects to
+url_path() {
+    case $1 in
+        fanout) echo "/pubsub?channel=bench" ;;
+        *) echo "/echo" ;;
+    esac
+}
+
+# server_cmd NAME CMD WORKLOAD -> the command to start (ringgate serves fanout with its pub/sub example)
+server_cmd() {
+    if [[ $1 == ringgate && $3 == fanout ]]; then echo "$RG_PUBSUB"; else echo "$2"; fi
 }
 
 # ---- build -------------------------------------------------------------------
 run() { echo "+ $*"; "$@"; }
 if ((BUILD)); then
     run cargo build --release -p ringgate -p ringgate-load || exit 2
-    run cargo build --release --example peer_echo || exit 2
+    run cargo build --release --example peer_echo --example pubsub || exit 2
 fi
-for b in target/release/ringgate "$LOAD" "$PEER"; do
+NEEDED=(target/release/ringgate "$LOAD" "$PEER")
+[[ " ${WORKLOADS[*]} " == *" fanout "* ]] && NEEDED+=(target/release/examples/pubsub)
+for b in "${NEEDED[@]}"; do
     [[ -x $b ]] || die "$b is missing (drop --no-build)"
 done
 
@@ -238,6 +263,10 @@ def f(x, fmt="{:,.0f}"):
 w = rec["workload"]
 if w.startswith("echo"):
     s = f"{f(d.get('msgs_per_s'))} msg/s, {f(d.get('msgs_per_server_cpu_s'))} msg/server-cpu-s"
+elif w == "fanout":
+    lat = d.get("latency_us") or {}
+    s = (f"{f(d.get('deliveries_per_s'))} deliveries/s, {f(d.get('deliveries_per_server_cpu_s'))} /server-cpu-s, "
+         f"{f(d.get('deliveries'))} of {f(d.get('expected_deliveries'))}, latency p50 {f(lat.get('p50'))} p99 {f(lat.get('p99'))} us")
 elif w == "storm":
     s = f"{f(d.get('handshakes_per_s'))} hs/s, {f(d.get('handshakes_per_server_cpu_s'))} hs/server-cpu-s, p99 {f((d.get('handshake_us') or {}).get('p99'))} us"
 else:
@@ -260,13 +289,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
             RUN=$((RUN + 1))
             tag="r$round-$w-$name"
             echo "== round $round/$ROUNDS  $w  $name"
-            if ! start_server "${CMDS[$i]}" "$tag"; then
+            if ! start_server "$(server_cmd "$name" "${CMDS[$i]}" "$w")" "$tag"; then
                 echo "  FAILED: $ERR"
                 record round="$round" workload="$w" server="$name" error="$ERR"
                 continue
             fi
             # shellcheck disable=SC2046 # load_args is a word list on purpose
-            set -- taskset -c 1 "$LOAD" $(load_args "$w" "$RUN") --url "ws://$ADDR/echo" --pid "$SERVER_PID" --json
+            set -- taskset -c 1 "$LOAD" $(load_args "$w" "$RUN") --url "ws://$ADDR$(url_path "$w")" --pid "$SERVER_PID" --json
             echo "+ $*"
             "$@" >"$OUT/$tag.load.json" 2>"$OUT/$tag.load.err"
             code=$?
@@ -299,6 +328,8 @@ METRIC = {
     "echo-20": ("msgs/s (100 x 20 B)", "msgs_per_s", "msgs_per_server_cpu_s", False),
     "echo-16k": ("msgs/s (500 x 16 KiB)", "msgs_per_s", "msgs_per_server_cpu_s", False),
     "storm": ("handshakes/s (10k, 500 in flight)", "handshakes_per_s", "handshakes_per_server_cpu_s", False),
+    "fanout": ("deliveries/s (1000 subscribers, 1 publisher x 1000 msgs/s)", "deliveries_per_s",
+               "deliveries_per_server_cpu_s", False),
     "idle": ("server KiB RSS / idle conn (10k)", "kib_per_conn", None, True),
 }
 
@@ -350,13 +381,18 @@ for w in workloads:
             main=med(d.get(key) for d in ok),
             cpu=med(d.get(cpu_key) for d in ok) if cpu_key else None,
             client=med(cpu_frac),
+            p50=med((d.get("latency_us") or {}).get("p50") for d in ok),
+            p99=med((d.get("latency_us") or {}).get("p99") for d in ok),
             ok=len(ok), total=len(runs), fails=sum(fails.values()),
         )
     rg = rows.get("ringgate", {})
     small = key == "kib_per_conn"
     print()
     print(f"{w}: {label}" + ("   (lower is better)" if lower else ""))
-    hdr = f"  {'server':<18}{'median':>14}{'per server cpu-s':>18}{'rg/peer':>9}{'rg/peer cpu':>12}{'client cpu':>11}{'runs ok':>9}{'failures':>10}"
+    latency = w == "fanout"  # publish-to-delivery latency columns
+    hdr = f"  {'server':<18}{'median':>14}{'per server cpu-s':>18}{'rg/peer':>9}{'rg/peer cpu':>12}"
+    hdr += f"{'p50 us':>9}{'p99 us':>9}" if latency else ""
+    hdr += f"{'client cpu':>11}{'runs ok':>9}{'failures':>10}"
     print(hdr)
     print("  " + "-" * (len(hdr) - 2))
     for n in names:
@@ -366,7 +402,8 @@ for w in workloads:
         print(f"  {n:<18}{fmt(r['main'], small):>14}{fmt(r['cpu']) if cpu_key else '-':>18}"
               f"{ratio(rg.get('main'), r['main']) if peer else '':>9}"
               f"{ratio(rg.get('cpu'), r['cpu']) if peer and cpu_key else '':>12}"
-              f"{client:>11}{str(r['ok']) + '/' + str(r['total']):>9}{r['fails']:>10}")
+              + (f"{fmt(r['p50']):>9}{fmt(r['p99']):>9}" if latency else "")
+              + f"{client:>11}{str(r['ok']) + '/' + str(r['total']):>9}{r['fails']:>10}")
     peers = [n for n in names if n != "ringgate" and rows[n]["main"] is not None]
     if peers:
         pick = min if lower else max
