@@ -123,6 +123,27 @@ fn raw_pipelined_messages_come_back_in_order() {
     }
 }
 
+/// After a quiet second the io_uring driver gives its receive pool's pages
+/// back to the system; the next messages must arrive intact all the same,
+/// including one whose first half came before the pause.
+#[test]
+fn raw_messages_after_a_quiet_spell_come_back_whole() {
+    let server = ServerProcess::spawn(&[("RINGGATE_SHARDS", "1")]);
+    let mut ws = RawWs::connect(server.addr, "/echo");
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let frame = client_frame(OP_BINARY, &payload);
+    ws.send_raw(&frame);
+    assert_eq!(ws.read_message(Duration::from_secs(5)), (OP_BINARY, payload.clone()));
+    let (first, second) = frame.split_at(frame.len() / 2);
+    ws.send_raw(first);
+    std::thread::sleep(Duration::from_millis(1500));
+    ws.send_raw(second);
+    assert_eq!(ws.read_message(Duration::from_secs(5)), (OP_BINARY, payload.clone()));
+    std::thread::sleep(Duration::from_millis(1500));
+    ws.send_raw(&frame);
+    assert_eq!(ws.read_message(Duration::from_secs(5)), (OP_BINARY, payload));
+}
+
 #[test]
 fn raw_frame_written_one_byte_at_a_time() {
     let server = ServerProcess::spawn(&[]);

@@ -170,6 +170,15 @@ impl BufRing {
         self.tail = self.tail.wrapping_add(1);
     }
 
+    /// Gives the pool's pages back to the system (they come back, zeroed, as
+    /// the kernel next writes them). Only call it between ring entries: the
+    /// kernel fills buffers inside `io_uring_enter` on this thread, so no
+    /// receive is writing meanwhile, and every received byte was parsed.
+    pub(super) fn discard_pages(&self) {
+        // SAFETY: advice on our own mapping; the data there is already consumed.
+        unsafe { libc::madvise(self.pool.ptr.cast(), self.pool.len, libc::MADV_DONTNEED) };
+    }
+
     /// Makes recycled buffers visible to the kernel.
     pub(super) fn publish(&self) {
         // SAFETY: the tail field lives inside the mapping; the kernel reads it
