@@ -133,15 +133,24 @@ fn raw_messages_after_a_quiet_spell_come_back_whole() {
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let frame = client_frame(OP_BINARY, &payload);
     ws.send_raw(&frame);
-    assert_eq!(ws.read_message(Duration::from_secs(5)), (OP_BINARY, payload.clone()));
+    assert_eq!(
+        ws.read_message(Duration::from_secs(5)),
+        (OP_BINARY, payload.clone())
+    );
     let (first, second) = frame.split_at(frame.len() / 2);
     ws.send_raw(first);
     std::thread::sleep(Duration::from_millis(1500));
     ws.send_raw(second);
-    assert_eq!(ws.read_message(Duration::from_secs(5)), (OP_BINARY, payload.clone()));
+    assert_eq!(
+        ws.read_message(Duration::from_secs(5)),
+        (OP_BINARY, payload.clone())
+    );
     std::thread::sleep(Duration::from_millis(1500));
     ws.send_raw(&frame);
-    assert_eq!(ws.read_message(Duration::from_secs(5)), (OP_BINARY, payload));
+    assert_eq!(
+        ws.read_message(Duration::from_secs(5)),
+        (OP_BINARY, payload)
+    );
 }
 
 #[test]
