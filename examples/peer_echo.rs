@@ -302,6 +302,37 @@ impl<T> Drop for Subscription<T> {
     }
 }
 
+/// Pub/sub for a crate whose socket is a `Stream` and a `Sink` of its
+/// messages (tokio-tungstenite, tokio-websockets): data messages (`is_data`)
+/// are published, control frames are the crate's business, and everything
+/// the subscription has queued is fed before one flush.
+async fn pubsub_stream<S, M, E>(
+    mut ws: S,
+    (member, mut sub): (Member<M>, Subscription<M>),
+    is_data: fn(&M) -> bool,
+) -> Result<(), E>
+where
+    S: futures_util::Stream<Item = Result<M, E>> + futures_util::Sink<M, Error = E> + Unpin,
+    M: Clone,
+{
+    loop {
+        tokio::select! {
+            msg = ws.next() => match msg.transpose()? {
+                Some(msg) if is_data(&msg) => member.publish(msg),
+                Some(_) => {}
+                None => return Ok(()),
+            },
+            msg = sub.recv() => {
+                ws.feed(msg).await?;
+                while let Some(msg) = sub.try_recv() {
+                    ws.feed(msg).await?;
+                }
+                ws.flush().await?;
+            }
+        }
+    }
+}
+
 // ---- the implementations ---------------------------------------------------
 
 /// tokio-tungstenite, as its `examples/echo-server.rs`: `accept_hdr_async`
@@ -356,25 +387,10 @@ mod tungstenite {
     }
 
     async fn pubsub(
-        mut ws: WebSocketStream<TcpStream>,
-        (member, mut sub): (Member<Message>, Subscription<Message>),
+        ws: WebSocketStream<TcpStream>,
+        joined: (Member<Message>, Subscription<Message>),
     ) -> Result<(), Error> {
-        loop {
-            tokio::select! {
-                msg = ws.next() => match msg.transpose()? {
-                    Some(msg) if msg.is_text() || msg.is_binary() => member.publish(msg),
-                    Some(_) => {}
-                    None => return Ok(()),
-                },
-                msg = sub.recv() => {
-                    ws.feed(msg).await?;
-                    while let Some(msg) = sub.try_recv() {
-                        ws.feed(msg).await?;
-                    }
-                    ws.flush().await?;
-                }
-            }
-        }
+        super::pubsub_stream(ws, joined, |msg| msg.is_text() || msg.is_binary()).await
     }
 }
 
@@ -594,24 +610,9 @@ mod tokio_ws {
     }
 
     async fn pubsub(
-        mut ws: WebSocketStream<TcpStream>,
-        (member, mut sub): (Member<Message>, Subscription<Message>),
+        ws: WebSocketStream<TcpStream>,
+        joined: (Member<Message>, Subscription<Message>),
     ) -> Result<(), Error> {
-        loop {
-            tokio::select! {
-                msg = ws.next() => match msg.transpose()? {
-                    Some(msg) if msg.is_text() || msg.is_binary() => member.publish(msg),
-                    Some(_) => {}
-                    None => return Ok(()),
-                },
-                msg = sub.recv() => {
-                    ws.feed(msg).await?;
-                    while let Some(msg) = sub.try_recv() {
-                        ws.feed(msg).await?;
-                    }
-                    ws.flush().await?;
-                }
-            }
-        }
+        super::pubsub_stream(ws, joined, |msg| msg.is_text() || msg.is_binary()).await
     }
 }
