@@ -4,8 +4,36 @@
 
 use std::fs;
 
-/// utime + stime of process `pid` (all its threads), in seconds.
-pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+/// A process's CPU time at one instant, read two ways.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuTime {
+    /// utime + stime from `/proc/PID/stat`: clock ticks (usually 10 ms), but
+    /// it keeps the time of threads that have exited.
+    pub ticks_s: f64,
+    /// The sum of the live threads' run time from `/proc/PID/task/*/schedstat`
+    /// (nanoseconds), when the kernel provides it.
+    pub run_s: Option<f64>,
+}
+
+/// Largest gap between the two readings of one interval that still counts as
+/// clock-tick rounding (a tick at each end), in seconds.
+const TICK_SLACK_S: f64 = 0.025;
+
+impl CpuTime {
+    /// CPU seconds from `earlier` to `self`: the nanosecond figure, unless it
+    /// falls short of the tick figure by more than the ticks' rounding (a
+    /// thread ended in between and took its run time with it).
+    pub fn since(&self, earlier: &CpuTime) -> f64 {
+        let ticks = self.ticks_s - earlier.ticks_s;
+        match (self.run_s, earlier.run_s) {
+            (Some(b), Some(a)) if b - a >= 0.0 && b - a + TICK_SLACK_S >= ticks => b - a,
+            _ => ticks,
+        }
+    }
+}
+
+/// CPU time of process `pid`, all its threads.
+pub fn cpu_time(pid: u32) -> Result<CpuTime, String> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     let ticks = parse_stat_cpu_ticks(&stat)
@@ -13,7 +41,30 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     // SAFETY: sysconf only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    Ok(ticks as f64 / hz)
+    Ok(CpuTime {
+        ticks_s: ticks as f64 / hz,
+        run_s: threads_run_ns(pid).map(|ns| ns as f64 / 1e9),
+    })
+}
+
+/// Sum of the run time (first field of `schedstat`, ns) of `pid`'s threads.
+fn threads_run_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        match fs::read_to_string(&path) {
+            Ok(text) => total += parse_schedstat_run_ns(&text)?,
+            // The thread ended between the listing and the read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(total)
+}
+
+/// The run time in ns, the first field of a `schedstat` file.
+pub fn parse_schedstat_run_ns(text: &str) -> Option<u64> {
+    text.split_ascii_whitespace().next()?.parse().ok()
 }
 
 /// utime + stime in clock ticks from the text of `/proc/PID/stat`.
@@ -96,9 +147,33 @@ mod tests {
     }
 
     #[test]
+    fn parses_schedstat() {
+        assert_eq!(parse_schedstat_run_ns("765437 0 1\n"), Some(765437));
+        assert_eq!(parse_schedstat_run_ns(""), None);
+    }
+
+    #[test]
+    fn prefers_nanoseconds_unless_time_went_missing() {
+        let at = |ticks_s, run_s| CpuTime { ticks_s, run_s };
+        // Ticks round to 10 ms; the nanosecond figure is the finer one.
+        assert_eq!(
+            at(1.23, Some(1.2345)).since(&at(1.00, Some(1.0012))),
+            1.2345 - 1.0012
+        );
+        // A thread that ended took 0.5 s of run time out of schedstat.
+        assert_eq!(at(2.00, Some(0.60)).since(&at(1.00, Some(0.10))), 1.00);
+        assert_eq!(at(2.00, None).since(&at(1.00, Some(0.10))), 1.00);
+    }
+
+    #[test]
     fn reads_this_process() {
         let pid = std::process::id();
-        assert!(cpu_seconds(pid).unwrap() >= 0.0);
+        let a = cpu_time(pid).unwrap();
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        let b = cpu_time(pid).unwrap();
+        assert!(a.run_s.is_some(), "schedstat is readable on Linux");
+        assert!(b.since(&a) > 0.0);
         assert!(rss_kib(pid).unwrap() > 0);
         assert!(own_cpu_seconds() >= 0.0);
     }

@@ -113,7 +113,7 @@ fn per(n: f64, secs: Option<f64>) -> Option<f64> {
 }
 
 fn cpu_between(a: &Sample, b: &Sample) -> Option<f64> {
-    Some(b.server_cpu_s? - a.server_cpu_s?)
+    Some(b.server_cpu?.since(&a.server_cpu?))
 }
 
 impl Report {

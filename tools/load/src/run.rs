@@ -19,7 +19,7 @@ pub const RENDEZVOUS_SLACK: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub at: Instant,
-    pub server_cpu_s: Option<f64>,
+    pub server_cpu: Option<procinfo::CpuTime>,
     pub server_rss_kib: Option<u64>,
     pub client_cpu_s: f64,
 }
@@ -28,7 +28,7 @@ impl Sample {
     fn take(pid: Option<u32>) -> Sample {
         Sample {
             at: Instant::now(),
-            server_cpu_s: pid.and_then(|p| procinfo::cpu_seconds(p).ok()),
+            server_cpu: pid.and_then(|p| procinfo::cpu_time(p).ok()),
             server_rss_kib: pid.and_then(|p| procinfo::rss_kib(p).ok()),
             client_cpu_s: procinfo::own_cpu_seconds(),
         }
@@ -54,7 +54,7 @@ pub fn run(plan: Plan) -> Outcome {
     let threads = plan.threads;
     let pid = plan.pid;
     if let Some(p) = pid {
-        if let Err(e) = procinfo::cpu_seconds(p) {
+        if let Err(e) = procinfo::cpu_time(p) {
             eprintln!("ringgate-load: --pid {p}: {e}");
         }
     }
