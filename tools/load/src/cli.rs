@@ -1,6 +1,7 @@
 //! Command line: the modes and their flags (clap), the size and duration
 //! parsers, and the checked [`Plan`] every other module reads.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -246,6 +247,35 @@ impl Plan {
     }
 }
 
+/// The seed's spelling of a mode, `--test-type MODE` (or `--test-type=MODE`)
+/// anywhere on the line, rewritten as the subcommand `MODE` that clap parses.
+/// `--test-type all` is refused: the modes measure different things and take
+/// different flags, so they run one at a time.
+pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, String> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let Some(at) = args
+        .iter()
+        .position(|a| a == "--test-type" || a.to_string_lossy().starts_with("--test-type="))
+    else {
+        return Ok(args);
+    };
+    let flag = args.remove(at).to_string_lossy().into_owned();
+    let mode = match flag.strip_prefix("--test-type=") {
+        Some(mode) => mode.to_owned(),
+        None if at < args.len() => args.remove(at).to_string_lossy().into_owned(),
+        None => {
+            return Err(
+                "--test-type needs a mode: storm, throughput, sustained, idle, fanout".into(),
+            )
+        }
+    };
+    if mode == "all" {
+        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout)".into());
+    }
+    args.insert(1.min(args.len()), mode.into());
+    Ok(args)
+}
+
 impl Cli {
     /// Checks the flags and resolves the URL.
     pub fn into_plan(self) -> Result<Plan, String> {
@@ -488,6 +518,29 @@ mod tests {
         let p = plan(&["storm", "-c", "3", "--threads", "8"]).unwrap();
         assert_eq!(p.threads, 3, "no more threads than connections");
         assert_eq!(p.mode.name(), "storm");
+    }
+
+    #[test]
+    fn takes_the_seeds_test_type_flag() {
+        let argv = |args: &[&str]| args.iter().map(OsString::from).collect::<Vec<_>>();
+        let rewritten = |args: &[&str]| seed_spelling(argv(args));
+        assert_eq!(
+            rewritten(&["load", "--test-type", "storm", "--connections", "200"]),
+            Ok(argv(&["load", "storm", "--connections", "200"]))
+        );
+        assert_eq!(
+            rewritten(&["load", "--duration", "120", "--test-type=sustained"]),
+            Ok(argv(&["load", "sustained", "--duration", "120"]))
+        );
+        assert_eq!(rewritten(&["load", "idle"]), Ok(argv(&["load", "idle"])));
+        assert!(rewritten(&["load", "--test-type", "all"]).is_err());
+        assert!(rewritten(&["load", "--test-type"]).is_err());
+        let cli = Cli::try_parse_from(
+            rewritten(&["load", "--test-type", "sustained", "--duration", "120"]).unwrap(),
+        )
+        .unwrap();
+        let p = cli.into_plan().unwrap();
+        assert_eq!(p.mode.name(), "sustained");
     }
 
     #[test]

@@ -31,7 +31,14 @@ use clap::Parser as _;
 const SPARE_FDS: u64 = 32;
 
 fn main() -> ExitCode {
-    let plan = match cli::Cli::parse().into_plan() {
+    let args = match cli::seed_spelling(std::env::args_os()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("ringgate-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = match cli::Cli::parse_from(args).into_plan() {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("ringgate-load: {e}");
