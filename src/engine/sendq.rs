@@ -30,9 +30,16 @@ impl Chunk {
     }
 }
 
-/// Outgoing data of one connection. Holds no heap memory when empty.
+/// Outgoing data of one connection: one null pointer while nothing is queued
+/// (an idle connection owns no write memory); the queue itself lives in a box
+/// taken when output is first queued and given back once it is all written.
 #[derive(Default)]
 pub struct SendQueue {
+    queue: Option<Box<Queue>>,
+}
+
+#[derive(Default)]
+struct Queue {
     chunks: VecDeque<Chunk>,
     /// Bytes of `chunks[0]` already written.
     head_written: usize,
@@ -45,17 +52,123 @@ pub struct SendQueue {
 impl SendQueue {
     /// Unwritten bytes.
     pub(crate) fn len(&self) -> usize {
-        self.queued
+        self.queue.as_ref().map_or(0, |q| q.queued)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queued == 0
+        self.len() == 0
     }
 
     pub(crate) fn write_in_flight(&self) -> bool {
-        self.in_flight > 0
+        self.queue.as_ref().is_some_and(|q| q.in_flight > 0)
     }
 
+    fn queue(&mut self) -> &mut Queue {
+        self.queue.get_or_insert_with(Box::default)
+    }
+
+    /// Encodes one unfragmented frame onto the queue.
+    pub(crate) fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        let q = self.queue();
+        let tail = q.owned_tail(payload.len() + 14);
+        let before = tail.len();
+        encode_frame(tail, opcode, payload);
+        q.queued += tail.len() - before;
+    }
+
+    /// Appends raw bytes (an HTTP response, a pre-encoded close frame).
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
+        let q = self.queue();
+        q.owned_tail(bytes.len()).extend_from_slice(bytes);
+        q.queued += bytes.len();
+    }
+
+    /// Appends a frame shared with other connections.
+    pub(crate) fn push_shared(&mut self, frame: Bytes) {
+        let q = self.queue();
+        q.queued += frame.len();
+        q.chunks.push_back(Chunk::Shared(frame));
+    }
+
+    /// Drops every chunk no write has started on (a slow consumer being cut
+    /// off); a partly written chunk stays so the stream keeps frame boundaries.
+    pub(crate) fn discard_unstarted(&mut self) {
+        if let Some(q) = self.queue.as_mut() {
+            let keep = q.in_flight.max(usize::from(q.head_written > 0));
+            while q.chunks.len() > keep {
+                if let Some(chunk) = q.chunks.pop_back() {
+                    q.queued -= chunk.bytes().len();
+                }
+            }
+        }
+        self.release_if_empty();
+    }
+
+    /// Fills `iov` with the unwritten bytes (at most `iov.len()` chunks) and
+    /// marks them in flight. Returns how many entries were filled.
+    pub(crate) fn start_write(&mut self, iov: &mut [libc::iovec]) -> usize {
+        let Some(q) = self.queue.as_mut() else {
+            return 0;
+        };
+        debug_assert_eq!(q.in_flight, 0, "one write at a time");
+        let mut n = 0;
+        for (i, chunk) in q.chunks.iter().enumerate().take(iov.len()) {
+            let bytes = chunk.bytes();
+            let skip = if i == 0 { q.head_written } else { 0 };
+            iov[n] = libc::iovec {
+                iov_base: bytes[skip..].as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len() - skip,
+            };
+            n += 1;
+        }
+        q.in_flight = n;
+        n
+    }
+
+    /// The kernel wrote `written` bytes of the in-flight write; releases them.
+    pub(crate) fn complete(&mut self, mut written: usize) {
+        let Some(q) = self.queue.as_mut() else {
+            return;
+        };
+        q.in_flight = 0;
+        q.queued -= written.min(q.queued);
+        while written > 0 {
+            let Some(front) = q.chunks.front() else {
+                break;
+            };
+            let left = front.bytes().len() - q.head_written;
+            if written >= left {
+                written -= left;
+                q.head_written = 0;
+                q.chunks.pop_front();
+            } else {
+                q.head_written += written;
+                written = 0;
+            }
+        }
+        self.release_if_empty();
+    }
+
+    /// Abandons the in-flight marker after a failed write (the connection dies).
+    pub(crate) fn abort_write(&mut self) {
+        if let Some(q) = self.queue.as_mut() {
+            q.in_flight = 0;
+        }
+    }
+
+    /// Gives the box back once nothing is queued or in flight.
+    fn release_if_empty(&mut self) {
+        if self
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.chunks.is_empty() && q.in_flight == 0)
+        {
+            self.queue = None;
+        }
+    }
+}
+
+impl Queue {
     /// The owned chunk at the tail with room for `extra` more bytes, or a new
     /// one: chunks never grow, so a frame is copied into the queue once and
     /// never again by a reallocation.
@@ -70,84 +183,6 @@ impl SendQueue {
             Some(Chunk::Owned(v)) => v,
             _ => unreachable!("an owned chunk with room was just ensured at the tail"),
         }
-    }
-
-    /// Encodes one unfragmented frame onto the queue.
-    pub(crate) fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
-        let tail = self.owned_tail(payload.len() + 14);
-        let before = tail.len();
-        encode_frame(tail, opcode, payload);
-        self.queued += tail.len() - before;
-    }
-
-    /// Appends raw bytes (an HTTP response, a pre-encoded close frame).
-    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
-        self.owned_tail(bytes.len()).extend_from_slice(bytes);
-        self.queued += bytes.len();
-    }
-
-    /// Appends a frame shared with other connections.
-    pub(crate) fn push_shared(&mut self, frame: Bytes) {
-        self.queued += frame.len();
-        self.chunks.push_back(Chunk::Shared(frame));
-    }
-
-    /// Drops every chunk no write has started on (a slow consumer being cut
-    /// off); a partly written chunk stays so the stream keeps frame boundaries.
-    pub(crate) fn discard_unstarted(&mut self) {
-        let keep = self.in_flight.max(usize::from(self.head_written > 0));
-        while self.chunks.len() > keep {
-            if let Some(chunk) = self.chunks.pop_back() {
-                self.queued -= chunk.bytes().len();
-            }
-        }
-    }
-
-    /// Fills `iov` with the unwritten bytes (at most `iov.len()` chunks) and
-    /// marks them in flight. Returns how many entries were filled.
-    pub(crate) fn start_write(&mut self, iov: &mut [libc::iovec]) -> usize {
-        debug_assert_eq!(self.in_flight, 0, "one write at a time");
-        let mut n = 0;
-        for (i, chunk) in self.chunks.iter().enumerate().take(iov.len()) {
-            let bytes = chunk.bytes();
-            let skip = if i == 0 { self.head_written } else { 0 };
-            iov[n] = libc::iovec {
-                iov_base: bytes[skip..].as_ptr() as *mut libc::c_void,
-                iov_len: bytes.len() - skip,
-            };
-            n += 1;
-        }
-        self.in_flight = n;
-        n
-    }
-
-    /// The kernel wrote `written` bytes of the in-flight write; releases them.
-    pub(crate) fn complete(&mut self, mut written: usize) {
-        self.in_flight = 0;
-        self.queued -= written.min(self.queued);
-        while written > 0 {
-            let Some(front) = self.chunks.front() else {
-                break;
-            };
-            let left = front.bytes().len() - self.head_written;
-            if written >= left {
-                written -= left;
-                self.head_written = 0;
-                self.chunks.pop_front();
-            } else {
-                self.head_written += written;
-                written = 0;
-            }
-        }
-        if self.chunks.is_empty() {
-            // Give back the deque's buffer so an idle connection holds nothing.
-            self.chunks = VecDeque::new();
-        }
-    }
-
-    /// Abandons the in-flight marker after a failed write (the connection dies).
-    pub(crate) fn abort_write(&mut self) {
-        self.in_flight = 0;
     }
 }
 
@@ -194,7 +229,7 @@ mod tests {
             assert_eq!(out.len(), total);
             assert_eq!(&out[..7], &[0x81, 5, b'h', b'e', b'l', b'l', b'o']);
             assert_eq!(&out[7..], b"SHAREDtail");
-            assert_eq!(q2.chunks.capacity(), 0);
+            assert!(q2.queue.is_none(), "an empty queue holds no memory");
         }
     }
 
@@ -208,9 +243,28 @@ mod tests {
         }; 4];
         assert_eq!(q.start_write(&mut iov), 1);
         q.push_bytes(b"def");
-        assert_eq!(q.chunks.len(), 2, "new bytes go to a new chunk");
+        assert_eq!(
+            q.queue.as_ref().unwrap().chunks.len(),
+            2,
+            "new bytes go to a new chunk"
+        );
         q.complete(3);
         assert_eq!(q.len(), 3);
+    }
+
+    #[test]
+    fn discarding_everything_gives_the_queue_back() {
+        let mut q = SendQueue::default();
+        q.push_bytes(b"abc");
+        q.push_shared(Bytes::from_static(b"xyz"));
+        q.discard_unstarted();
+        assert!(q.is_empty());
+        assert!(q.queue.is_none());
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 4];
+        assert_eq!(q.start_write(&mut iov), 0, "nothing to write");
     }
 
     #[test]
@@ -226,6 +280,6 @@ mod tests {
         q.complete(2);
         q.discard_unstarted();
         assert_eq!(q.len(), 4);
-        assert_eq!(q.chunks.len(), 1);
+        assert_eq!(q.queue.as_ref().unwrap().chunks.len(), 1);
     }
 }
