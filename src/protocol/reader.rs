@@ -142,14 +142,15 @@ impl ControlBuf {
 #[derive(Debug)]
 pub struct MessageReader {
     max_message_size: usize,
-    max_fragments: usize,
+    /// `ReaderLimits::max_fragments`, saturated: no message has 4 billion frames.
+    max_fragments: u32,
     require_mask: bool,
     allowed_rsv: u8,
     stage: Stage,
     /// Kind (Text or Binary) of the fragmented message awaiting continuations.
     open: Option<OpCode>,
     /// Frames of the current data message so far.
-    fragments: usize,
+    fragments: u32,
     /// Payload of the data message being buffered; unallocated otherwise.
     message: Vec<u8>,
     /// Checks text as it is unmasked, across frame and fragment boundaries.
@@ -163,7 +164,7 @@ impl MessageReader {
     pub fn new(limits: ReaderLimits) -> Self {
         Self {
             max_message_size: limits.max_message_size,
-            max_fragments: limits.max_fragments,
+            max_fragments: u32::try_from(limits.max_fragments).unwrap_or(u32::MAX),
             require_mask: limits.require_mask,
             allowed_rsv: limits.allowed_rsv,
             stage: BETWEEN_FRAMES,
@@ -217,7 +218,7 @@ impl MessageReader {
     fn limits(&self) -> ReaderLimits {
         ReaderLimits {
             max_message_size: self.max_message_size,
-            max_fragments: self.max_fragments,
+            max_fragments: self.max_fragments as usize,
             require_mask: self.require_mask,
             allowed_rsv: self.allowed_rsv,
         }
@@ -308,7 +309,7 @@ impl MessageReader {
             };
             if frames > self.max_fragments {
                 return Err(ProtocolError::TooManyFragments {
-                    limit: self.max_fragments,
+                    limit: self.max_fragments as usize,
                 });
             }
             if len > self.max_message_size.saturating_sub(self.message.len()) {

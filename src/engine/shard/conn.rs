@@ -33,6 +33,28 @@ pub(crate) enum Closing {
     Now,
 }
 
+/// The bytes so far of a request head that did not arrive in one read.
+#[derive(Default)]
+pub(crate) struct PartialHead(pub(crate) Vec<u8>);
+
+/// The subprotocol and identity an upgrade handler chose for a connection.
+pub(crate) struct Attached {
+    pub(crate) protocol: Option<Box<str>>,
+    pub(crate) identity: Option<Identity>,
+}
+
+impl Attached {
+    /// Boxed, or `None` when there is nothing to keep.
+    pub(crate) fn boxed(protocol: Option<String>, identity: Option<Identity>) -> Option<Box<Self>> {
+        (protocol.is_some() || identity.is_some()).then(|| {
+            Box::new(Self {
+                protocol: protocol.map(String::into_boxed_str),
+                identity,
+            })
+        })
+    }
+}
+
 pub(crate) struct Conn {
     pub(crate) id: ConnId,
     pub(crate) fd: RawFd,
@@ -40,12 +62,12 @@ pub(crate) struct Conn {
     pub(crate) closing: Closing,
     /// Index of the WebSocket route (valid once open).
     pub(crate) route: usize,
-    /// A request head that arrived in pieces.
-    pub(crate) head: Vec<u8>,
+    /// A request head that arrived in pieces (boxed: most arrive whole).
+    pub(crate) head: Option<Box<PartialHead>>,
     pub(crate) reader: MessageReader,
     pub(crate) sendq: SendQueue,
-    pub(crate) protocol: Option<Box<str>>,
-    pub(crate) identity: Option<Identity>,
+    /// What the upgrade handler attached, boxed: most connections have none.
+    pub(crate) attached: Option<Box<Attached>>,
     /// Shard clock (ms) at accept.
     pub(crate) accepted_at: u64,
     /// Shard clock (ms) when bytes last arrived.
@@ -71,11 +93,10 @@ impl Conn {
             phase: Phase::Handshake,
             closing: Closing::No,
             route: 0,
-            head: Vec::new(),
+            head: None,
             reader: MessageReader::new(ReaderLimits::default()),
             sendq: SendQueue::default(),
-            protocol: None,
-            identity: None,
+            attached: None,
             accepted_at: now,
             last_rx: now,
             tx_pending_since: 0,
@@ -99,8 +120,8 @@ impl Conn {
         let ctx = ConnCtx {
             id: self.id,
             peer,
-            protocol: self.protocol.as_deref(),
-            identity: self.identity.as_deref(),
+            protocol: self.attached.as_ref().and_then(|a| a.protocol.as_deref()),
+            identity: self.attached.as_ref().and_then(|a| a.identity.as_deref()),
             sendq: &mut self.sendq,
             subs,
             hub,
@@ -117,7 +138,7 @@ mod tests {
     #[test]
     fn a_connection_slot_stays_small() {
         assert!(
-            std::mem::size_of::<super::Conn>() <= 272,
+            std::mem::size_of::<super::Conn>() <= 176,
             "Conn is {} bytes",
             std::mem::size_of::<super::Conn>()
         );

@@ -24,8 +24,8 @@ use crate::hub::{Command, ConnId, ShardInbox, Subscriptions};
 use crate::protocol::close::code;
 use crate::protocol::writer::encode_close;
 
-/// Most slots a shard reserves address space for at start (about 280 MiB
-/// of address space, not memory, at 272 bytes a slot).
+/// Most slots a shard reserves address space for at start (about 180 MiB
+/// of address space, not memory, at 176 bytes a slot).
 const MAX_PRESIZED_SLOTS: usize = 1 << 20;
 
 /// What the driver must do with a connection after the shard touched it.

@@ -2,6 +2,7 @@
 //! upgrade it to a WebSocket on a matching route or answer a plain HTTP route,
 //! always with the right status. Never holds more than the header cap.
 
+use super::conn::{Attached, PartialHead};
 use super::{guarded, Closing, Phase, Shard};
 use crate::handler::{Accept, Reject, UpgradeRequest};
 use crate::protocol::close::code;
@@ -16,20 +17,18 @@ impl Shard {
     /// Bytes of the request head arrived.
     pub(super) fn on_request_bytes(&mut self, key: usize, data: &mut [u8]) {
         let max = self.shared.config.server.max_header_bytes;
-        let conn = &mut self.conns[key];
-        let mut pending = std::mem::take(&mut conn.head);
-        let buf: &[u8] = if pending.is_empty() {
-            data
-        } else {
-            pending.extend_from_slice(data);
-            &pending
+        let mut pending = self.conns[key].head.take();
+        let buf: &[u8] = match pending.as_mut() {
+            Some(head) => {
+                head.0.extend_from_slice(data);
+                &head.0
+            }
+            None => data,
         };
         match parse_request(buf, max) {
             Ok(None) => {
-                if pending.is_empty() {
-                    pending.extend_from_slice(data);
-                }
-                self.conns[key].head = pending;
+                let head = pending.unwrap_or_else(|| Box::new(PartialHead(data.to_vec())));
+                self.conns[key].head = Some(head);
             }
             Err(e) => {
                 let mut out = Vec::new();
@@ -126,10 +125,9 @@ impl Shard {
         conn.sendq.push_bytes(response);
         conn.phase = Phase::Open;
         conn.route = route;
-        conn.head = Vec::new();
+        conn.head = None;
         conn.reader = MessageReader::new(limits);
-        conn.protocol = protocol.map(String::into_boxed_str);
-        conn.identity = identity;
+        conn.attached = Attached::boxed(protocol, identity);
         conn.next_ping = if ping_period > 0 {
             now + ping_period
         } else {
