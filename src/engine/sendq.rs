@@ -13,8 +13,10 @@ use crate::protocol::writer::encode_frame;
 /// Most iovecs one write submits.
 pub(crate) const MAX_IOVECS: usize = 64;
 
-/// Smallest owned chunk: small frames queued together share one.
-const MIN_CHUNK: usize = 4096;
+/// Smallest owned chunk for frames: small frames queued together share one.
+/// Raw bytes (HTTP responses, close frames) get a chunk of their own size, so
+/// a handshake storm's 101s do not each take a page.
+const MIN_FRAME_CHUNK: usize = 4096;
 
 enum Chunk {
     Owned(Vec<u8>),
@@ -70,7 +72,7 @@ impl SendQueue {
     /// Encodes one unfragmented frame onto the queue.
     pub(crate) fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let q = self.queue();
-        let tail = q.owned_tail(payload.len() + 14);
+        let tail = q.owned_tail(payload.len() + 14, MIN_FRAME_CHUNK);
         let before = tail.len();
         encode_frame(tail, opcode, payload);
         q.queued += tail.len() - before;
@@ -79,7 +81,7 @@ impl SendQueue {
     /// Appends raw bytes (an HTTP response, a pre-encoded close frame).
     pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
         let q = self.queue();
-        q.owned_tail(bytes.len()).extend_from_slice(bytes);
+        q.owned_tail(bytes.len(), 0).extend_from_slice(bytes);
         q.queued += bytes.len();
     }
 
@@ -170,14 +172,14 @@ impl SendQueue {
 
 impl Queue {
     /// The owned chunk at the tail with room for `extra` more bytes, or a new
-    /// one: chunks never grow, so a frame is copied into the queue once and
-    /// never again by a reallocation.
-    fn owned_tail(&mut self, extra: usize) -> &mut Vec<u8> {
+    /// one of at least `min_capacity`: chunks never grow, so a frame is copied
+    /// into the queue once and never again by a reallocation.
+    fn owned_tail(&mut self, extra: usize, min_capacity: usize) -> &mut Vec<u8> {
         let fits = self.chunks.len() > self.in_flight
             && matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() - v.len() >= extra);
         if !fits {
             self.chunks
-                .push_back(Chunk::Owned(Vec::with_capacity(extra.max(MIN_CHUNK))));
+                .push_back(Chunk::Owned(Vec::with_capacity(extra.max(min_capacity))));
         }
         match self.chunks.back_mut() {
             Some(Chunk::Owned(v)) => v,
@@ -250,6 +252,27 @@ mod tests {
         );
         q.complete(3);
         assert_eq!(q.len(), 3);
+    }
+
+    #[test]
+    fn raw_bytes_take_their_size_and_frames_share_a_chunk() {
+        let mut q = SendQueue::default();
+        q.push_bytes(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        q.push_frame(OpCode::Text, b"a");
+        q.push_frame(OpCode::Text, b"b");
+        let chunks = &q.queue.as_ref().unwrap().chunks;
+        assert_eq!(
+            chunks.len(),
+            2,
+            "both frames in one chunk after the response"
+        );
+        let capacity = |c: &Chunk| match c {
+            Chunk::Owned(v) => v.capacity(),
+            Chunk::Shared(_) => 0,
+        };
+        assert_eq!(capacity(&chunks[0]), chunks[0].bytes().len());
+        assert!(capacity(&chunks[1]) >= MIN_FRAME_CHUNK);
+        assert_eq!(chunks[1].bytes(), &[0x81, 1, b'a', 0x81, 1, b'b']);
     }
 
     #[test]
