@@ -91,8 +91,13 @@ impl ServerBuilder {
         };
         let addr = socket::resolve(&config.server.host, config.server.port).map_err(bind_err)?;
         socket::ensure_port_free(addr).map_err(bind_err)?;
-        let listeners =
-            socket::bind_listeners(addr, shards, config.server.backlog).map_err(bind_err)?;
+        let listeners = socket::bind_listeners(
+            addr,
+            shards,
+            config.server.backlog,
+            config.server.defer_accept,
+        )
+        .map_err(bind_err)?;
         let local_addr = listeners[0].local_addr().map_err(bind_err)?;
 
         let (hub, inboxes) = Hub::new(shards).map_err(ServerError::Setup)?;

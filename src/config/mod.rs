@@ -54,6 +54,8 @@ pub struct ServerConfig {
     /// Open connections across the whole server.
     pub max_connections: usize,
     pub backlog: u32,
+    /// Accept a connection only once its first bytes arrive (TCP_DEFER_ACCEPT).
+    pub defer_accept: bool,
     /// Time allowed to receive the whole HTTP request head (slowloris guard).
     #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
     pub read_timeout: Duration,
@@ -121,6 +123,7 @@ impl Default for ServerConfig {
             io: IoMode::Auto,
             max_connections: 100_000,
             backlog: 4096,
+            defer_accept: true,
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,

@@ -41,6 +41,7 @@ settings! {
     "RINGGATE_IO", server.io, Io, "I/O driver: auto, uring or epoll";
     "MAX_CONNECTIONS", server.max_connections, Count, "open connections, whole server";
     "RINGGATE_BACKLOG", server.backlog, Count, "listen backlog";
+    "RINGGATE_DEFER_ACCEPT", server.defer_accept, Bool, "accept a connection when its first bytes arrive (TCP_DEFER_ACCEPT)";
     "SERVER_READ_TIMEOUT", server.read_timeout, Dur, "time to receive the HTTP request head";
     "SERVER_WRITE_TIMEOUT", server.write_timeout, Dur, "close when queued output stalls this long";
     "RINGGATE_IDLE_TIMEOUT", server.idle_timeout, Dur, "close when the peer sends nothing this long (0 = off)";

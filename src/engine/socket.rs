@@ -21,10 +21,17 @@ pub(crate) fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
 /// Binds `count` listeners on one address with SO_REUSEPORT, so each shard
 /// accepts on its own socket. With port 0 the first listener picks the port
 /// and the others join it. Fails if another process already holds the port.
+///
+/// With `defer_accept` the kernel finishes a connection's accept only when its
+/// first bytes arrive (`TCP_DEFER_ACCEPT`): a WebSocket client speaks first,
+/// so the shard wakes once per handshake (accept and request together) instead
+/// of twice, and a client that connects and stays silent is held by the
+/// kernel, then accepted after about a second and timed by `read_timeout`.
 pub(crate) fn bind_listeners(
     addr: SocketAddr,
     count: usize,
     backlog: u32,
+    defer_accept: bool,
 ) -> io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(count);
     let mut addr = addr;
@@ -36,6 +43,9 @@ pub(crate) fn bind_listeners(
         // Accepted sockets inherit TCP_NODELAY (frames are written whole, so
         // Nagle would only add delay): no setsockopt per connection.
         socket.set_nodelay(true)?;
+        if defer_accept {
+            set_defer_accept(&socket, DEFER_ACCEPT_SECS)?;
+        }
         socket.bind(&addr.into())?;
         socket.listen(backlog.min(i32::MAX as u32) as i32)?;
         let listener: TcpListener = socket.into();
@@ -45,6 +55,28 @@ pub(crate) fn bind_listeners(
         listeners.push(listener);
     }
     Ok(listeners)
+}
+
+/// How long the kernel waits for a connection's first bytes before accepting
+/// it anyway (rounded up by the kernel to its SYN-ACK retransmission times).
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+fn set_defer_accept(socket: &Socket, secs: libc::c_int) -> io::Result<()> {
+    // SAFETY: a plain int option on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Refuses to start when something else already listens on `addr`: with
@@ -131,4 +163,39 @@ pub(crate) fn refuse(fd: RawFd, bytes: &[u8]) {
 pub(crate) fn shutdown(fd: RawFd) {
     // SAFETY: `fd` is a live socket owned by the shard.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn defer_accept_of(listener: &TcpListener) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: reads one int option into a local we own.
+        let rc = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn listeners_share_a_port_and_defer_accept_when_asked() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let deferred = bind_listeners(addr, 2, 128, true).unwrap();
+        let port = deferred[0].local_addr().unwrap().port();
+        assert_eq!(deferred[1].local_addr().unwrap().port(), port);
+        // The kernel reports the deferral rounded to its retransmission times.
+        assert!(deferred.iter().all(|l| defer_accept_of(l) > 0));
+        let plain = bind_listeners(addr, 1, 128, false).unwrap();
+        assert_eq!(defer_accept_of(&plain[0]), 0);
+    }
 }
