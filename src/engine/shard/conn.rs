@@ -34,7 +34,6 @@ pub(crate) enum Closing {
 }
 
 /// The bytes so far of a request head that did not arrive in one read.
-#[derive(Default)]
 pub(crate) struct PartialHead(pub(crate) Vec<u8>);
 
 /// The subprotocol and identity an upgrade handler chose for a connection.
