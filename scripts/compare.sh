@@ -4,13 +4,14 @@
 # Usage: scripts/compare.sh [--rounds N] [--only WORKLOAD[,...]] [--servers NAME[,...]]
 #                           [--server NAME=COMMAND]... [--json FILE] [--no-build]
 #   --rounds N        rounds of the rotation (default 3); the table shows medians
-#   --only W,...      workloads to run: echo-20, echo-16k, storm, fanout, idle (default all)
+#   --only W,...      workloads to run: echo-20, echo-16k, storm, fanout, idle, and
+#                     echo-uws when uWebSockets' load_test is built (default all)
 #   --servers N,...   servers to run, by name (default: all built-in and --server ones)
 #   --server N=CMD    add a server. CMD runs as `sh -c 'exec CMD'` (use `env VAR=x ...`
 #                     for environment); if it contains {port}, a free port is put there
 #                     and the script waits for it to accept, otherwise CMD must print
 #                     `listening on HOST:PORT` on stdout. Repeatable. e.g.
-#                     --server 'uws=/opt/uws/EchoServer {port}'
+#                     --server 'myws=/opt/myws/echo --port {port}'
 #                     The same CMD serves every workload, fanout included: it must
 #                     then also serve /pubsub as examples/pubsub.rs does (leave it
 #                     out of a fanout run with --servers or --only otherwise).
@@ -21,7 +22,12 @@
 # example, target/release/examples/pubsub, also RINGGATE_SHARDS=1) and the peers
 # of examples/peer_echo.rs, which serve both echo and /pubsub: tungstenite
 # (tokio-tungstenite), fastwebsockets, tokio-websockets, each on one
-# current-thread tokio runtime.
+# current-thread tokio runtime. When a local build of uWebSockets is present
+# (target/uws/EchoServer and target/uws/load_test, built from snapshots of
+# uWebSockets and uSockets; their source is never committed, and CI, which has
+# no such build, skips all of this): server uws, their examples/EchoServer
+# (one thread, epoll, no TLS; answers any path; it has no /pubsub, so it sits
+# out fanout), and workload echo-uws.
 #
 # Every server is started fresh for every run, pinned with `taskset -c 0`; the
 # load client (target/release/ringgate-load) is pinned with `taskset -c 1` and
@@ -37,6 +43,12 @@
 #   fanout    fanout -c 1000 --rate 1000 --duration 5s     (deliveries/s: 1,000 subscribers
 #             of /pubsub?channel=bench, one publisher sending 1,000 64 B msgs/s)
 #   idle      idle -c 10000 --max-concurrent 500 --duration 3s (server KiB RSS per connection)
+#   echo-uws  uWebSockets' own client instead of ringgate-load: `load_test 100 127.0.0.1
+#             PORT 0 0 16` (100 connections x 16 B, one message in flight each, binary;
+#             its request patched to GET /echo), pinned to CPU 1 like ringgate-load. It
+#             prints `Msg/sec` every 4 s and never stops: the first report (connection
+#             set-up) is dropped, the next 3 make a 12 s window, over which the script
+#             reads the server's and the client's CPU time from /proc/PID/task/*/schedstat.
 # storm and idle bind to a different 40-address source range on every run, so
 # TIME_WAIT left by one run never runs the next out of ports.
 #
@@ -93,6 +105,11 @@ ALL_CMDS=(
     "$PEER --impl fastwebsockets --host 127.0.0.1 --port 0"
     "$PEER --impl tokio-websockets --host 127.0.0.1 --port 0"
 )
+# uWebSockets, when built locally (never committed; absent in CI)
+UWS_SERVER=target/uws/EchoServer UWS_LOAD=target/uws/load_test UWS_INTERVALS=3
+if [[ -x $UWS_SERVER ]]; then
+    ALL_NAMES+=(uws) ALL_CMDS+=("$UWS_SERVER {port}")
+fi
 for i in "${!EXTRA_NAMES[@]}"; do
     for n in "${ALL_NAMES[@]}"; do [[ $n == "${EXTRA_NAMES[$i]}" ]] && die "server name used twice: $n"; done
     ALL_NAMES+=("${EXTRA_NAMES[$i]}") ALL_CMDS+=("${EXTRA_CMDS[$i]}")
@@ -105,6 +122,7 @@ if [[ -n $SERVERS ]]; then
         for i in "${!ALL_NAMES[@]}"; do
             [[ ${ALL_NAMES[$i]} == "$w" ]] && { NAMES+=("$w") CMDS+=("${ALL_CMDS[$i]}"); found=1; }
         done
+        [[ $w == uws && ! -x $UWS_SERVER ]] && die "server uws needs a local uWebSockets build ($UWS_SERVER)"
         ((found)) || die "unknown server: $w (known: ${ALL_NAMES[*]})"
     done
 else
@@ -112,10 +130,12 @@ else
 fi
 
 ALL_WORKLOADS=(echo-20 echo-16k storm fanout idle)
+[[ -x $UWS_LOAD ]] && ALL_WORKLOADS=(echo-20 echo-uws echo-16k storm fanout idle)
 WORKLOADS=()
 if [[ -n $ONLY ]]; then
     IFS=, read -ra want <<<"$ONLY"
     for w in "${want[@]}"; do
+        [[ $w == echo-uws && ! -x $UWS_LOAD ]] && die "echo-uws needs a local uWebSockets build ($UWS_LOAD)"
         [[ " ${ALL_WORKLOADS[*]} " == *" $w "* ]] || die "unknown workload: $w (known: ${ALL_WORKLOADS[*]})"
         WORKLOADS+=("$w")
     done
@@ -134,6 +154,11 @@ load_args() {
         fanout) echo "fanout -c 1000 --rate 1000 --duration 5s --timeout 60s" ;;
         idle) echo "idle -c 10000 --max-concurrent 500 --duration 3s --source-ips $ips --timeout 90s" ;;
     esac
+}
+
+# serves NAME WORKLOAD -> false when the server lacks the route (uws has no /pubsub)
+serves() {
+    [[ ! ($1 == uws && $2 == fanout) ]]
 }
 
 # url_path WORKLOAD -> the path and query the load client connects to
@@ -156,6 +181,7 @@ if ((BUILD)); then
     run cargo build --release --example peer_echo --example pubsub || exit 2
 fi
 NEEDED=(target/release/ringgate "$LOAD" "$PEER")
+[[ " ${WORKLOADS[*]} " == *" echo-uws "* ]] && NEEDED+=("$UWS_LOAD")
 [[ " ${WORKLOADS[*]} " == *" fanout "* ]] && NEEDED+=(target/release/examples/pubsub)
 for b in "${NEEDED[@]}"; do
     [[ -x $b ]] || die "$b is missing (drop --no-build)"
@@ -243,7 +269,7 @@ for item in kv:
                 rec["load"] = json.load(f)
         except (OSError, ValueError) as e:
             rec["load"] = None
-            rec.setdefault("error", f"no JSON from ringgate-load ({e.__class__.__name__})")
+            rec.setdefault("error", f"no JSON from the load client ({e.__class__.__name__})")
     elif k in ("round", "exit"):
         rec[k] = int(v)
     elif v:
@@ -283,6 +309,83 @@ print("  ", s)
 EOF
 }
 
+# uws_load HOST PORT SERVER_PID CONNECTIONS PAYLOAD INTERVALS: runs uWebSockets'
+# load_test on CPU 1 and prints one JSON object with ringgate-load's field names
+# (msgs_per_s, msgs_per_server_cpu_s, server_cpu_s, client_cpu_s, elapsed_s,
+# failures, timed_out) over the window from its first `Msg/sec` report to the
+# INTERVALS-th after it; exit 1 when it could not measure.
+uws_load() {
+    python3 - "$UWS_LOAD" "$@" <<'EOF'
+import glob, json, queue, subprocess, sys, threading, time
+load, host, port, server_pid, conns, payload, intervals = sys.argv[1:]
+intervals = int(intervals)
+
+def run_ns(pid):
+    """Sum of the run time (first field of schedstat, ns) of pid's threads."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            total += int(open(path).read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+proc = subprocess.Popen(["taskset", "-c", "1", load, conns, host, port, "0", "0", payload],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+lines = queue.Queue()
+def reader():
+    # sample both CPU times the moment a line arrives (taskset execs: proc.pid is load_test)
+    for line in proc.stdout:
+        lines.put((time.monotonic(), run_ns(server_pid), run_ns(proc.pid), line.rstrip("\n")))
+    lines.put(None)
+threading.Thread(target=reader, daemon=True).start()
+
+reports, fails, started, error = [], {}, False, None
+deadline = time.monotonic() + 30  # it connects its sockets one after another
+while len(reports) < intervals + 1:
+    try:
+        item = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+    except queue.Empty:
+        error = "no Msg/sec report within 10 s" if started else "load_test did not start the benchmark within 30 s"
+        break
+    if item is None:
+        error = f"load_test exited ({proc.wait()})"
+        break
+    t, srv, cli, line = item
+    if line.startswith("Running benchmark now"):
+        started, deadline = True, t + 10
+    elif line.startswith("Msg/sec:"):
+        reports.append((t, srv, cli, float(line.split()[1])))
+        deadline = t + 10
+    elif line.startswith("Closed!"):
+        fails["closed"] = fails.get("closed", 0) + 1
+    elif line.startswith("ERROR"):
+        fails["error"] = fails.get("error", 0) + 1
+proc.terminate()
+try:
+    proc.wait(5)
+except subprocess.TimeoutExpired:
+    proc.kill()
+
+out = {"mode": "uws-load_test", "connections": int(conns), "payload": int(payload),
+       "reports_msgs_per_s": [r[3] for r in reports], "failures": fails,
+       "timed_out": error is not None}
+if error is None:
+    (t0, s0, c0, _), (t1, s1, c1, _) = reports[0], reports[-1]
+    # each report is the responses of the last 4 s sweep over 4 (LIBUS_TIMEOUT_GRANULARITY)
+    msgs = sum(4 * r[3] for r in reports[1:])
+    out.update(elapsed_s=t1 - t0, msgs=msgs, msgs_per_s=msgs / (t1 - t0),
+               server_cpu_s=(s1 - s0) / 1e9, client_cpu_s=(c1 - c0) / 1e9,
+               msgs_per_server_cpu_s=msgs / ((s1 - s0) / 1e9) if s1 > s0 else None)
+else:
+    out["error"] = error
+print(json.dumps(out))
+if error is not None:
+    print(f"uws_load: {error}", file=sys.stderr)
+    sys.exit(1)
+EOF
+}
+
 # ---- the rotation --------------------------------------------------------------
 RUN=0
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -290,6 +393,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
         for ((k = 0; k < ${#NAMES[@]}; k++)); do
             i=$(((k + round - 1) % ${#NAMES[@]}))
             name=${NAMES[$i]}
+            if ! serves "$name" "$w"; then
+                echo "== round $round/$ROUNDS  $w  $name: skipped (no /pubsub)"
+                continue
+            fi
             RUN=$((RUN + 1))
             tag="r$round-$w-$name"
             echo "== round $round/$ROUNDS  $w  $name"
@@ -298,8 +405,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 record round="$round" workload="$w" server="$name" error="$ERR"
                 continue
             fi
-            # shellcheck disable=SC2046 # load_args is a word list on purpose
-            set -- taskset -c 1 "$LOAD" $(load_args "$w" "$RUN") --url "ws://$ADDR$(url_path "$w")" --pid "$SERVER_PID" --json
+            if [[ $w == echo-uws ]]; then
+                set -- uws_load "${ADDR%:*}" "${ADDR##*:}" "$SERVER_PID" 100 16 "$UWS_INTERVALS"
+            else
+                # shellcheck disable=SC2046 # load_args is a word list on purpose
+                set -- taskset -c 1 "$LOAD" $(load_args "$w" "$RUN") --url "ws://$ADDR$(url_path "$w")" --pid "$SERVER_PID" --json
+            fi
             echo "+ $*"
             "$@" >"$OUT/$tag.load.json" 2>"$OUT/$tag.load.err"
             code=$?
@@ -308,7 +419,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             stop_server
             err=""
             ((alive)) || err="server died during the run: $(tail -c 300 "$OUT/$tag.server.err" | tr '\n' ' ')"
-            [[ -z $err && $code -ne 0 ]] && err="ringgate-load exit $code: $(tail -c 300 "$OUT/$tag.load.err" | tr '\n' ' ')"
+            [[ -z $err && $code -ne 0 ]] && err="$([[ $1 == uws_load ]] && echo load_test || echo ringgate-load) exit $code: $(tail -c 300 "$OUT/$tag.load.err" | tr '\n' ' ')"
             record round="$round" workload="$w" server="$name" exit="$code" command="$*" \
                 load_file="$OUT/$tag.load.json" error="$err"
             summarise_last
@@ -331,6 +442,8 @@ if json_out:
 METRIC = {
     "echo-20": ("msgs/s (100 x 20 B)", "msgs_per_s", "msgs_per_server_cpu_s", False),
     "echo-16k": ("msgs/s (500 x 16 KiB)", "msgs_per_s", "msgs_per_server_cpu_s", False),
+    "echo-uws": ("msgs/s (uWebSockets' load_test, 100 x 16 B, 1 in flight)", "msgs_per_s",
+                 "msgs_per_server_cpu_s", False),
     "storm": ("handshakes/s (10k, 500 in flight)", "handshakes_per_s", "handshakes_per_server_cpu_s", False),
     "fanout": ("deliveries/s (1000 subscribers, 1 publisher x 1000 msgs/s)", "deliveries_per_s",
                "deliveries_per_server_cpu_s", False),
@@ -362,10 +475,13 @@ problems = []
 print()
 print("Medians over rounds; rg/peer = ringgate's median / this server's median;")
 print("client cpu = load client CPU / elapsed (near 100%: the client is the bottleneck).")
+skipped = {"fanout": ["uws"]}  # servers without the route (serves() above)
 for w in workloads:
     label, key, cpu_key, lower = METRIC[w]
+    out = [n for n in skipped.get(w, []) if n in names]
+    wnames = [n for n in names if n not in out]
     rows = {}
-    for n in names:
+    for n in wnames:
         runs = [r for r in recs if r["workload"] == w and r["server"] == n]
         ok = [r["load"] for r in runs if not bad(r)]
         fails = {}
@@ -399,7 +515,7 @@ for w in workloads:
     hdr += f"{'client cpu':>11}{'runs ok':>9}{'failures':>10}"
     print(hdr)
     print("  " + "-" * (len(hdr) - 2))
-    for n in names:
+    for n in wnames:
         r = rows[n]
         peer = n != "ringgate"
         client = "-" if r["client"] is None else f"{100 * r['client']:.0f}%"
@@ -408,7 +524,9 @@ for w in workloads:
               f"{ratio(rg.get('cpu'), r['cpu']) if peer and cpu_key else '':>12}"
               + (f"{fmt(r['p50']):>9}{fmt(r['p99']):>9}" if latency else "")
               + f"{client:>11}{str(r['ok']) + '/' + str(r['total']):>9}{r['fails']:>10}")
-    peers = [n for n in names if n != "ringgate" and rows[n]["main"] is not None]
+    for n in out:
+        print(f"  {n:<18}(not run: no /pubsub)")
+    peers = [n for n in wnames if n != "ringgate" and rows[n]["main"] is not None]
     if peers:
         pick = min if lower else max
         best = pick(peers, key=lambda n: rows[n]["main"])
