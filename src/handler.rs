@@ -9,9 +9,21 @@ use std::net::SocketAddr;
 use crate::engine::sendq::SendQueue;
 use crate::engine::socket::PeerAddr;
 use crate::hub::{ConnId, Hub, Subscriptions};
+use crate::protocol::close::{code, is_valid_wire_code};
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::UpgradeInfo;
-use crate::protocol::http::RequestHead;
+use crate::protocol::http::{check_header, HeaderError, RequestHead};
+
+/// Headers the 101 response writes itself; an [`Accept`] may not set them.
+const UPGRADE_HEADERS: &[&str] = &[
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Accept",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+    "Content-Length",
+    "Transfer-Encoding",
+];
 
 /// A complete WebSocket data message, borrowed from the receive buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +98,8 @@ impl Accept {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Selects one of the offered subprotocols.
+    /// Selects one of the offered subprotocols (one the client did not offer
+    /// is left out of the answer).
     pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
         self.protocol = Some(protocol.into());
         self
@@ -96,10 +109,21 @@ impl Accept {
         self.identity = Some(Box::new(value));
         self
     }
-    /// Adds a header to the 101 response.
+    /// Adds a header to the 101 response. The name must be an HTTP token,
+    /// the value free of control characters (tab aside), and neither may be
+    /// one of the handshake's own headers (`Upgrade`, `Connection`,
+    /// `Sec-WebSocket-*`, `Content-Length`, `Transfer-Encoding`): otherwise
+    /// the upgrade is refused with `500 internal_error` and a warning is logged.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// The first header that may not be sent, if any.
+    pub(crate) fn check_headers(&self) -> Result<(), HeaderError> {
+        self.headers
+            .iter()
+            .try_for_each(|(name, value)| check_header(name, value, UPGRADE_HEADERS))
     }
 }
 
@@ -113,12 +137,20 @@ pub struct Reject {
 
 impl Reject {
     /// `code` is a short machine-readable string, `message` a human one.
+    /// `status` must be an error status (400-599): any other is answered as
+    /// `500 internal_error` (a 1xx or 2xx would tell the client the upgrade
+    /// went ahead) and a warning is logged.
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             status,
             code: code.into(),
             message: message.into(),
         }
+    }
+
+    /// Whether the status is one a refusal may carry.
+    pub(crate) fn has_error_status(&self) -> bool {
+        (400..=599).contains(&self.status)
     }
 }
 
@@ -182,11 +214,22 @@ impl ConnCtx<'_> {
     pub fn unsubscribe(&mut self, channel: &str) {
         self.subs.unsubscribe(self.id.slot(), channel);
     }
-    /// Starts the close handshake with `code` and `reason`.
+    /// Starts the close handshake with `code` and `reason`. The code must be
+    /// one RFC 6455 lets an endpoint send (1000-1003, 1007-1014, 3000-4999):
+    /// any other (1005, 1006, 1015, ...) is sent as 1011 and a warning is
+    /// logged. The reason is cut to the 123 bytes a close frame holds, at a
+    /// char boundary.
     pub fn close(&mut self, code: u16, reason: &str) {
-        if self.close.is_none() {
-            *self.close = Some((code, reason.to_owned()));
+        if self.close.is_some() {
+            return;
         }
+        let code = if is_valid_wire_code(code) {
+            code
+        } else {
+            tracing::warn!(conn = %self.id, "handler closed with code {code}, which may not be sent; sending 1011");
+            code::INTERNAL_ERROR
+        };
+        *self.close = Some((code, reason.to_owned()));
     }
     /// The hub, for sends and broadcasts to other connections.
     pub fn hub(&self) -> &Hub {

@@ -1,17 +1,23 @@
-//! Starting and stopping a server: the builder collects routes, `start` binds
-//! one listener per shard and spawns the pinned shard threads, and the handle
-//! reports the address, triggers the graceful drain and joins the threads.
+//! Starting and stopping a server: the builder collects routes, `start` plans
+//! the connection limits, binds one listener per shard and spawns the pinned
+//! shard threads, and the handle reports the address, triggers the graceful
+//! drain and joins the threads. A shard that dies (an error or a panic in the
+//! engine) stops the whole server: nothing runs on with a dead core.
 
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crossbeam_channel::{Receiver, Sender};
+
 use crate::config::Config;
+use crate::engine::capacity::{self, NoCapacity};
 use crate::engine::{cpus, run_shard, socket, Driver, ShardSeed, Shared};
 use crate::handler::Handler;
-use crate::hub::Hub;
+use crate::hub::{Hub, MailboxLimits};
 use crate::routes::{Echo, Health, HttpHandler, Routes};
 
 /// Why a server could not start or stopped badly.
@@ -26,6 +32,8 @@ pub enum ServerError {
     Driver(std::io::Error),
     #[error("cannot set up shards: {0}")]
     Setup(std::io::Error),
+    #[error(transparent)]
+    Capacity(#[from] NoCapacity),
     #[error("shard {shard} failed: {message}")]
     Shard { shard: usize, message: String },
 }
@@ -76,15 +84,21 @@ impl ServerBuilder {
         if config.server.direct_descriptors && driver == Driver::Epoll {
             tracing::warn!("RINGGATE_DIRECT_DESCRIPTORS applies to io_uring only; epoll uses process descriptors");
         }
-        match socket::raise_fd_limit() {
-            Ok(limit) => tracing::debug!("open file limit {limit}"),
-            Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
-        }
+        let nofile = socket::raise_fd_limit();
+        tracing::debug!("open file limit {nofile}");
         let cores = cpus::allowed_cores();
         let shards = match config.server.shards {
             0 => cores.len().max(1),
             n => n,
         };
+        let direct = config.server.direct_descriptors && driver == Driver::Uring;
+        let capacity = capacity::plan(
+            config.server.max_connections,
+            config.server.admin_reserve,
+            shards,
+            nofile,
+            direct,
+        )?;
         let bind_err = |source| ServerError::Bind {
             addr: format!("{}:{}", config.server.host, config.server.port),
             source,
@@ -100,15 +114,21 @@ impl ServerBuilder {
         .map_err(bind_err)?;
         let local_addr = listeners[0].local_addr().map_err(bind_err)?;
 
-        let (hub, inboxes) = Hub::new(shards).map_err(ServerError::Setup)?;
+        let mailbox = MailboxLimits {
+            commands: config.server.mailbox_commands,
+            bytes: config.server.mailbox_bytes,
+        };
+        let (hub, inboxes) = Hub::new(shards, mailbox).map_err(ServerError::Setup)?;
         let shared = Arc::new(Shared {
             config,
             routes: self.routes,
             hub: hub.clone(),
             started: Instant::now(),
+            capacity,
             sockets: AtomicUsize::new(0),
         });
         let pin = shards <= cores.len();
+        let (exit_tx, exits) = crossbeam_channel::unbounded();
         let mut threads = Vec::with_capacity(shards);
         for (index, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
             let seed = ShardSeed {
@@ -118,9 +138,10 @@ impl ServerBuilder {
                 inbox,
             };
             let shared = shared.clone();
+            let exit_tx = exit_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ringgate-shard-{index}"))
-                .spawn(move || run_shard(driver, seed, shared))
+                .spawn(move || run_and_report(index, exit_tx, || run_shard(driver, seed, shared)))
                 .map_err(ServerError::Setup)?;
             threads.push(thread);
         }
@@ -133,7 +154,45 @@ impl ServerBuilder {
             driver,
             hub,
             threads,
+            exits,
         })
+    }
+}
+
+/// How a shard thread ended: `Err` carries what killed it.
+type ShardExit = (usize, Result<(), String>);
+
+/// Runs a shard and reports how it ended, panics included, to the handle.
+fn run_and_report(
+    index: usize,
+    exits: Sender<ShardExit>,
+    shard: impl FnOnce() -> std::io::Result<()>,
+) {
+    let outcome = match catch_unwind(AssertUnwindSafe(shard)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(payload) => Err(match payload.downcast_ref::<&str>() {
+            Some(text) => format!("panicked: {text}"),
+            None => match payload.downcast_ref::<String>() {
+                Some(text) => format!("panicked: {text}"),
+                None => "panicked".to_owned(),
+            },
+        }),
+    };
+    // The handle may be gone (a library user dropped it): nobody to tell.
+    let _ = exits.send((index, outcome));
+}
+
+/// Starts the graceful drain from any thread (a signal handler's, say).
+#[derive(Clone)]
+pub struct Stopper {
+    hub: Hub,
+}
+
+impl Stopper {
+    /// Stop accepting, close every connection with 1001, drain.
+    pub fn stop(&self) {
+        self.hub.shutdown();
     }
 }
 
@@ -142,7 +201,8 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     driver: Driver,
     hub: Hub,
-    threads: Vec<JoinHandle<std::io::Result<()>>>,
+    threads: Vec<JoinHandle<()>>,
+    exits: Receiver<ShardExit>,
 }
 
 impl ServerHandle {
@@ -167,20 +227,33 @@ impl ServerHandle {
     pub fn shutdown(&self) {
         self.hub.shutdown();
     }
-    /// Waits for every shard to finish.
+    /// A handle that starts the drain from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            hub: self.hub.clone(),
+        }
+    }
+    /// Waits for every shard to finish. If a shard dies first (an error or
+    /// a panic in the engine), it is logged at once, the other shards are
+    /// drained, and the first failure is returned: the server never runs on
+    /// with a dead shard.
     pub fn join(self) -> Result<(), ServerError> {
         let mut result = Ok(());
-        for (shard, thread) in self.threads.into_iter().enumerate() {
-            let outcome = match thread.join() {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "panicked".to_owned(),
+        for _ in 0..self.threads.len() {
+            let Ok((shard, outcome)) = self.exits.recv() else {
+                break;
             };
-            tracing::error!(shard, "shard failed: {outcome}");
-            result = Err(ServerError::Shard {
-                shard,
-                message: outcome,
-            });
+            if let Err(message) = outcome {
+                tracing::error!(shard, "shard failed: {message}; stopping the server");
+                if result.is_ok() {
+                    self.hub.shutdown();
+                    result = Err(ServerError::Shard { shard, message });
+                }
+            }
+        }
+        for thread in self.threads {
+            // Every outcome, panics included, was reported above.
+            let _ = thread.join();
         }
         result
     }

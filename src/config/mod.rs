@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde::Deserialize;
 
+use crate::hub::ConnId;
 use settings::SETTINGS;
 use values::{check_log_level, from_kind, Bytes, Dur};
 
@@ -73,6 +74,14 @@ pub struct ServerConfig {
     /// io_uring only: accept sockets into each shard's registered file table
     /// instead of the process's, so they do not count against RLIMIT_NOFILE.
     pub direct_descriptors: bool,
+    /// Sockets taken past `max_connections` for plain HTTP only, so `/health`
+    /// and the admin routes answer when the server is full.
+    pub admin_reserve: usize,
+    /// Hub commands one shard's mailbox holds before it refuses more.
+    pub mailbox_commands: usize,
+    /// Frame bytes one shard's mailbox holds before it refuses more.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub mailbox_bytes: usize,
 }
 
 /// Limits and liveness checks of the WebSocket protocol.
@@ -93,6 +102,10 @@ pub struct WebSocketConfig {
     /// Bytes queued for one connection; a slower consumer is closed with 1008.
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub max_send_queue: usize,
+    /// While output waits, each `server.write_timeout` window must see this
+    /// many bytes a second written (or all that waited), else the peer is dropped.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub min_send_rate: usize,
 }
 
 /// The `/echo` route used by Autobahn and the benchmarks.
@@ -130,6 +143,9 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             max_header_bytes: 8192,
             direct_descriptors: false,
+            admin_reserve: 16,
+            mailbox_commands: 65_536,
+            mailbox_bytes: 64 << 20,
         }
     }
 }
@@ -142,6 +158,7 @@ impl Default for WebSocketConfig {
             ping_period: Duration::from_secs(60),
             pong_wait: Duration::from_secs(10),
             max_send_queue: 32 << 20,
+            min_send_rate: 1024,
         }
     }
 }
@@ -214,8 +231,23 @@ impl Config {
                 "must not be empty",
             ),
             (
+                "server.shards",
+                server.shards <= ConnId::MAX_SHARDS,
+                "must be at most 1024",
+            ),
+            (
                 "server.max_connections",
                 server.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "server.mailbox_commands",
+                server.mailbox_commands >= 1,
+                "must be at least 1",
+            ),
+            (
+                "server.mailbox_bytes",
+                server.mailbox_bytes >= 1,
                 "must be at least 1",
             ),
             (

@@ -48,11 +48,15 @@ settings! {
     "RINGGATE_DRAIN_TIMEOUT", server.drain_timeout, Dur, "on SIGTERM, wait this long for close handshakes";
     "RINGGATE_MAX_HEADER_BYTES", server.max_header_bytes, Count, "largest HTTP request head (over: 431)";
     "RINGGATE_DIRECT_DESCRIPTORS", server.direct_descriptors, Bool, "io_uring: sockets in each shard's own file table (open-files limit per shard)";
+    "RINGGATE_ADMIN_RESERVE", server.admin_reserve, Count, "sockets past MAX_CONNECTIONS kept for plain HTTP (health, admin)";
+    "RINGGATE_MAILBOX_COMMANDS", server.mailbox_commands, Count, "hub commands a shard's mailbox holds (more: refused)";
+    "RINGGATE_MAILBOX_BYTES", server.mailbox_bytes, Bytes, "frame bytes a shard's mailbox holds (more: refused)";
     "WS_MAX_MESSAGE_SIZE", websocket.max_message_size, Bytes, "largest message, bytes or 16MiB-style";
     "RINGGATE_MAX_FRAGMENTS", websocket.max_fragments, Count, "most frames in one message";
     "WS_PING_PERIOD", websocket.ping_period, Dur, "server ping interval (0 = no pings)";
     "WS_PONG_WAIT", websocket.pong_wait, Dur, "after a ping, close a peer silent this long";
     "RINGGATE_MAX_SEND_QUEUE", websocket.max_send_queue, Bytes, "bytes queued per connection (over: close 1008)";
+    "RINGGATE_MIN_SEND_RATE", websocket.min_send_rate, Bytes, "bytes/s a peer must take while output waits (per write-timeout window)";
     "RINGGATE_ECHO", echo.enabled, Bool, "serve the echo route";
     "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";
     "LOG_LEVEL", log_level, Text, "tracing filter: trace, debug, info, warn, error or directives";

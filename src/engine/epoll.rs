@@ -10,8 +10,9 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use super::descriptor::Descriptor;
 use super::sendq::MAX_IOVECS;
-use super::shard::{Next, Shard, OVERLOADED};
+use super::shard::{Next, Room, Shard, OVERLOADED};
 use super::socket::{self, PeerAddr};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -33,12 +34,19 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
     let tick = shard.tick_interval_ms();
     shard.update_clock();
     let mut next_tick = shard.now + tick;
+    // The last accept round ended on a failure, not on an empty backlog:
+    // readiness is edge-triggered, so the backlog is retried by hand.
+    let mut accept_pending = false;
 
     while !shard.finished() {
-        let timeout = if shard.has_dirty() {
+        let mut wake_at = next_tick;
+        if let Some(at) = shard.accept_resumes_at().filter(|_| accept_pending) {
+            wake_at = wake_at.min(at);
+        }
+        let timeout = if shard.has_work() {
             0
         } else {
-            next_tick.saturating_sub(shard.now)
+            wake_at.saturating_sub(shard.now)
         };
         if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(timeout))) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -48,7 +56,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         shard.update_clock();
         for event in events.iter() {
             match event.token() {
-                LISTENER => accept_all(&mut shard, &poll, listen_fd),
+                LISTENER => accept_pending = !accept_all(&mut shard, &poll, listen_fd),
                 WAKER => shard.drain_inbox(),
                 Token(key) => {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -60,9 +68,13 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
                 }
             }
         }
+        shard.drain_inbox_backlog();
         if shard.now >= next_tick {
             shard.tick();
             next_tick = shard.now + tick;
+        }
+        if accept_pending && listener.is_some() && shard.may_accept() {
+            accept_pending = !accept_all(&mut shard, &poll, listen_fd);
         }
         if !shard.accepting() && listener.is_some() {
             poll.registry().deregister(&mut SourceFd(&listen_fd))?;
@@ -73,17 +85,16 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
             flush(&mut shard, key);
         }
     }
-    let keys: Vec<usize> = shard.conns.iter().map(|(k, _)| k).collect();
-    for key in keys {
-        socket::close_fd(shard.conns[key].fd);
-        shard.remove(key);
+    for key in shard.keys() {
+        drop(shard.remove(key));
     }
     Ok(())
 }
 
-/// Accepts until the backlog is empty.
-fn accept_all(shard: &mut Shard, poll: &Poll, listen_fd: RawFd) {
-    loop {
+/// Accepts until the backlog is empty (true) or an accept fails or the shard
+/// pauses accepting (false: retry later).
+fn accept_all(shard: &mut Shard, poll: &Poll, listen_fd: RawFd) -> bool {
+    while shard.may_accept() {
         // SAFETY: accept4 on our listening socket; no address is requested.
         let fd = unsafe {
             libc::accept4(
@@ -94,20 +105,28 @@ fn accept_all(shard: &mut Shard, poll: &Poll, listen_fd: RawFd) {
             )
         };
         if fd < 0 {
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EAGAIN) => return,
-                Some(libc::EINTR | libc::ECONNABORTED) => continue,
-                _ => {
-                    // EMFILE/ENFILE/ENOBUFS: try again on the next readiness event.
-                    tracing::warn!(shard = shard.index, "accept failed: {err}");
-                    return;
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN) => return true,
+                Some(libc::EINTR) => continue,
+                Some(errno) => {
+                    shard.accept_failed(errno);
+                    if errno != libc::ECONNABORTED {
+                        return false;
+                    }
+                    continue;
                 }
+                None => return false,
             }
         }
-        let Some(key) = shard.on_accept(fd, PeerAddr::Socket(fd)) else {
-            socket::refuse(fd, &OVERLOADED);
-            continue;
+        // SAFETY: accept4 just returned this descriptor to us alone.
+        let socket = unsafe { Descriptor::from_accepted(fd) };
+        let key = match shard.on_accept(socket, PeerAddr::Socket(fd), Room::Normal) {
+            Ok(key) => key,
+            Err(Descriptor::Process(fd)) => {
+                socket::refuse(fd, &OVERLOADED);
+                continue;
+            }
+            Err(Descriptor::Direct(_)) => unreachable!("epoll sockets are process descriptors"),
         };
         let registered = poll.registry().register(
             &mut SourceFd(&fd),
@@ -116,16 +135,16 @@ fn accept_all(shard: &mut Shard, poll: &Poll, listen_fd: RawFd) {
         );
         if let Err(e) = registered {
             tracing::warn!(shard = shard.index, "cannot watch a connection: {e}");
-            socket::close_fd(fd);
-            shard.remove(key);
+            drop(shard.remove(key));
         }
     }
+    false
 }
 
 /// Reads until the socket would block (edge-triggered readiness).
 fn read_all(shard: &mut Shard, key: usize, buf: &mut [u8]) {
     while shard.wants_input(key) {
-        let fd = shard.conns[key].fd;
+        let fd = shard.socket_fd(key);
         // SAFETY: reads into our live buffer from a socket this shard owns.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         match n {
@@ -145,21 +164,26 @@ fn flush(shard: &mut Shard, key: usize) {
     loop {
         match shard.next(key) {
             Next::Idle => return,
-            Next::Close => {
-                socket::close_fd(shard.conns[key].fd);
-                shard.remove(key);
+            Next::Close { reset } => {
+                // Dropping the descriptor closes it (and ends its epoll watch).
+                if let Descriptor::Process(fd) = shard.remove(key) {
+                    if reset {
+                        socket::set_abortive_close(&fd);
+                    }
+                }
                 return;
             }
             Next::Write => {
-                let conn = &mut shard.conns[key];
                 let mut iov = [libc::iovec {
                     iov_base: std::ptr::null_mut(),
                     iov_len: 0,
                 }; MAX_IOVECS];
-                let count = conn.sendq.start_write(&mut iov);
+                let count = shard.start_write(key, &mut iov);
                 let wanted: usize = iov[..count].iter().map(|v| v.iov_len).sum();
                 // SAFETY: the iovecs point into chunks the queue keeps until `complete`.
-                let n = unsafe { libc::writev(conn.fd, iov.as_ptr(), count as libc::c_int) };
+                let n = unsafe {
+                    libc::writev(shard.socket_fd(key), iov.as_ptr(), count as libc::c_int)
+                };
                 if n >= 0 {
                     shard.on_written(key, n as usize);
                     if (n as usize) < wanted {
@@ -167,11 +191,8 @@ fn flush(shard: &mut Shard, key: usize) {
                     }
                 } else {
                     match io::Error::last_os_error().raw_os_error() {
-                        Some(libc::EAGAIN) => {
-                            conn.sendq.abort_write();
-                            return;
-                        }
-                        Some(libc::EINTR) => conn.sendq.abort_write(),
+                        Some(libc::EAGAIN) => return shard.write_not_started(key),
+                        Some(libc::EINTR) => shard.write_not_started(key),
                         _ => shard.on_write_error(key),
                     }
                 }

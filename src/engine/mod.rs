@@ -3,7 +3,9 @@
 //! `uring` (completion-based, the default) and `epoll` (readiness-based
 //! fallback) only move bytes between sockets and the shard.
 
+pub(crate) mod capacity;
 pub(crate) mod cpus;
+mod descriptor;
 mod epoll;
 pub(crate) mod sendq;
 pub(crate) mod shard;
@@ -17,6 +19,7 @@ use std::time::Instant;
 use crate::config::{Config, IoMode};
 use crate::hub::{Hub, ShardInbox};
 use crate::routes::Routes;
+use capacity::Capacity;
 
 /// Read-only state every shard shares.
 pub(crate) struct Shared {
@@ -24,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) routes: Routes,
     pub(crate) hub: Hub,
     pub(crate) started: Instant,
+    /// The connection limits the shards enforce.
+    pub(crate) capacity: Capacity,
     /// Open sockets, all shards (the MAX_CONNECTIONS guard).
     pub(crate) sockets: AtomicUsize,
 }
@@ -82,8 +87,44 @@ pub(crate) fn run_shard(
     }
     let listener = seed.listener;
     let core = shard::Shard::new(seed.index, seed.inbox, shared);
+    #[cfg(debug_assertions)]
+    fault::arm(seed.index);
     match driver {
         Driver::Uring => uring::run(core, listener),
         Driver::Epoll => epoll::run(core, listener),
+    }
+}
+
+/// Fault injection for the test suite, compiled into debug builds only:
+/// `RINGGATE_TEST_SHARD_PANIC=INDEX:MS` makes shard INDEX panic outside any
+/// guard MS milliseconds after it starts, as an engine bug would, so the
+/// tests can check that a dead shard stops the process.
+#[cfg(debug_assertions)]
+pub(crate) mod fault {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    thread_local! {
+        static PANIC_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+
+    pub(crate) fn arm(shard: usize) {
+        let Ok(spec) = std::env::var("RINGGATE_TEST_SHARD_PANIC") else {
+            return;
+        };
+        let Some((index, ms)) = spec.split_once(':') else {
+            return;
+        };
+        if index.parse() == Ok(shard) {
+            let after = Duration::from_millis(ms.parse().unwrap_or(0));
+            PANIC_AT.set(Some(Instant::now() + after));
+        }
+    }
+
+    /// Called from the shard's timer sweep.
+    pub(crate) fn check() {
+        if PANIC_AT.get().is_some_and(|at| Instant::now() >= at) {
+            panic!("RINGGATE_TEST_SHARD_PANIC: injected shard failure");
+        }
     }
 }

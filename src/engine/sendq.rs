@@ -1,7 +1,9 @@
 //! One connection's outgoing bytes: a queue of chunks, each either owned (small
-//! frames coalesced into one buffer) or shared (a broadcast frame encoded once).
-//! Chunks handed to an in-flight write are never moved or mutated until
-//! [`SendQueue::complete`] says the kernel is done with them.
+//! frames coalesced into one buffer) or shared (a broadcast frame encoded once),
+//! with what the queue really holds in memory (for the slow-consumer bound) and
+//! how fast the peer takes it (for the minimum-rate rule). Chunks handed to an
+//! in-flight write are never moved or mutated until [`SendQueue::complete`]
+//! says the kernel is done with them.
 
 use std::collections::VecDeque;
 
@@ -18,6 +20,12 @@ pub(crate) const MAX_IOVECS: usize = 64;
 /// a handshake storm's 101s do not each take a page.
 const MIN_FRAME_CHUNK: usize = 4096;
 
+/// What one queued chunk costs beyond its bytes: its slot in the deque and,
+/// for a shared frame, the reference-counted header that sharing allocates.
+/// Counted so that a slow subscriber of tiny broadcasts cannot hold many
+/// times the configured bound in entries.
+pub(crate) const ENTRY_COST: usize = 64;
+
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Bytes),
@@ -29,6 +37,15 @@ impl Chunk {
             Chunk::Owned(v) => v,
             Chunk::Shared(b) => b,
         }
+    }
+
+    /// Memory the chunk holds while queued.
+    fn cost(&self) -> usize {
+        ENTRY_COST
+            + match self {
+                Chunk::Owned(v) => v.capacity(),
+                Chunk::Shared(b) => b.len(),
+            }
     }
 }
 
@@ -49,6 +66,20 @@ struct Queue {
     in_flight: usize,
     /// Unwritten bytes in the queue.
     queued: usize,
+    /// Memory the chunks hold ([`Chunk::cost`] summed).
+    held: usize,
+    /// Progress of the current minimum-rate window.
+    window: Window,
+}
+
+/// One window of the minimum-rate rule: while output waits, every window
+/// must see at least `required` bytes written.
+#[derive(Default)]
+struct Window {
+    /// Shard clock (ms) when the window began; 0 = not begun yet.
+    start: u64,
+    written: usize,
+    required: usize,
 }
 
 impl SendQueue {
@@ -59,6 +90,12 @@ impl SendQueue {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Memory the queue holds: chunk capacities plus a per-chunk cost. This
+    /// is what the slow-consumer bound compares.
+    pub(crate) fn held(&self) -> usize {
+        self.queue.as_ref().map_or(0, |q| q.held)
     }
 
     pub(crate) fn write_in_flight(&self) -> bool {
@@ -89,7 +126,7 @@ impl SendQueue {
     pub(crate) fn push_shared(&mut self, frame: Bytes) {
         let q = self.queue();
         q.queued += frame.len();
-        q.chunks.push_back(Chunk::Shared(frame));
+        q.push(Chunk::Shared(frame));
     }
 
     /// Drops every chunk no write has started on (a slow consumer being cut
@@ -100,6 +137,7 @@ impl SendQueue {
             while q.chunks.len() > keep {
                 if let Some(chunk) = q.chunks.pop_back() {
                     q.queued -= chunk.bytes().len();
+                    q.held -= chunk.cost();
                 }
             }
         }
@@ -134,6 +172,7 @@ impl SendQueue {
         };
         q.in_flight = 0;
         q.queued -= written.min(q.queued);
+        q.window.written += written;
         while written > 0 {
             let Some(front) = q.chunks.front() else {
                 break;
@@ -142,13 +181,39 @@ impl SendQueue {
             if written >= left {
                 written -= left;
                 q.head_written = 0;
-                q.chunks.pop_front();
+                if let Some(chunk) = q.chunks.pop_front() {
+                    q.held -= chunk.cost();
+                }
             } else {
                 q.head_written += written;
                 written = 0;
             }
         }
         self.release_if_empty();
+    }
+
+    /// The minimum-rate rule, checked by the shard's timer sweep: while output
+    /// waits, each window of `window_ms` must see at least `min_rate` bytes a
+    /// second written, or everything that was waiting when the window began,
+    /// whichever is less (and at least one byte). Returns true when the window
+    /// that just ended fell short: the peer is too slow to keep.
+    pub(crate) fn below_min_rate(&mut self, now: u64, window_ms: u64, min_rate: usize) -> bool {
+        let Some(q) = self.queue.as_mut() else {
+            return false;
+        };
+        let w = &mut q.window;
+        let begun = w.start != 0;
+        if begun && now.saturating_sub(w.start) < window_ms {
+            return false;
+        }
+        let stalled = begun && w.written < w.required;
+        let per_window = (min_rate as u128 * window_ms as u128 / 1000) as usize;
+        *w = Window {
+            start: now.max(1),
+            written: 0,
+            required: q.queued.min(per_window).max(1),
+        };
+        stalled
     }
 
     /// Abandons the in-flight marker after a failed write (the connection dies).
@@ -171,6 +236,11 @@ impl SendQueue {
 }
 
 impl Queue {
+    fn push(&mut self, chunk: Chunk) {
+        self.held += chunk.cost();
+        self.chunks.push_back(chunk);
+    }
+
     /// The owned chunk at the tail with room for `extra` more bytes, or a new
     /// one of at least `min_capacity`: chunks never grow, so a frame is copied
     /// into the queue once and never again by a reallocation.
@@ -178,8 +248,7 @@ impl Queue {
         let fits = self.chunks.len() > self.in_flight
             && matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() - v.len() >= extra);
         if !fits {
-            self.chunks
-                .push_back(Chunk::Owned(Vec::with_capacity(extra.max(min_capacity))));
+            self.push(Chunk::Owned(Vec::with_capacity(extra.max(min_capacity))));
         }
         match self.chunks.back_mut() {
             Some(Chunk::Owned(v)) => v,
@@ -288,6 +357,73 @@ mod tests {
             iov_len: 0,
         }; 4];
         assert_eq!(q.start_write(&mut iov), 0, "nothing to write");
+    }
+
+    #[test]
+    fn tiny_shared_frames_are_held_at_their_real_cost() {
+        let mut q = SendQueue::default();
+        for _ in 0..1000 {
+            q.push_shared(Bytes::from_static(b"abc"));
+        }
+        assert_eq!(q.len(), 3000);
+        assert_eq!(q.held(), 1000 * (3 + ENTRY_COST));
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 4];
+        q.start_write(&mut iov);
+        q.complete(6);
+        assert_eq!(q.held(), 998 * (3 + ENTRY_COST));
+        q.discard_unstarted();
+        assert_eq!(q.held(), 0);
+    }
+
+    #[test]
+    fn owned_chunks_count_their_capacity() {
+        let mut q = SendQueue::default();
+        q.push_frame(OpCode::Text, b"a");
+        assert_eq!(q.held(), MIN_FRAME_CHUNK + ENTRY_COST);
+    }
+
+    #[test]
+    fn the_minimum_rate_is_judged_per_window() {
+        let mut q = SendQueue::default();
+        q.push_bytes(&vec![0u8; 100_000]);
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 4];
+        // 1,000 B/s over 1 s windows: 1,000 bytes a window.
+        assert!(
+            !q.below_min_rate(10, 1000, 1000),
+            "the first look opens a window"
+        );
+        q.start_write(&mut iov);
+        q.complete(999);
+        assert!(
+            !q.below_min_rate(500, 1000, 1000),
+            "the window is still open"
+        );
+        assert!(
+            q.below_min_rate(1010, 1000, 1000),
+            "999 bytes in a window of 1000"
+        );
+        q.start_write(&mut iov);
+        q.complete(1000);
+        assert!(!q.below_min_rate(2010, 1000, 1000), "1000 bytes: kept");
+        // Less waiting than a window's worth: writing all of it is enough.
+        let mut small = SendQueue::default();
+        small.push_bytes(&[0u8; 10]);
+        assert!(!small.below_min_rate(10, 1000, 1000));
+        small.push_bytes(&[0u8; 10]);
+        small.start_write(&mut iov);
+        small.complete(10);
+        assert!(
+            !small.below_min_rate(1010, 1000, 1000),
+            "took all 10 it was asked"
+        );
+        // A rate of zero still asks for a byte a window.
+        assert!(small.below_min_rate(2010, 1000, 0));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -117,8 +117,9 @@ fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     sock.peer_addr().ok().and_then(|a| a.as_socket())
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
-pub(crate) fn raise_fd_limit() -> io::Result<u64> {
+/// Raises the soft RLIMIT_NOFILE to the hard limit where it can; returns the
+/// soft limit in force afterwards.
+pub(crate) fn raise_fd_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -126,37 +127,44 @@ pub(crate) fn raise_fd_limit() -> io::Result<u64> {
     // SAFETY: getrlimit/setrlimit read and write a live rlimit struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
+            return 1024;
         }
         if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(io::Error::last_os_error());
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
             }
+            tracing::warn!(
+                "cannot raise the open-files limit: {}",
+                io::Error::last_os_error()
+            );
         }
     }
-    Ok(lim.rlim_cur)
-}
-
-/// Closes a connection's descriptor.
-pub(crate) fn close_fd(fd: RawFd) {
-    // SAFETY: the shard owns `fd` and forgets it right after this call.
-    unsafe { libc::close(fd) };
+    lim.rlim_cur
 }
 
 /// Writes `bytes` without blocking (best effort) and closes the socket: used
 /// to refuse a connection over the limit.
-pub(crate) fn refuse(fd: RawFd, bytes: &[u8]) {
+pub(crate) fn refuse(fd: OwnedFd, bytes: &[u8]) {
     // SAFETY: `fd` is a freshly accepted socket we own; the buffer is live.
     unsafe {
         libc::send(
-            fd,
+            fd.as_raw_fd(),
             bytes.as_ptr().cast(),
             bytes.len(),
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         );
     }
-    close_fd(fd);
+}
+
+/// Makes the socket's close abortive: an RST instead of a FIN, and its
+/// buffers freed at once rather than held for a peer that stopped reading.
+pub(crate) fn set_abortive_close(fd: &OwnedFd) {
+    // A failure only means the kernel closes it gracefully instead.
+    let _ = SockRef::from(fd).set_linger(Some(std::time::Duration::ZERO));
 }
 
 /// Shuts both directions of a socket: wakes any pending receive with EOF.
@@ -168,7 +176,6 @@ pub(crate) fn shutdown(fd: RawFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     fn defer_accept_of(listener: &TcpListener) -> libc::c_int {
         let mut value: libc::c_int = -1;

@@ -3,6 +3,7 @@
 //! a lock-free mailbox and a waker; the hub never touches connection state, it
 //! only posts commands that the owning shard carries out.
 
+mod mailbox;
 mod subscriptions;
 mod waker;
 
@@ -11,29 +12,48 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::handler::Message;
+use crate::protocol::close::is_valid_wire_code;
 use crate::protocol::writer::encode_frame;
 
+pub(crate) use mailbox::Inbox;
+pub use mailbox::MailboxLimits;
+use mailbox::{Mailbox, PostError};
 pub use subscriptions::Subscriptions;
-pub(crate) use waker::Waker;
+use waker::Waker;
 
-/// A connection's id: its shard, a per-shard serial, and its slab slot.
-/// Stable for the connection's life; never reused while it lives.
+/// A connection's id: its shard, its slab slot and the slot's generation.
+/// Unique for the life of the process in practice: a slot's generation
+/// grows by one each time the slot is reused, so an id can only come back
+/// after 2^32 connections in that one slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(u64);
 
 impl ConnId {
-    pub(crate) fn new(shard: usize, serial: u16, slot: u32) -> Self {
-        Self(((shard as u64) << 48) | ((serial as u64) << 32) | slot as u64)
+    /// Bits of the shard index (at most [`ConnId::MAX_SHARDS`] shards).
+    const SHARD_BITS: u32 = 10;
+    /// Bits of the slot (at most [`ConnId::MAX_SLOTS`] connections a shard).
+    const SLOT_BITS: u32 = 22;
+    /// Most shards a server may run.
+    pub const MAX_SHARDS: usize = 1 << Self::SHARD_BITS;
+    /// Most connections one shard may hold at once.
+    pub const MAX_SLOTS: usize = 1 << Self::SLOT_BITS;
+
+    pub(crate) fn new(shard: usize, slot: u32, generation: u32) -> Self {
+        debug_assert!(shard < Self::MAX_SHARDS && (slot as usize) < Self::MAX_SLOTS);
+        Self(
+            ((shard as u64) << (64 - Self::SHARD_BITS))
+                | ((slot as u64) << 32)
+                | u64::from(generation),
+        )
     }
     /// The shard that owns the connection.
     pub fn shard(self) -> usize {
-        (self.0 >> 48) as usize
+        (self.0 >> (64 - Self::SHARD_BITS)) as usize
     }
     pub(crate) fn slot(self) -> u32 {
-        self.0 as u32
+        ((self.0 >> 32) as u32) & (Self::MAX_SLOTS as u32 - 1)
     }
     /// The raw 64-bit value.
     pub fn as_u64(self) -> u64 {
@@ -58,6 +78,15 @@ pub enum HubError {
     NoSuchShard(usize),
     #[error("the server is shut down")]
     Stopped,
+    /// The command reached no connection on `shards` shards: their mailboxes
+    /// were over their bound (`RINGGATE_MAILBOX_COMMANDS` / `_BYTES`). For a
+    /// broadcast, the other shards got it. Counted in [`ShardStats::mailbox_rejected`].
+    #[error("{shards} shard mailbox(es) full: the command did not reach them")]
+    MailboxFull { shards: usize },
+    /// RFC 6455 forbids this close code on the wire (1005, 1006, 1015, codes
+    /// under 1000 or over 4999, unassigned ones).
+    #[error("close code {0} may not be sent (RFC 6455 section 7.4)")]
+    InvalidCloseCode(u16),
 }
 
 /// A pre-encoded server frame shared by every connection it goes to.
@@ -70,7 +99,16 @@ pub(crate) enum Command {
     Subscribe(ConnId, Arc<str>),
     Unsubscribe(ConnId, Arc<str>),
     Close(ConnId, u16, String),
-    Shutdown,
+}
+
+impl Command {
+    /// Frame bytes the command holds (what the mailbox's byte bound counts).
+    fn frame_bytes(&self) -> usize {
+        match self {
+            Command::Send(_, frame) | Command::Broadcast(_, frame) => frame.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// Counters one shard writes and anyone may read.
@@ -88,6 +126,8 @@ pub struct ShardStats {
     pub connections: usize,
     pub messages_in: u64,
     pub messages_out: u64,
+    /// Hub commands this shard's full mailbox refused.
+    pub mailbox_rejected: u64,
 }
 
 /// A snapshot of the server's counters.
@@ -96,11 +136,6 @@ pub struct HubStats {
     /// Open WebSocket connections, all shards.
     pub connections: usize,
     pub shards: Vec<ShardStats>,
-}
-
-pub(crate) struct Mailbox {
-    pub(crate) tx: Sender<Command>,
-    pub(crate) waker: Arc<Waker>,
 }
 
 struct HubInner {
@@ -116,29 +151,26 @@ pub struct Hub {
 
 /// The receiving end a shard keeps.
 pub(crate) struct ShardInbox {
-    pub(crate) rx: Receiver<Command>,
-    pub(crate) waker: Arc<Waker>,
+    pub(crate) inbox: Inbox,
     pub(crate) counters: Arc<ShardCounters>,
 }
 
 impl Hub {
     /// Creates the hub and one inbox per shard.
-    pub(crate) fn new(shards: usize) -> std::io::Result<(Hub, Vec<ShardInbox>)> {
+    pub(crate) fn new(
+        shards: usize,
+        limits: MailboxLimits,
+    ) -> std::io::Result<(Hub, Vec<ShardInbox>)> {
         let mut mailboxes = Vec::with_capacity(shards);
         let mut inboxes = Vec::with_capacity(shards);
         let mut counters = Vec::with_capacity(shards);
         for _ in 0..shards {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let waker = Arc::new(Waker::new()?);
+            let (mailbox, inbox) = mailbox::mailbox(limits)?;
             let shard_counters = Arc::new(ShardCounters::default());
-            mailboxes.push(Mailbox {
-                tx,
-                waker: waker.clone(),
-            });
+            mailboxes.push(mailbox);
             counters.push(shard_counters.clone());
             inboxes.push(ShardInbox {
-                rx,
-                waker,
+                inbox,
                 counters: shard_counters,
             });
         }
@@ -155,9 +187,10 @@ impl Hub {
             .mailboxes
             .get(shard)
             .ok_or(HubError::NoSuchShard(shard))?;
-        mailbox.tx.send(cmd).map_err(|_| HubError::Stopped)?;
-        mailbox.waker.wake();
-        Ok(())
+        mailbox.post(cmd).map_err(|e| match e {
+            PostError::Full => HubError::MailboxFull { shards: 1 },
+            PostError::Closed => HubError::Stopped,
+        })
     }
 
     /// Number of shards.
@@ -165,21 +198,31 @@ impl Hub {
         self.inner.mailboxes.len()
     }
 
-    /// Sends `msg` to one connection. Fire-and-forget: a connection that has
-    /// gone by the time its shard reads the command is skipped silently.
+    /// Sends `msg` to one connection. A connection that has gone by the time
+    /// its shard reads the command is skipped; a full mailbox is an error.
     pub fn send(&self, id: ConnId, msg: Message<'_>) -> Result<(), HubError> {
         self.post(id.shard(), Command::Send(id, encode_shared(msg)))
     }
 
     /// Sends `msg` to every connection subscribed to `channel`, on every shard.
-    /// The frame is encoded once and shared by all of them.
+    /// The frame is encoded once and shared by all of them. Shards whose
+    /// mailbox is full are skipped and reported in the error; the others
+    /// still get the message.
     pub fn broadcast(&self, channel: &str, msg: Message<'_>) -> Result<(), HubError> {
         let frame = encode_shared(msg);
         let channel: Arc<str> = Arc::from(channel);
+        let mut full = 0;
         for shard in 0..self.shards() {
-            self.post(shard, Command::Broadcast(channel.clone(), frame.clone()))?;
+            match self.post(shard, Command::Broadcast(channel.clone(), frame.clone())) {
+                Ok(()) => {}
+                Err(HubError::MailboxFull { .. }) => full += 1,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        match full {
+            0 => Ok(()),
+            shards => Err(HubError::MailboxFull { shards }),
+        }
     }
 
     /// Subscribes a connection (on any shard) to `channel`.
@@ -192,16 +235,21 @@ impl Hub {
         self.post(id.shard(), Command::Unsubscribe(id, Arc::from(channel)))
     }
 
-    /// Starts the close handshake of a connection with `code` and `reason`.
+    /// Starts the close handshake of a connection with `code` and `reason`
+    /// (truncated to the 123 bytes a close frame holds, on a char boundary).
+    /// A code RFC 6455 forbids on the wire is refused.
     pub fn close(&self, id: ConnId, code: u16, reason: &str) -> Result<(), HubError> {
+        if !is_valid_wire_code(code) {
+            return Err(HubError::InvalidCloseCode(code));
+        }
         self.post(id.shard(), Command::Close(id, code, reason.to_owned()))
     }
 
-    /// Asks every shard to stop accepting and close its connections with 1001.
+    /// Asks every shard to stop accepting and close its connections with
+    /// 1001. Never refused, however full the mailboxes are.
     pub(crate) fn shutdown(&self) {
-        for shard in 0..self.shards() {
-            // A shard that already exited has nothing left to close.
-            let _ = self.post(shard, Command::Shutdown);
+        for mailbox in &self.inner.mailboxes {
+            mailbox.request_shutdown();
         }
     }
 
@@ -211,10 +259,12 @@ impl Hub {
             .inner
             .counters
             .iter()
-            .map(|c| ShardStats {
+            .zip(&self.inner.mailboxes)
+            .map(|(c, mailbox)| ShardStats {
                 connections: c.connections.load(Ordering::Relaxed),
                 messages_in: c.messages_in.load(Ordering::Relaxed),
                 messages_out: c.messages_out.load(Ordering::Relaxed),
+                mailbox_rejected: mailbox.rejected(),
             })
             .collect();
         HubStats {
@@ -236,15 +286,22 @@ mod tests {
 
     #[test]
     fn conn_id_round_trips_its_parts() {
-        let id = ConnId::new(3, 0xBEEF, 123_456);
-        assert_eq!(id.shard(), 3);
-        assert_eq!(id.slot(), 123_456);
+        let id = ConnId::new(1023, ConnId::MAX_SLOTS as u32 - 1, u32::MAX);
+        assert_eq!(id.shard(), 1023);
+        assert_eq!(id.slot(), ConnId::MAX_SLOTS as u32 - 1);
         assert_eq!(ConnId::from_u64(id.as_u64()), id);
+        let id = ConnId::new(3, 123_456, 0xBEEF);
+        assert_eq!((id.shard(), id.slot()), (3, 123_456));
+        assert_ne!(
+            id,
+            ConnId::new(3, 123_456, 0xBEF0),
+            "generations tell ids apart"
+        );
     }
 
     #[test]
     fn posting_to_a_missing_shard_is_an_error() {
-        let (hub, _inboxes) = Hub::new(2).unwrap();
+        let (hub, _inboxes) = Hub::new(2, MailboxLimits::default()).unwrap();
         let id = ConnId::new(5, 0, 0);
         assert_eq!(
             hub.send(id, Message::Text("x")),
@@ -254,11 +311,11 @@ mod tests {
 
     #[test]
     fn broadcast_reaches_every_shard_with_one_shared_frame() {
-        let (hub, inboxes) = Hub::new(2).unwrap();
+        let (hub, inboxes) = Hub::new(2, MailboxLimits::default()).unwrap();
         hub.broadcast("room", Message::Text("hi")).unwrap();
         let mut ptrs = Vec::new();
-        for inbox in &inboxes {
-            match inbox.rx.try_recv().unwrap() {
+        for shard in &inboxes {
+            match shard.inbox.take().unwrap() {
                 Command::Broadcast(ch, frame) => {
                     assert_eq!(&*ch, "room");
                     assert_eq!(&frame[..], &[0x81, 2, b'h', b'i']);
@@ -268,5 +325,40 @@ mod tests {
             }
         }
         assert_eq!(ptrs[0], ptrs[1], "the encoded frame is shared, not copied");
+    }
+
+    #[test]
+    fn a_broadcast_reports_the_shards_it_could_not_reach_and_they_count_it() {
+        let limits = MailboxLimits {
+            commands: 1,
+            bytes: 1 << 20,
+        };
+        let (hub, inboxes) = Hub::new(3, limits).unwrap();
+        hub.send(ConnId::new(1, 0, 1), Message::Text("fills shard 1"))
+            .unwrap();
+        assert_eq!(
+            hub.broadcast("room", Message::Text("hi")),
+            Err(HubError::MailboxFull { shards: 1 })
+        );
+        assert!(inboxes[0].inbox.take().is_some(), "shard 0 got it");
+        assert!(inboxes[2].inbox.take().is_some(), "shard 2 got it");
+        let rejected: Vec<u64> = hub
+            .stats()
+            .shards
+            .iter()
+            .map(|s| s.mailbox_rejected)
+            .collect();
+        assert_eq!(rejected, vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn closing_with_a_code_the_wire_forbids_is_refused() {
+        let (hub, inboxes) = Hub::new(1, MailboxLimits::default()).unwrap();
+        let id = ConnId::new(0, 0, 1);
+        for bad in [0, 999, 1004, 1005, 1006, 1015, 2000, 5000] {
+            assert_eq!(hub.close(id, bad, ""), Err(HubError::InvalidCloseCode(bad)));
+        }
+        assert!(inboxes[0].inbox.take().is_none());
+        assert_eq!(hub.close(id, 4000, "bye"), Ok(()));
     }
 }

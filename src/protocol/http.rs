@@ -260,6 +260,34 @@ pub fn write_error(
     write_response(out, status, "application/json", extra, body.as_bytes());
 }
 
+/// Why a response header supplied by application code cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HeaderError {
+    #[error("header name {0:?} is not an HTTP token")]
+    BadName(String),
+    #[error("header {0} has a control character in its value")]
+    BadValue(String),
+    #[error("header {0} is written by the server itself")]
+    Reserved(String),
+}
+
+/// Checks a response header that application code supplied: the name is an
+/// RFC 9110 token, the value holds no control character but tab, and the
+/// name is none of `reserved` (compared case-insensitively).
+pub fn check_header(name: &str, value: &str, reserved: &[&str]) -> Result<(), HeaderError> {
+    let token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token_char) {
+        return Err(HeaderError::BadName(name.to_owned()));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(HeaderError::BadValue(name.to_owned()));
+    }
+    if reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(HeaderError::Reserved(name.to_owned()));
+    }
+    Ok(())
+}
+
 /// `HTTP/1.1 <status> <reason>\r\n`.
 pub(crate) fn push_status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -539,5 +567,34 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"]["code"], "bad_request");
         assert_eq!(json["error"]["message"], message);
+    }
+
+    #[test]
+    fn application_headers_are_checked() {
+        assert_eq!(check_header("X-Trace", "a\tb c", &[]), Ok(()));
+        assert!(matches!(
+            check_header("", "v", &[]),
+            Err(HeaderError::BadName(_))
+        ));
+        assert!(matches!(
+            check_header("X Bad", "v", &[]),
+            Err(HeaderError::BadName(_))
+        ));
+        assert!(matches!(
+            check_header("X:Bad", "v", &[]),
+            Err(HeaderError::BadName(_))
+        ));
+        assert!(matches!(
+            check_header("X-Ok", "a\r\nInjected: 1", &[]),
+            Err(HeaderError::BadValue(_))
+        ));
+        assert!(matches!(
+            check_header("X-Ok", "nul\0", &[]),
+            Err(HeaderError::BadValue(_))
+        ));
+        assert!(matches!(
+            check_header("content-length", "5", &["Content-Length"]),
+            Err(HeaderError::Reserved(_))
+        ));
     }
 }

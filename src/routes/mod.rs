@@ -13,7 +13,15 @@ pub use health::Health;
 
 use crate::handler::Handler;
 use crate::hub::Hub;
-use crate::protocol::http::RequestHead;
+use crate::protocol::http::{check_header, HeaderError, RequestHead};
+
+/// Headers a plain response writes itself; a handler may not set them.
+const RESPONSE_HEADERS: &[&str] = &[
+    "Content-Type",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Connection",
+];
 
 /// What an HTTP route can see of the server.
 pub struct ServerInfo<'a> {
@@ -21,7 +29,11 @@ pub struct ServerInfo<'a> {
     pub started: Instant,
 }
 
-/// A plain HTTP answer (always sent with `Connection: close`).
+/// A plain HTTP answer (always sent with `Connection: close`). `status` must
+/// be 200-599 and every header a token name with a value free of control
+/// characters, none of `Content-Type`, `Content-Length`, `Transfer-Encoding`,
+/// `Connection` (set `content_type` instead): otherwise the client gets
+/// `500 internal_error` and a warning is logged.
 pub struct HttpResponse {
     pub status: u16,
     pub content_type: &'static str,
@@ -38,6 +50,21 @@ impl HttpResponse {
             headers: Vec::new(),
             body: value.to_string().into_bytes(),
         }
+    }
+
+    /// Why this response may not be sent as it is, if it may not.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !(200..=599).contains(&self.status) {
+            return Err(format!(
+                "status {} is not a final status (200-599)",
+                self.status
+            ));
+        }
+        check_header("Content-Type", self.content_type, &[]).map_err(|e| e.to_string())?;
+        self.headers
+            .iter()
+            .try_for_each(|(name, value)| check_header(name, value, RESPONSE_HEADERS))
+            .map_err(|e: HeaderError| e.to_string())
     }
 }
 

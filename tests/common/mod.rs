@@ -606,7 +606,17 @@ pub struct RawWs {
 impl RawWs {
     /// Connects to `addr`, upgrades on `path`, and checks the 101 answer.
     pub fn connect(addr: SocketAddr, path: &str) -> Self {
-        let mut stream = connect(addr, Duration::from_secs(10));
+        Self::upgrade(connect(addr, Duration::from_secs(10)), path)
+    }
+
+    /// Upgrades an already connected `stream` on `path` and checks the 101.
+    pub fn upgrade(mut stream: TcpStream, path: &str) -> Self {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream
             .write_all(&UpgradeRequest::new(path).to_bytes())
             .expect("write upgrade");
@@ -794,4 +804,42 @@ pub async fn ws_echo(ws: &mut WsClient, msg: tokio_tungstenite::tungstenite::Mes
     ws.send(msg.clone()).await.expect("send");
     let got = ws_next(ws, Duration::from_secs(10)).await;
     assert_eq!(got, msg, "echo");
+}
+
+// ---------------------------------------------------------------------------
+// Watching the server from outside
+// ---------------------------------------------------------------------------
+
+/// The open WebSocket connection count `/health` reports, or `None` when it
+/// does not answer 200.
+pub fn health_connections(addr: SocketAddr) -> Option<u64> {
+    let resp = http_get(addr, "/health");
+    (resp.status == 200).then(|| resp.json()["connections"].as_u64())?
+}
+
+/// Polls `check` every 50 ms until it holds or `timeout` passes; returns
+/// whether it held.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes masked echo requests of `size` bytes until `total` bytes are sent
+/// or the socket stops taking them for `stall` (the server stopped reading,
+/// or closed): a client that asks for output and never reads it.
+pub fn flood_without_reading(stream: &mut TcpStream, size: usize, total: usize, stall: Duration) {
+    let frame = client_frame(OP_BINARY, &vec![b'x'; size]);
+    stream.set_write_timeout(Some(stall)).unwrap();
+    let mut sent = 0;
+    while sent < total && stream.write_all(&frame).is_ok() {
+        sent += frame.len();
+    }
 }

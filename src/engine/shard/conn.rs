@@ -1,9 +1,9 @@
-//! The state of one connection as its shard keeps it: protocol reader, send
-//! queue, route and identity, and the clock readings the timers need.
-//! Plain data: the logic that changes it lives in the shard.
+//! The state of one connection as its shard keeps it: socket, protocol
+//! reader, send queue, route and identity, and the clock readings the timers
+//! need. Plain data, visible to the shard's modules only: the logic that
+//! changes it lives in the shard, and drivers go through the shard's methods.
 
-use std::os::fd::RawFd;
-
+use crate::engine::descriptor::Descriptor;
 use crate::engine::sendq::SendQueue;
 use crate::engine::socket::PeerAddr;
 use crate::handler::{ConnCtx, Identity};
@@ -12,39 +12,52 @@ use crate::protocol::reader::{MessageReader, ReaderLimits};
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub(super) enum Phase {
     /// Reading the HTTP request head.
     Handshake,
     /// WebSocket frames flow.
     Open,
 }
 
-/// How the connection is being closed.
+/// How the connection is being closed. Every state but `No` ends in a freed
+/// slot by its deadline at the latest, whatever the peer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Closing {
+pub(super) enum Closing {
     No,
     /// Our close frame is queued; waiting for the peer's until `deadline` (ms).
     AwaitPeer {
         deadline: u64,
     },
-    /// Close the socket once the queued output is written.
-    AfterFlush,
-    /// Close the socket now.
-    Now,
+    /// Close the socket once the queued output is written, or at `deadline`.
+    AfterFlush {
+        deadline: u64,
+    },
+    /// Close the socket now; `reset` drops it abortively (RST, no lingering
+    /// kernel buffers), for peers that stopped taking data or timed out.
+    Now {
+        reset: bool,
+    },
+}
+
+impl Closing {
+    /// True once received bytes no longer matter.
+    pub(super) fn ignores_input(self) -> bool {
+        matches!(self, Closing::AfterFlush { .. } | Closing::Now { .. })
+    }
 }
 
 /// The bytes so far of a request head that did not arrive in one read.
-pub(crate) struct PartialHead(pub(crate) Vec<u8>);
+pub(super) struct PartialHead(pub(super) Vec<u8>);
 
 /// The subprotocol and identity an upgrade handler chose for a connection.
-pub(crate) struct Attached {
-    pub(crate) protocol: Option<Box<str>>,
-    pub(crate) identity: Option<Identity>,
+pub(super) struct Attached {
+    pub(super) protocol: Option<Box<str>>,
+    pub(super) identity: Option<Identity>,
 }
 
 impl Attached {
     /// Boxed, or `None` when there is nothing to keep.
-    pub(crate) fn boxed(protocol: Option<String>, identity: Option<Identity>) -> Option<Box<Self>> {
+    pub(super) fn boxed(protocol: Option<String>, identity: Option<Identity>) -> Option<Box<Self>> {
         (protocol.is_some() || identity.is_some()).then(|| {
             Box::new(Self {
                 protocol: protocol.map(String::into_boxed_str),
@@ -54,62 +67,58 @@ impl Attached {
     }
 }
 
-pub(crate) struct Conn {
-    pub(crate) id: ConnId,
-    pub(crate) fd: RawFd,
-    pub(crate) phase: Phase,
-    pub(crate) closing: Closing,
+pub(super) struct Conn {
+    pub(super) id: ConnId,
+    pub(super) socket: Descriptor,
+    pub(super) phase: Phase,
+    pub(super) closing: Closing,
     /// Index of the WebSocket route (valid once open).
-    pub(crate) route: usize,
+    pub(super) route: u32,
+    /// Admitted from the admin reserve past MAX_CONNECTIONS: plain HTTP only.
+    pub(super) reserve: bool,
+    pub(super) dirty: bool,
+    pub(super) close_notified: bool,
     /// A request head that arrived in pieces (boxed: most arrive whole).
-    pub(crate) head: Option<Box<PartialHead>>,
-    pub(crate) reader: MessageReader,
-    pub(crate) sendq: SendQueue,
+    pub(super) head: Option<Box<PartialHead>>,
+    pub(super) reader: MessageReader,
+    pub(super) sendq: SendQueue,
     /// What the upgrade handler attached, boxed: most connections have none.
-    pub(crate) attached: Option<Box<Attached>>,
+    pub(super) attached: Option<Box<Attached>>,
     /// Shard clock (ms) at accept.
-    pub(crate) accepted_at: u64,
+    pub(super) accepted_at: u64,
     /// Shard clock (ms) when bytes last arrived.
-    pub(crate) last_rx: u64,
-    /// Shard clock (ms) since output has been waiting without progress; 0 = none.
-    pub(crate) tx_pending_since: u64,
+    pub(super) last_rx: u64,
     /// When the next server ping is due (ms).
-    pub(crate) next_ping: u64,
+    pub(super) next_ping: u64,
     /// A ping is outstanding: the peer must send something by then (ms); 0 = none.
-    pub(crate) pong_deadline: u64,
-    pub(crate) dirty: bool,
-    pub(crate) close_notified: bool,
-    /// The accept reported the peer address (kept in the shard's `peers`):
-    /// `fd` is a direct descriptor, which getpeername cannot ask.
-    pub(crate) peer_known: bool,
+    pub(super) pong_deadline: u64,
 }
 
 impl Conn {
-    pub(crate) fn new(id: ConnId, fd: RawFd, now: u64) -> Self {
+    pub(super) fn new(id: ConnId, socket: Descriptor, reserve: bool, now: u64) -> Self {
         Self {
             id,
-            fd,
+            socket,
             phase: Phase::Handshake,
             closing: Closing::No,
             route: 0,
+            reserve,
+            dirty: false,
+            close_notified: false,
             head: None,
             reader: MessageReader::new(ReaderLimits::default()),
             sendq: SendQueue::default(),
             attached: None,
             accepted_at: now,
             last_rx: now,
-            tx_pending_since: 0,
             next_ping: 0,
             pong_deadline: 0,
-            dirty: false,
-            close_notified: false,
-            peer_known: false,
         }
     }
 
     /// Splits the connection into its reader and a handler's view of it
     /// (disjoint borrows, so a handler runs while the reader is mid-feed).
-    pub(crate) fn split<'a>(
+    pub(super) fn split<'a>(
         &'a mut self,
         peer: PeerAddr,
         subs: &'a mut Subscriptions,
@@ -137,7 +146,7 @@ mod tests {
     #[test]
     fn a_connection_slot_stays_small() {
         assert!(
-            std::mem::size_of::<super::Conn>() <= 176,
+            std::mem::size_of::<super::Conn>() <= 168,
             "Conn is {} bytes",
             std::mem::size_of::<super::Conn>()
         );

@@ -38,7 +38,7 @@ impl Shard {
     fn feed_reader(&mut self, key: usize, data: &mut [u8]) -> usize {
         let handler = {
             let conn = &self.conns[key];
-            self.shared.routes.ws_handler(conn.route).clone()
+            self.shared.routes.ws_handler(conn.route as usize).clone()
         };
         let peer = self.peer(key);
         let conn = &mut self.conns[key];
@@ -102,6 +102,7 @@ impl Shard {
     /// The peer's close frame: echo it (unless we started the close) and close
     /// TCP once the reply is written.
     fn on_peer_close(&mut self, key: usize, code: Option<u16>, reason: &str) {
+        let deadline = self.now + self.close_wait_ms();
         let conn = &mut self.conns[key];
         if conn.closing == Closing::No {
             let mut frame = Vec::with_capacity(4);
@@ -111,7 +112,7 @@ impl Shard {
             }
             conn.sendq.push_bytes(&frame);
         }
-        conn.closing = Closing::AfterFlush;
+        conn.closing = Closing::AfterFlush { deadline };
         self.notify_close(key, code.or(Some(code::NO_STATUS)), reason);
     }
 }

@@ -3,6 +3,7 @@
 //! and EOFs; the shard answers with queued output and connections to close
 //! (listed in `dirty`). Only the owning thread ever touches this state.
 
+mod admission;
 mod conn;
 mod frames;
 mod timers;
@@ -16,8 +17,11 @@ use std::time::Instant;
 
 use slab::Slab;
 
-pub(crate) use conn::{Closing, Conn, Phase};
+use admission::AcceptBackoff;
+pub(crate) use admission::Room;
+use conn::{Closing, Conn, Phase};
 
+use super::descriptor::Descriptor;
 use super::socket::PeerAddr;
 use super::Shared;
 use crate::hub::{Command, ConnId, ShardInbox, Subscriptions};
@@ -28,6 +32,10 @@ use crate::protocol::writer::encode_close;
 /// of address space, not memory, at 176 bytes a slot).
 const MAX_PRESIZED_SLOTS: usize = 1 << 20;
 
+/// Mailbox work one loop turn may do (a command, or one delivery of a
+/// broadcast), so a flood into this shard cannot starve its sockets and timers.
+const INBOX_BUDGET: usize = 16_384;
+
 /// What the driver must do with a connection after the shard touched it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -35,25 +43,31 @@ pub(crate) enum Next {
     Idle,
     /// Write the queued bytes.
     Write,
-    /// Close the socket now.
-    Close,
+    /// Close the socket now, even with a write in flight (the driver aborts
+    /// it first); `reset` closes abortively (RST).
+    Close { reset: bool },
 }
 
 /// A shard: a slab of connections plus its channel table and mailbox.
 pub(crate) struct Shard {
     pub(crate) index: usize,
-    pub(crate) conns: Slab<Conn>,
+    conns: Slab<Conn>,
+    /// Each slot's generation, bumped when a connection takes the slot: the
+    /// part of a [`ConnId`] that tells apart the connections a slot held.
+    generations: Vec<u32>,
     pub(crate) shared: Arc<Shared>,
     subs: Subscriptions,
     inbox: ShardInbox,
-    serial: u16,
+    /// The mailbox held more than one turn's budget.
+    inbox_backlog: bool,
+    backoff: AcceptBackoff,
     clock: Instant,
     /// Milliseconds since the shard started; refreshed by [`Shard::update_clock`].
     pub(crate) now: u64,
     /// Connections whose output or lifecycle changed since the driver last looked.
     dirty: Vec<usize>,
-    /// Peer addresses reported by accepts, by slot, for connections marked
-    /// `peer_known` (direct descriptors only; empty otherwise).
+    /// Peer addresses reported by accepts, by slot, for connections on
+    /// direct descriptors (which getpeername cannot ask; empty otherwise).
     peers: Vec<Option<SocketAddr>>,
     /// Set once shutdown began: the drain deadline.
     draining_until: Option<u64>,
@@ -71,10 +85,12 @@ impl Shard {
         Self {
             index,
             conns: Slab::with_capacity(share.min(MAX_PRESIZED_SLOTS)),
+            generations: Vec::new(),
             shared,
             subs: Subscriptions::default(),
             inbox,
-            serial: 0,
+            inbox_backlog: false,
+            backoff: AcceptBackoff::default(),
             clock: Instant::now(),
             now: 0,
             dirty: Vec::new(),
@@ -91,7 +107,7 @@ impl Shard {
 
     /// The eventfd the driver watches for hub commands.
     pub(crate) fn waker_fd(&self) -> RawFd {
-        self.inbox.waker.raw_fd()
+        self.inbox.inbox.waker_fd()
     }
 
     /// True while new connections are welcome.
@@ -108,39 +124,52 @@ impl Shard {
         }
     }
 
-    /// Registers an accepted socket (`fd`: a process descriptor, or the
-    /// driver's direct descriptor). `None` means the server is full: the
-    /// driver refuses it with [`OVERLOADED`].
-    pub(crate) fn on_accept(&mut self, fd: RawFd, peer: PeerAddr) -> Option<usize> {
-        let limit = self.shared.config.server.max_connections;
-        let before = self.shared.sockets.fetch_add(1, Ordering::Relaxed);
-        if before >= limit || !self.accepting() {
-            self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
-            return None;
+    /// Registers an accepted socket, or gives it back (`Err`) when the server
+    /// is full: the driver then refuses it with [`OVERLOADED`]. `room` is what
+    /// the driver's own descriptor table allows.
+    pub(crate) fn on_accept(
+        &mut self,
+        socket: Descriptor,
+        peer: PeerAddr,
+        room: Room,
+    ) -> Result<usize, Descriptor> {
+        self.accept_succeeded();
+        let key = self.conns.vacant_key();
+        if key >= ConnId::MAX_SLOTS {
+            return Err(socket);
         }
-        self.serial = self.serial.wrapping_add(1);
-        let entry = self.conns.vacant_entry();
-        let id = ConnId::new(self.index, self.serial, entry.key() as u32);
-        let key = entry.key();
-        let conn = entry.insert(Conn::new(id, fd, self.now));
-        if let PeerAddr::Known(addr) = peer {
-            conn.peer_known = true;
+        let Some(reserve) = self.admit(room) else {
+            return Err(socket);
+        };
+        if key >= self.generations.len() {
+            self.generations.resize(key + 1, 0);
+        }
+        let generation = &mut self.generations[key];
+        *generation = generation.wrapping_add(1);
+        let id = ConnId::new(self.index, key as u32, *generation);
+        let direct = matches!(socket, Descriptor::Direct(_));
+        self.conns.insert(Conn::new(id, socket, reserve, self.now));
+        if let (true, PeerAddr::Known(addr)) = (direct, peer) {
             if key >= self.peers.len() {
                 self.peers.resize(key + 1, None);
             }
             self.peers[key] = addr;
         }
-        Some(key)
+        Ok(key)
     }
 
     /// How to find connection `key`'s peer address.
     fn peer(&self, key: usize) -> PeerAddr {
-        let conn = &self.conns[key];
-        if conn.peer_known {
-            PeerAddr::Known(self.peers[key])
-        } else {
-            PeerAddr::Socket(conn.fd)
+        match self.conns[key].socket.process_fd() {
+            Some(fd) => PeerAddr::Socket(fd),
+            None => PeerAddr::Known(self.peers[key]),
         }
+    }
+
+    /// The number the driver names connection `key`'s socket by in its
+    /// operations (a process descriptor or a table index).
+    pub(crate) fn socket_fd(&self, key: usize) -> RawFd {
+        self.conns[key].socket.raw()
     }
 
     /// Bytes arrived on connection `key`. `data` is the driver's receive
@@ -150,10 +179,10 @@ impl Shard {
             return;
         };
         conn.last_rx = self.now;
-        match (conn.phase, conn.closing) {
-            (_, Closing::AfterFlush | Closing::Now) => {}
-            (Phase::Handshake, _) => self.on_request_bytes(key, data),
-            (Phase::Open, _) => self.on_frame_bytes(key, data),
+        match conn.phase {
+            _ if conn.closing.ignores_input() => {}
+            Phase::Handshake => self.on_request_bytes(key, data),
+            Phase::Open => self.on_frame_bytes(key, data),
         }
         self.mark(key);
     }
@@ -161,17 +190,35 @@ impl Shard {
     /// The peer closed its side or the socket failed.
     pub(crate) fn on_eof(&mut self, key: usize) {
         self.notify_close(key, Some(code::ABNORMAL), "connection lost");
+        self.close_now(key, false);
+    }
+
+    /// Marks connection `key` for closing at the driver's next look.
+    fn close_now(&mut self, key: usize, reset: bool) {
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.closing = Closing::Now;
+            if !matches!(conn.closing, Closing::Now { .. }) {
+                conn.closing = Closing::Now { reset };
+            }
             self.mark(key);
         }
+    }
+
+    /// Fills `iov` with connection `key`'s queued output and marks it in
+    /// flight; returns the entries filled.
+    pub(crate) fn start_write(&mut self, key: usize, iov: &mut [libc::iovec]) -> usize {
+        self.conns[key].sendq.start_write(iov)
+    }
+
+    /// The write the driver started on `key` did not happen (would block,
+    /// interrupted): the bytes stay queued.
+    pub(crate) fn write_not_started(&mut self, key: usize) {
+        self.conns[key].sendq.abort_write();
     }
 
     /// The driver wrote `n` bytes of the write it started.
     pub(crate) fn on_written(&mut self, key: usize, n: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.sendq.complete(n);
-            conn.tx_pending_since = if conn.sendq.is_empty() { 0 } else { self.now };
             self.mark(key);
         }
     }
@@ -189,13 +236,11 @@ impl Shard {
         let Some(conn) = self.conns.get(key) else {
             return Next::Idle;
         };
-        if conn.sendq.write_in_flight() {
-            return Next::Idle;
-        }
         match conn.closing {
-            Closing::Now => Next::Close,
+            Closing::Now { reset } => Next::Close { reset },
+            _ if conn.sendq.write_in_flight() => Next::Idle,
             _ if !conn.sendq.is_empty() => Next::Write,
-            Closing::AfterFlush => Next::Close,
+            Closing::AfterFlush { .. } => Next::Close { reset: false },
             _ => Next::Idle,
         }
     }
@@ -211,30 +256,42 @@ impl Shard {
         }
     }
 
-    /// The driver closed the socket of `key`: forget the connection.
-    pub(crate) fn remove(&mut self, key: usize) {
+    /// Forgets connection `key` once no driver operation refers to it any
+    /// more, and hands its socket to the driver to close (a process
+    /// descriptor closes when dropped). What the handler attached is dropped
+    /// under the panic guard.
+    pub(crate) fn remove(&mut self, key: usize) -> Descriptor {
         self.notify_close(key, Some(code::ABNORMAL), "connection closed");
-        if self.conns.contains(key) {
-            let conn = self.conns.remove(key);
-            self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
-            if conn.phase == Phase::Open {
-                self.subs.remove_slot(conn.id.slot());
-                self.inbox
-                    .counters
-                    .connections
-                    .fetch_sub(1, Ordering::Relaxed);
-            }
+        let mut conn = self.conns.remove(key);
+        self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
+        self.descriptor_freed();
+        if conn.phase == Phase::Open {
+            self.subs.remove_slot(conn.id.slot());
+            self.inbox
+                .counters
+                .connections
+                .fetch_sub(1, Ordering::Relaxed);
         }
+        let attached = conn.attached.take();
+        guarded(move || drop(attached));
+        conn.socket
     }
 
-    /// True while the shard has connections the driver has not looked at.
-    pub(crate) fn has_dirty(&self) -> bool {
-        !self.dirty.is_empty()
+    /// Every connection's key, for the driver's final clean-up.
+    pub(crate) fn keys(&self) -> Vec<usize> {
+        self.conns.iter().map(|(key, _)| key).collect()
+    }
+
+    /// True while the shard has work for the next loop turn without waiting:
+    /// connections the driver has not looked at, or mailbox commands left
+    /// over from the last turn's budget.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.dirty.is_empty() || self.inbox_backlog
     }
 
     /// True while received bytes still matter for connection `key`.
     pub(crate) fn wants_input(&self, key: usize) -> bool {
-        matches!(self.conns.get(key), Some(c) if !matches!(c.closing, Closing::AfterFlush | Closing::Now))
+        matches!(self.conns.get(key), Some(c) if !c.closing.ignores_input())
     }
 
     /// The socket of `key` can take more output.
@@ -244,9 +301,6 @@ impl Shard {
 
     fn mark(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
-            if conn.tx_pending_since == 0 && !conn.sendq.is_empty() {
-                conn.tx_pending_since = self.now.max(1);
-            }
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(key);
@@ -263,7 +317,7 @@ impl Shard {
             return;
         }
         conn.close_notified = true;
-        let handler = self.shared.routes.ws_handler(conn.route).clone();
+        let handler = self.shared.routes.ws_handler(conn.route as usize).clone();
         let peer = self.peer(key);
         let conn = &mut self.conns[key];
         // A close is already under way: sends from on_close are discarded.
@@ -292,7 +346,7 @@ impl Shard {
                 };
                 self.notify_close(key, Some(code), reason);
             }
-            Phase::Handshake => conn.closing = Closing::Now,
+            Phase::Handshake => conn.closing = Closing::Now { reset: false },
         }
         self.mark(key);
     }
@@ -300,10 +354,11 @@ impl Shard {
     /// Fails the connection: a close frame with `code`, then TCP close as soon
     /// as it is written (no waiting for the peer).
     pub(crate) fn fail(&mut self, key: usize, code: u16, reason: &str) {
+        let deadline = self.now + self.close_wait_ms();
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if matches!(conn.closing, Closing::AfterFlush | Closing::Now) {
+        if conn.closing.ignores_input() {
             return;
         }
         if conn.phase == Phase::Open && conn.closing == Closing::No {
@@ -311,18 +366,19 @@ impl Shard {
             encode_close(&mut frame, code, reason);
             conn.sendq.push_bytes(&frame);
         }
-        conn.closing = Closing::AfterFlush;
+        conn.closing = Closing::AfterFlush { deadline };
         self.notify_close(key, Some(code), reason);
         self.mark(key);
     }
 
-    /// Applies the slow-consumer rule after output was queued.
+    /// Applies the slow-consumer rule after output was queued: the bound is
+    /// on what the queue holds in memory, entries included.
     fn enforce_send_limit(&mut self, key: usize) {
         let limit = self.shared.config.websocket.max_send_queue;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.sendq.len() > limit && conn.closing == Closing::No {
+        if conn.sendq.held() > limit && conn.closing == Closing::No {
             conn.sendq.discard_unstarted();
             tracing::debug!(conn = %conn.id, "slow consumer: send queue over {limit} bytes");
             self.fail(
@@ -334,7 +390,7 @@ impl Shard {
     }
 
     /// Queues a shared frame for a connection, if `id` still names it.
-    fn deliver(&mut self, id: ConnId, frame: &bytes::Bytes) {
+    fn deliver(&mut self, id: ConnId, frame: &bytes::Bytes) -> bool {
         let key = id.slot() as usize;
         match self.conns.get_mut(key) {
             Some(conn)
@@ -344,45 +400,69 @@ impl Shard {
                 self.messages_out += 1;
                 self.mark(key);
                 self.enforce_send_limit(key);
+                true
             }
-            _ => {}
+            _ => false,
         }
     }
 
-    /// Carries out every command waiting in the mailbox.
+    /// Carries out the commands waiting in the mailbox, up to one turn's
+    /// budget ([`Shard::has_work`] says when some are left for the next).
     pub(crate) fn drain_inbox(&mut self) {
-        self.inbox.waker.reset();
-        while let Ok(cmd) = self.inbox.rx.try_recv() {
-            match cmd {
-                Command::Send(id, frame) => self.deliver(id, &frame),
-                Command::Broadcast(channel, frame) => {
-                    let members: Vec<u32> = self.subs.members(&channel).collect();
-                    for slot in members {
-                        let id = self.conns.get(slot as usize).map(|c| c.id);
-                        if let Some(id) = id {
-                            self.deliver(id, &frame);
-                        }
+        if self.inbox.inbox.shutdown_requested() {
+            self.begin_drain();
+        }
+        self.inbox.inbox.reset_wake();
+        let mut budget = INBOX_BUDGET;
+        self.inbox_backlog = false;
+        while budget > 0 {
+            let Some(cmd) = self.inbox.inbox.take() else {
+                return;
+            };
+            budget = budget.saturating_sub(1 + self.execute(cmd));
+        }
+        self.inbox_backlog = true;
+    }
+
+    /// Goes on with the commands the last turn's budget left in the mailbox.
+    pub(crate) fn drain_inbox_backlog(&mut self) {
+        if self.inbox_backlog {
+            self.drain_inbox();
+        }
+    }
+
+    /// Carries out one hub command; returns the deliveries it made.
+    fn execute(&mut self, cmd: Command) -> usize {
+        match cmd {
+            Command::Send(id, frame) => return self.deliver(id, &frame) as usize,
+            Command::Broadcast(channel, frame) => {
+                let members: Vec<u32> = self.subs.members(&channel).collect();
+                for &slot in &members {
+                    let id = self.conns.get(slot as usize).map(|c| c.id);
+                    if let Some(id) = id {
+                        self.deliver(id, &frame);
                     }
                 }
-                Command::Subscribe(id, channel) => {
-                    if self.is_open(id) {
-                        self.subs.subscribe(id.slot(), &channel);
-                    }
+                return members.len();
+            }
+            Command::Subscribe(id, channel) => {
+                if self.is_open(id) {
+                    self.subs.subscribe(id.slot(), &channel);
                 }
-                Command::Unsubscribe(id, channel) => {
-                    if self.is_open(id) {
-                        self.subs.unsubscribe(id.slot(), &channel);
-                    }
+            }
+            Command::Unsubscribe(id, channel) => {
+                if self.is_open(id) {
+                    self.subs.unsubscribe(id.slot(), &channel);
                 }
-                Command::Close(id, code, reason) => {
-                    if self.is_open(id) {
-                        let wait = self.close_wait_ms();
-                        self.start_close(id.slot() as usize, code, &reason, wait);
-                    }
+            }
+            Command::Close(id, code, reason) => {
+                if self.is_open(id) {
+                    let wait = self.close_wait_ms();
+                    self.start_close(id.slot() as usize, code, &reason, wait);
                 }
-                Command::Shutdown => self.begin_drain(),
             }
         }
+        0
     }
 
     fn is_open(&self, id: ConnId) -> bool {
@@ -401,8 +481,7 @@ impl Shard {
         }
         let wait = self.close_wait_ms();
         self.draining_until = Some(self.now + wait);
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
+        for key in self.keys() {
             self.start_close(key, code::GOING_AWAY, "server shutting down", wait);
         }
         tracing::debug!(
@@ -421,9 +500,20 @@ impl Shard {
 }
 
 /// Runs handler code, turning a panic into `false` so one connection's bug
-/// never takes down its shard.
+/// never takes down its shard. The panic's payload is handler code too (its
+/// `Drop` may panic again): it is dropped under a guard of its own, and
+/// leaked if even that fails.
 pub(crate) fn guarded(f: impl FnOnce()) -> bool {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok()
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(payload) => {
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(again);
+            }
+            false
+        }
+    }
 }
 
 /// The answer to a connection over MAX_CONNECTIONS.

@@ -1,6 +1,8 @@
 //! Time-driven rules, checked by a periodic sweep over the shard's
 //! connections: handshake deadline (slowloris), heartbeat pings and pong
-//! wait, idle timeout, write stall, close-handshake and drain deadlines.
+//! wait, idle timeout, the minimum send rate, close-handshake, flush and
+//! drain deadlines. Every deadline ends in a freed slot: the driver closes
+//! the socket even with a write stuck in flight.
 
 use super::{Closing, Phase, Shard};
 use crate::protocol::close::code;
@@ -35,6 +37,7 @@ impl Shard {
         let ws = &self.shared.config.websocket;
         let read_timeout = s.read_timeout.as_millis() as u64;
         let write_timeout = s.write_timeout.as_millis() as u64;
+        let min_send_rate = ws.min_send_rate;
         let idle_timeout = s.idle_timeout.as_millis() as u64;
         let ping_period = ws.ping_period.as_millis() as u64;
         let pong_wait = ws.pong_wait.as_millis() as u64;
@@ -42,13 +45,16 @@ impl Shard {
 
         let mut expired: Vec<(usize, Expiry)> = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
-            let write_stalled =
-                conn.tx_pending_since != 0 && now - conn.tx_pending_since >= write_timeout;
-            let expiry = if drain_over || write_stalled {
+            let too_slow = conn.sendq.below_min_rate(now, write_timeout, min_send_rate);
+            let expiry = if drain_over || too_slow {
                 Some(Expiry::Drop)
             } else {
                 match (conn.phase, conn.closing) {
-                    (_, Closing::AwaitPeer { deadline }) if now >= deadline => Some(Expiry::Drop),
+                    (_, Closing::AwaitPeer { deadline } | Closing::AfterFlush { deadline })
+                        if now >= deadline =>
+                    {
+                        Some(Expiry::Drop)
+                    }
                     (Phase::Handshake, Closing::No) if now - conn.accepted_at >= read_timeout => {
                         Some(Expiry::Drop)
                     }
@@ -82,8 +88,7 @@ impl Shard {
                 Expiry::Ping => self.mark(key),
                 Expiry::Drop => {
                     self.notify_close(key, Some(code::ABNORMAL), "timed out");
-                    self.conns[key].closing = Closing::Now;
-                    self.mark(key);
+                    self.close_now(key, true);
                 }
                 Expiry::PongTimeout => self.fail(key, code::GOING_AWAY, "pong timeout"),
                 Expiry::Idle => {
@@ -92,7 +97,10 @@ impl Shard {
                 }
             }
         }
+        self.report_accept_failures();
         self.publish_counters();
+        #[cfg(debug_assertions)]
+        crate::engine::fault::check();
     }
 }
 
@@ -100,7 +108,7 @@ impl Shard {
 enum Expiry {
     /// A heartbeat ping was queued.
     Ping,
-    /// Close the socket without ceremony.
+    /// Close the socket without ceremony (abortively).
     Drop,
     /// The peer did not answer a ping in time.
     PongTimeout,

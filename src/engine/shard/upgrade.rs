@@ -3,7 +3,7 @@
 //! always with the right status. Never holds more than the header cap.
 
 use super::conn::{Attached, PartialHead};
-use super::{guarded, Closing, Phase, Shard};
+use super::{guarded, Closing, Phase, Shard, OVERLOADED};
 use crate::handler::{Accept, Reject, UpgradeRequest};
 use crate::protocol::close::code;
 use crate::protocol::handshake::{
@@ -30,17 +30,7 @@ impl Shard {
                 let head = pending.unwrap_or_else(|| Box::new(PartialHead(data.to_vec())));
                 self.conns[key].head = Some(head);
             }
-            Err(e) => {
-                let mut out = Vec::new();
-                write_error(
-                    &mut out,
-                    e.status(),
-                    error_code(e.status()),
-                    &e.to_string(),
-                    &[],
-                );
-                self.respond_and_close(key, &out);
-            }
+            Err(e) => self.error_and_close(key, e.status(), error_code(e.status()), &e.to_string()),
             Ok(Some((req, used))) => {
                 let rest = buf[used..].to_vec();
                 self.on_request(key, req, rest);
@@ -49,9 +39,17 @@ impl Shard {
     }
 
     fn respond_and_close(&mut self, key: usize, response: &[u8]) {
+        let deadline = self.now + self.close_wait_ms();
         let conn = &mut self.conns[key];
         conn.sendq.push_bytes(response);
-        conn.closing = Closing::AfterFlush;
+        conn.closing = Closing::AfterFlush { deadline };
+    }
+
+    /// Answers with the contract's JSON error and closes.
+    fn error_and_close(&mut self, key: usize, status: u16, code: &str, message: &str) {
+        let mut out = Vec::new();
+        write_error(&mut out, status, code, message, &[]);
+        self.respond_and_close(key, &out);
     }
 
     fn on_request(&mut self, key: usize, req: RequestHead, rest: Vec<u8>) {
@@ -70,6 +68,10 @@ impl Shard {
                 return self.respond_and_close(key, &out);
             }
         };
+        if self.conns[key].reserve {
+            // Past MAX_CONNECTIONS: the reserve is for health and admin requests.
+            return self.respond_and_close(key, &OVERLOADED);
+        }
         let handler = self.shared.routes.ws_handler(route).clone();
         let upgrade = UpgradeRequest {
             head: &req,
@@ -80,11 +82,25 @@ impl Shard {
             Err(Reject::new(500, "internal_error", "upgrade handler failed"));
         guarded(|| decision = handler.on_upgrade(&upgrade));
         let accept = match decision {
-            Ok(accept) => accept,
+            Ok(accept) => match accept.check_headers() {
+                Ok(()) => accept,
+                Err(e) => {
+                    tracing::warn!(path = %req.path, "upgrade handler's answer refused: {e}");
+                    guarded(move || drop(accept));
+                    return self.error_and_close(
+                        key,
+                        500,
+                        "internal_error",
+                        "upgrade handler failed",
+                    );
+                }
+            },
+            Err(reject) if reject.has_error_status() => {
+                return self.error_and_close(key, reject.status, &reject.code, &reject.message);
+            }
             Err(reject) => {
-                let mut out = Vec::new();
-                write_error(&mut out, reject.status, &reject.code, &reject.message, &[]);
-                return self.respond_and_close(key, &out);
+                tracing::warn!(path = %req.path, "upgrade handler rejected with status {}, which is not an error status; answering 500", reject.status);
+                return self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
             }
         };
         let protocol = accept
@@ -97,7 +113,7 @@ impl Shard {
             protocol.as_deref(),
             &accept.headers,
         );
-        self.open(key, route, protocol, accept.identity, &out);
+        self.open(key, route as u32, protocol, accept.identity, &out);
         if !rest.is_empty() {
             let mut rest = rest;
             self.on_frame_bytes(key, &mut rest);
@@ -108,12 +124,13 @@ impl Shard {
     fn open(
         &mut self,
         key: usize,
-        route: usize,
+        route: u32,
         protocol: Option<String>,
         identity: Option<crate::handler::Identity>,
         response: &[u8],
     ) {
         let ws = &self.shared.config.websocket;
+        let handler = self.shared.routes.ws_handler(route as usize).clone();
         let limits = ReaderLimits {
             max_message_size: ws.max_message_size,
             max_fragments: ws.max_fragments,
@@ -138,7 +155,6 @@ impl Shard {
             .connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-        let handler = self.shared.routes.ws_handler(route).clone();
         let peer = self.peer(key);
         let conn = &mut self.conns[key];
         let mut close = None;
@@ -154,30 +170,29 @@ impl Shard {
     }
 
     fn on_plain_http(&mut self, key: usize, req: &RequestHead) {
-        let mut out = Vec::new();
-        match self.shared.routes.find_http(&req.path) {
-            Some(handler) => {
-                let info = ServerInfo {
-                    hub: &self.shared.hub,
-                    started: self.shared.started,
-                };
-                let mut response = None;
-                let handler = handler.clone();
-                guarded(|| response = Some(handler.handle(req, &info)));
-                match response {
-                    Some(r) => {
-                        let extra: Vec<(&str, &str)> = r
-                            .headers
-                            .iter()
-                            .map(|(n, v)| (n.as_str(), v.as_str()))
-                            .collect();
-                        write_response(&mut out, r.status, r.content_type, &extra, &r.body);
-                    }
-                    None => write_error(&mut out, 500, "internal_error", "route failed", &[]),
-                }
-            }
-            None => write_error(&mut out, 404, "not_found", "no route at this path", &[]),
+        let Some(handler) = self.shared.routes.find_http(&req.path).cloned() else {
+            return self.error_and_close(key, 404, "not_found", "no route at this path");
+        };
+        let info = ServerInfo {
+            hub: &self.shared.hub,
+            started: self.shared.started,
+        };
+        let mut response = None;
+        guarded(|| response = Some(handler.handle(req, &info)));
+        let Some(r) = response else {
+            return self.error_and_close(key, 500, "internal_error", "route failed");
+        };
+        if let Err(e) = r.check() {
+            tracing::warn!(path = %req.path, "HTTP handler's answer refused: {e}");
+            return self.error_and_close(key, 500, "internal_error", "route failed");
         }
+        let extra: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let mut out = Vec::new();
+        write_response(&mut out, r.status, r.content_type, &extra, &r.body);
         self.respond_and_close(key, &out);
     }
 }

@@ -12,13 +12,13 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
+use crate::engine::shard::Room;
+
 /// Accepts kept in flight, each with its own address buffer.
 pub(super) const ACCEPT_SLOTS: usize = 16;
 /// Table entries kept free for sockets between their accept and the shard's
 /// verdict (refusals hold one until their 503 is sent and closed).
-const HEADROOM: u32 = 2 * ACCEPT_SLOTS as u32;
-/// The kernel's IORING_MAX_FIXED_FILES.
-const KERNEL_MAX: u64 = 1 << 20;
+pub(crate) const TABLE_HEADROOM: u32 = 2 * ACCEPT_SLOTS as u32;
 
 /// Where one accept writes its peer's address.
 #[repr(C)]
@@ -30,6 +30,9 @@ struct AcceptAddr {
 /// One ring's registered file table.
 pub(super) struct DirectTable {
     size: u32,
+    /// Entries kept for the admin reserve: past `size - TABLE_HEADROOM -
+    /// reserve` open sockets, new ones are admitted for plain HTTP only.
+    reserve: u32,
     /// Entries held by open sockets (counted from accept to close).
     open: u32,
     /// Boxed: the kernel writes here while an accept is in flight.
@@ -37,21 +40,10 @@ pub(super) struct DirectTable {
 }
 
 impl DirectTable {
-    /// Registers an empty table of `wanted` entries, capped at the open-files
-    /// limit the kernel enforces per table.
-    pub(super) fn register(ring: &IoUring, wanted: usize) -> io::Result<Self> {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one rlimit struct we own.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let size = (wanted as u64 + u64::from(HEADROOM))
-            .min(limit.rlim_cur)
-            .min(KERNEL_MAX) as u32;
-        if size <= HEADROOM {
+    /// Registers an empty table of `size` entries (the capacity plan sized
+    /// it within the kernel's cap), `reserve` of them for the admin reserve.
+    pub(super) fn register(ring: &IoUring, size: u32, reserve: u32) -> io::Result<Self> {
+        if size <= TABLE_HEADROOM {
             return Err(io::Error::other(format!(
                 "a file table of {size} entries leaves no room for connections"
             )));
@@ -66,13 +58,10 @@ impl DirectTable {
             .collect();
         Ok(Self {
             size,
+            reserve: reserve.min((size - TABLE_HEADROOM) / 4),
             open: 0,
             addrs,
         })
-    }
-
-    pub(super) fn size(&self) -> u32 {
-        self.size
     }
 
     /// A single-shot accept into a free table entry, its peer address into `slot`.
@@ -106,11 +95,19 @@ impl DirectTable {
         self.open = self.open.saturating_sub(1);
     }
 
-    /// False when the table is so full that the next accepts could find no
-    /// entry (the kernel would then drop those clients without a word): the
-    /// driver refuses with 503 while this is false.
-    pub(super) fn has_room(&self) -> bool {
-        self.open + HEADROOM <= self.size
+    /// What the table has room for once the socket just accepted is counted:
+    /// `Full` when the next accepts could find no entry (the kernel would
+    /// then drop those clients without a word), so the driver refuses with
+    /// 503; `ReserveOnly` inside the admin reserve.
+    pub(super) fn room(&self) -> Room {
+        let free = self.size - self.open.min(self.size);
+        if free >= TABLE_HEADROOM + self.reserve {
+            Room::Normal
+        } else if free >= TABLE_HEADROOM {
+            Room::ReserveOnly
+        } else {
+            Room::Full
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! multishot receive into a provided-buffer ring, one `send`/`writev` in
 //! flight per connection, and a multishot poll on the hub's eventfd. All
 //! protocol work is the shard's; this file only moves bytes and descriptors.
-//! Sockets are process descriptors, or direct ones (see `direct`).
+//! Sockets are process descriptors, or direct ones (see `direct`). A socket
+//! the shard wants closed is shut down first, which ends its in-flight
+//! send and receive, and closed once their completions are in.
 
 mod bufring;
 mod direct;
@@ -14,11 +16,13 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use super::descriptor::Descriptor;
 use super::sendq::MAX_IOVECS;
-use super::shard::{Next, Shard, OVERLOADED};
+use super::shard::{Next, Room, Shard, OVERLOADED};
 use super::socket::{self, PeerAddr};
 use bufring::BufRing;
 use direct::DirectTable;
+pub(super) use direct::TABLE_HEADROOM;
 
 const SQ_ENTRIES: u32 = 4096;
 const CQ_ENTRIES: u32 = 16384;
@@ -98,6 +102,9 @@ struct Driver {
     direct: Option<DirectTable>,
     listen_fd: RawFd,
     accepting: bool,
+    /// Accept slots with no accept armed (after a failure, while the shard
+    /// pauses accepting).
+    idle_accepts: Vec<usize>,
     ops: Vec<OpState>,
     /// iovec arrays of in-flight `writev`s, one per connection that has one.
     iovecs: Vec<Option<Box<[libc::iovec; MAX_IOVECS]>>>,
@@ -105,11 +112,22 @@ struct Driver {
     /// and `iovecs` (the kernel reads it during the write).
     #[allow(clippy::vec_box)]
     spare_iovecs: Vec<Box<[libc::iovec; MAX_IOVECS]>>,
+    /// Submissions that found the queue full and the kernel busy: they go
+    /// in at the start of the next loop turn, in order.
+    overflow: VecDeque<squeue::Entry>,
     /// Connections whose multishot receive must be re-armed, oldest first.
     rearm: VecDeque<usize>,
     /// When bytes last arrived (shard ms), while the pool may hold resident
     /// pages; `None` once they were given back.
     pool_used_at: Option<u64>,
+}
+
+/// Errors of `io_uring_enter` that only mean "try again later".
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+    )
 }
 
 /// Runs the shard until it has drained.
@@ -128,33 +146,24 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         direct,
         listen_fd: listener.as_raw_fd(),
         accepting: true,
+        idle_accepts: (0..accepts).collect(),
         ops: Vec::new(),
         iovecs: Vec::new(),
         spare_iovecs: Vec::new(),
+        overflow: VecDeque::new(),
         rearm: VecDeque::new(),
         pool_used_at: None,
     };
-    for slot in 0..accepts {
-        driver.arm_accept(slot)?;
-    }
-    driver.push(
-        opcode::PollAdd::new(types::Fd(shard.waker_fd()), libc::POLLIN as u32)
-            .multi(true)
-            .build(),
-        user_data(WAKE, 0),
-    )?;
+    driver.arm_accepts(&shard);
+    driver.arm_waker(&shard);
     let result = driver.run(&mut shard);
-    let process_fds = driver.direct.is_none();
     // Tear the ring down first: no operation may outlive the buffers below.
-    // That also closes every direct descriptor.
+    // That also closes every direct descriptor; process ones close as the
+    // shard forgets them.
     drop(driver);
     drop(listener);
-    let keys: Vec<usize> = shard.conns.iter().map(|(k, _)| k).collect();
-    for key in keys {
-        if process_fds {
-            socket::close_fd(shard.conns[key].fd);
-        }
-        shard.remove(key);
+    for key in shard.keys() {
+        drop(shard.remove(key));
     }
     result
 }
@@ -162,15 +171,13 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
 /// The registered file table, when the configuration asks for direct
 /// descriptors; without one (old kernel) sockets stay process descriptors.
 fn direct_table(ring: &IoUring, shard: &Shard) -> Option<DirectTable> {
-    let server = &shard.shared.config.server;
-    if !server.direct_descriptors {
-        return None;
-    }
-    match DirectTable::register(ring, server.max_connections) {
+    let entries = shard.shared.capacity.table_entries?;
+    let reserve = shard.shared.capacity.admin_reserve as u32;
+    match DirectTable::register(ring, entries, reserve) {
         Ok(table) => {
-            tracing::info!(
+            tracing::debug!(
                 shard = shard.index,
-                entries = table.size(),
+                entries,
                 "sockets are direct descriptors"
             );
             Some(table)
@@ -201,16 +208,44 @@ fn build_ring() -> io::Result<IoUring> {
 }
 
 impl Driver {
-    /// Queues one submission, flushing the queue to the kernel if it is full.
-    fn push(&mut self, entry: squeue::Entry, data: u64) -> io::Result<()> {
+    /// Queues one submission. When the submission queue is full it is handed
+    /// to the kernel first; if the kernel is busy and takes nothing, the
+    /// entry waits in `overflow` for the next loop turn. Never fails: a ring
+    /// that stays broken is reported by the loop's own `io_uring_enter`.
+    ///
+    /// # Safety
+    /// Every buffer `entry` points to (an iovec array, send chunks, an accept
+    /// address slot) must stay valid and in place until the operation's
+    /// completion is reaped.
+    unsafe fn push(&mut self, entry: squeue::Entry, data: u64) {
         let entry = entry.user_data(data);
-        loop {
-            // SAFETY: every buffer an entry points to (receive pool, send
-            // chunks, iovec arrays) outlives the operation; see the callers.
+        if self.overflow.is_empty() {
+            // SAFETY: the caller's contract covers the entry's buffers.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                return Ok(());
+                return;
             }
-            self.ring.submit()?;
+            if let Err(e) = self.ring.submit() {
+                if !is_transient(&e) {
+                    tracing::warn!("io_uring submit failed: {e}");
+                }
+            }
+            // SAFETY: as above.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+        }
+        self.overflow.push_back(entry);
+    }
+
+    /// Moves waiting submissions into the queue, as many as fit.
+    fn push_overflow(&mut self) {
+        while let Some(entry) = self.overflow.front() {
+            // SAFETY: entries in `overflow` were queued under `push`'s
+            // contract, which holds until their completions.
+            if unsafe { self.ring.submission().push(entry) }.is_err() {
+                return;
+            }
+            self.overflow.pop_front();
         }
     }
 
@@ -228,15 +263,24 @@ impl Driver {
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
         let mut dirty = Vec::new();
         loop {
-            self.flush_all(shard, &mut dirty)?;
+            self.flush_all(shard, &mut dirty);
             if shard.finished() {
                 return Ok(());
             }
             self.bufs.publish();
-            let wait_ms = if shard.has_dirty() || !self.rearm.is_empty() {
+            self.push_overflow();
+            let mut wake_at = next_tick;
+            if let Some(at) = shard
+                .accept_resumes_at()
+                .filter(|_| !self.idle_accepts.is_empty())
+            {
+                wake_at = wake_at.min(at);
+            }
+            let wait_ms = if shard.has_work() || !self.rearm.is_empty() || !self.overflow.is_empty()
+            {
                 0
             } else {
-                next_tick.saturating_sub(shard.now)
+                wake_at.saturating_sub(shard.now)
             };
             let ts = types::Timespec::new()
                 .sec(wait_ms / 1000)
@@ -244,11 +288,7 @@ impl Driver {
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                    ) => {}
+                Err(e) if is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
             shard.update_clock();
@@ -259,8 +299,9 @@ impl Driver {
                     .map(|c| (c.user_data(), c.result(), c.flags())),
             );
             for &(data, res, flags) in &completions {
-                self.complete(shard, data, res, flags)?;
+                self.complete(shard, data, res, flags);
             }
+            shard.drain_inbox_backlog();
             if shard.now >= next_tick {
                 shard.tick();
                 next_tick = shard.now + tick;
@@ -272,100 +313,117 @@ impl Driver {
                     self.pool_used_at = None;
                 }
             }
+            self.arm_accepts(shard);
             if !shard.accepting() && self.accepting {
                 self.accepting = false;
                 let accepts = types::CancelBuilder::fd(types::Fd(self.listen_fd)).all();
-                self.push(
-                    opcode::AsyncCancel2::new(accepts).build(),
-                    user_data(UNWATCHED, 0),
-                )?;
+                // SAFETY: a cancel points to no buffer.
+                unsafe {
+                    self.push(
+                        opcode::AsyncCancel2::new(accepts).build(),
+                        user_data(UNWATCHED, 0),
+                    )
+                };
             }
         }
     }
 
-    fn complete(&mut self, shard: &mut Shard, data: u64, res: i32, flags: u32) -> io::Result<()> {
+    fn complete(&mut self, shard: &mut Shard, data: u64, res: i32, flags: u32) {
         let key = (data & ((1 << KIND_SHIFT) - 1)) as usize;
         match data >> KIND_SHIFT {
-            ACCEPT => self.on_accept(shard, key, res, flags)?,
+            ACCEPT => self.on_accept(shard, key, res, flags),
             RECV => self.on_recv(shard, key, res, flags),
             SEND => self.on_send(shard, key, res),
-            REFUSED => self.push(direct::close(key as RawFd), user_data(UNWATCHED, 0))?,
+            // SAFETY: a close points to no buffer.
+            REFUSED => unsafe { self.push(direct::close(key as RawFd), user_data(UNWATCHED, 0)) },
             WAKE => {
                 shard.drain_inbox();
                 if !cqueue::more(flags) {
-                    self.push(
-                        opcode::PollAdd::new(types::Fd(shard.waker_fd()), libc::POLLIN as u32)
-                            .multi(true)
-                            .build(),
-                        user_data(WAKE, 0),
-                    )?;
+                    self.arm_waker(shard);
                 }
             }
             _ => {}
         }
-        Ok(())
     }
 
-    /// Process descriptors: one multishot accept. Direct descriptors: one of
-    /// the single-shot accepts, each with its own peer address buffer.
-    fn arm_accept(&mut self, slot: usize) -> io::Result<()> {
-        let entry = match &mut self.direct {
-            Some(table) => table.accept(self.listen_fd, slot),
-            None => opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build(),
-        };
-        self.push(entry, user_data(ACCEPT, slot))
+    fn arm_waker(&mut self, shard: &Shard) {
+        let poll = opcode::PollAdd::new(types::Fd(shard.waker_fd()), libc::POLLIN as u32)
+            .multi(true)
+            .build();
+        // SAFETY: a poll points to no buffer.
+        unsafe { self.push(poll, user_data(WAKE, 0)) };
     }
 
-    fn on_accept(
-        &mut self,
-        shard: &mut Shard,
-        slot: usize,
-        res: i32,
-        flags: u32,
-    ) -> io::Result<()> {
+    /// Arms the accepts that are down, unless the shard pauses accepting.
+    /// Process descriptors: one multishot accept. Direct descriptors: the
+    /// single-shot accepts, each with its own peer address buffer.
+    fn arm_accepts(&mut self, shard: &Shard) {
+        if !self.accepting || !shard.may_accept() {
+            return;
+        }
+        while let Some(slot) = self.idle_accepts.pop() {
+            let entry = match &mut self.direct {
+                Some(table) => table.accept(self.listen_fd, slot),
+                None => opcode::AcceptMulti::new(types::Fd(self.listen_fd))
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build(),
+            };
+            // SAFETY: a direct accept writes into its slot of the table's
+            // boxed address array, which lives as long as the driver.
+            unsafe { self.push(entry, user_data(ACCEPT, slot)) };
+        }
+    }
+
+    fn on_accept(&mut self, shard: &mut Shard, slot: usize, res: i32, flags: u32) {
         if res >= 0 {
-            let fd = res;
-            let (peer, room) = match &mut self.direct {
+            let (socket, peer, room) = match &mut self.direct {
                 Some(table) => {
                     table.opened();
-                    (PeerAddr::Known(table.peer(slot)), table.has_room())
+                    let socket = Descriptor::Direct(res as u32);
+                    (socket, PeerAddr::Known(table.peer(slot)), table.room())
                 }
-                None => (PeerAddr::Socket(fd), true),
+                None => {
+                    // SAFETY: the kernel just gave us this descriptor.
+                    let socket = unsafe { Descriptor::from_accepted(res) };
+                    (socket, PeerAddr::Socket(res), Room::Normal)
+                }
             };
-            match room.then(|| shard.on_accept(fd, peer)).flatten() {
-                Some(key) => {
+            match shard.on_accept(socket, peer, room) {
+                Ok(key) => {
                     *self.state(key) = OpState::default();
                     self.arm_recv(shard, key);
                 }
-                None => self.refuse(fd)?,
+                Err(socket) => self.refuse(socket),
             }
         } else if res != -libc::ECANCELED {
-            tracing::warn!(
-                shard = shard.index,
-                "accept failed: {}",
-                io::Error::from_raw_os_error(-res)
-            );
+            shard.accept_failed(-res);
         }
         let ended = self.direct.is_some() || !cqueue::more(flags);
-        if ended && self.accepting && shard.accepting() {
-            self.arm_accept(slot)?;
+        if ended && self.accepting {
+            self.idle_accepts.push(slot);
+            self.arm_accepts(shard);
         }
-        Ok(())
     }
 
     /// Answers a socket over the connection limit with [`OVERLOADED`] and closes it.
-    fn refuse(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(table) = &mut self.direct else {
-            socket::refuse(fd, &OVERLOADED);
-            return Ok(());
+    fn refuse(&mut self, socket: Descriptor) {
+        let index = match socket {
+            Descriptor::Process(fd) => return socket::refuse(fd, &OVERLOADED),
+            Descriptor::Direct(index) => index,
         };
-        table.closed();
-        let send = opcode::Send::new(types::Fd(fd), OVERLOADED.as_ptr(), OVERLOADED.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build();
-        // OVERLOADED is a static: the bytes outlive the send. The close
-        // follows its completion.
-        self.push(direct::fixed(send), user_data(REFUSED, fd as usize))
+        if let Some(table) = &mut self.direct {
+            table.closed();
+        }
+        let send = opcode::Send::new(
+            types::Fixed(index),
+            OVERLOADED.as_ptr(),
+            OVERLOADED.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+        // SAFETY: OVERLOADED is a static: the bytes outlive the send. The
+        // close follows its completion.
+        unsafe { self.push(send, user_data(REFUSED, index as usize)) };
     }
 
     /// `entry` on the kind of descriptor this driver's sockets are.
@@ -378,14 +436,13 @@ impl Driver {
     }
 
     fn arm_recv(&mut self, shard: &Shard, key: usize) {
-        let fd = shard.conns[key].fd;
+        let fd = shard.socket_fd(key);
         let entry =
             self.on_socket(opcode::RecvMulti::new(types::Fd(fd), self.bufs.group()).build());
         self.state(key).recv_armed = true;
-        if self.push(entry, user_data(RECV, key)).is_err() {
-            self.state(key).recv_armed = false;
-            self.rearm.push_back(key);
-        }
+        // SAFETY: the receive takes its buffers from the ring's pool, which
+        // outlives the ring's operations.
+        unsafe { self.push(entry, user_data(RECV, key)) };
     }
 
     fn on_recv(&mut self, shard: &mut Shard, key: usize, res: i32, flags: u32) {
@@ -427,7 +484,7 @@ impl Driver {
     }
 
     /// Acts on every connection the shard touched: start writes, close sockets.
-    fn flush_all(&mut self, shard: &mut Shard, dirty: &mut Vec<usize>) -> io::Result<()> {
+    fn flush_all(&mut self, shard: &mut Shard, dirty: &mut Vec<usize>) {
         let mut rearmed = 0;
         while rearmed < REARM_PER_LOOP {
             let Some(key) = self.rearm.pop_front() else {
@@ -443,14 +500,13 @@ impl Driver {
         for &key in dirty.iter() {
             match shard.next(key) {
                 Next::Idle => {}
-                Next::Write => self.start_send(shard, key)?,
-                Next::Close => self.close(shard, key)?,
+                Next::Write => self.start_send(shard, key),
+                Next::Close { reset } => self.close(shard, key, reset),
             }
         }
-        Ok(())
     }
 
-    fn start_send(&mut self, shard: &mut Shard, key: usize) -> io::Result<()> {
+    fn start_send(&mut self, shard: &mut Shard, key: usize) {
         let mut iov = self.spare_iovecs.pop().unwrap_or_else(|| {
             Box::new(
                 [libc::iovec {
@@ -459,16 +515,16 @@ impl Driver {
                 }; MAX_IOVECS],
             )
         });
-        let conn = &mut shard.conns[key];
-        let count = conn.sendq.start_write(&mut iov[..]);
+        let fd = types::Fd(shard.socket_fd(key));
+        let count = shard.start_write(key, &mut iov[..]);
         let entry = if count == 1 {
             let (ptr, len) = (iov[0].iov_base as *const u8, iov[0].iov_len);
             self.spare_iovecs.push(iov);
-            opcode::Send::new(types::Fd(conn.fd), ptr, len as u32)
+            opcode::Send::new(fd, ptr, len as u32)
                 .flags(libc::MSG_NOSIGNAL)
                 .build()
         } else {
-            let entry = opcode::Writev::new(types::Fd(conn.fd), iov.as_ptr(), count as u32).build();
+            let entry = opcode::Writev::new(fd, iov.as_ptr(), count as u32).build();
             if key >= self.iovecs.len() {
                 self.iovecs.resize_with(key + 1, || None);
             }
@@ -477,40 +533,46 @@ impl Driver {
         };
         self.state(key).send_in_flight = true;
         let entry = self.on_socket(entry);
-        self.push(entry, user_data(SEND, key))
+        // SAFETY: the chunks the iovecs point to stay in the connection's send
+        // queue, unmoved, until this send completes (`SendQueue::start_write`);
+        // a boxed iovec array stays in `iovecs` until then; and a connection
+        // is only removed once its send has completed (`close`).
+        unsafe { self.push(entry, user_data(SEND, key)) };
     }
 
-    /// Closes a connection once no operation refers to it any more: shutting
-    /// the socket down ends its multishot receive, whose last completion
-    /// brings us back here.
-    fn close(&mut self, shard: &mut Shard, key: usize) -> io::Result<()> {
+    /// Closes a connection once no operation refers to it any more. While a
+    /// send or receive is in flight the socket is shut down instead: that
+    /// ends both (a peer that stopped reading can hold a send forever), and
+    /// their completions bring the connection back here.
+    fn close(&mut self, shard: &mut Shard, key: usize, reset: bool) {
         let state = *self.state(key);
-        if state.send_in_flight {
-            return Ok(());
-        }
-        let fd = shard.conns[key].fd;
-        if state.recv_armed {
+        if state.send_in_flight || state.recv_armed {
             if !state.shut_down {
                 self.state(key).shut_down = true;
+                let fd = shard.socket_fd(key);
                 if self.direct.is_some() {
                     let entry = opcode::Shutdown::new(types::Fd(fd), libc::SHUT_RDWR).build();
-                    self.push(direct::fixed(entry), user_data(UNWATCHED, 0))?;
+                    // SAFETY: a shutdown points to no buffer.
+                    unsafe { self.push(direct::fixed(entry), user_data(UNWATCHED, 0)) };
                 } else {
                     socket::shutdown(fd);
                 }
             }
-            return Ok(());
+            return;
         }
-        shard.remove(key);
         *self.state(key) = OpState::default();
-        match &mut self.direct {
-            Some(table) => {
-                table.closed();
-                self.push(direct::close(fd), user_data(UNWATCHED, 0))
+        match shard.remove(key) {
+            Descriptor::Direct(index) => {
+                if let Some(table) = &mut self.direct {
+                    table.closed();
+                }
+                // SAFETY: a close points to no buffer.
+                unsafe { self.push(direct::close(index as RawFd), user_data(UNWATCHED, 0)) };
             }
-            None => {
-                socket::close_fd(fd);
-                Ok(())
+            Descriptor::Process(fd) => {
+                if reset {
+                    socket::set_abortive_close(&fd);
+                }
             }
         }
     }
