@@ -51,7 +51,8 @@ fn configure(cli: &Cli) -> Result<Config, ringgate::config::ConfigError> {
     Ok(cfg)
 }
 
-/// Serves until SIGTERM or SIGINT, then drains; a second signal exits at once with status 1.
+/// Serves until SIGTERM or SIGINT, then drains; a second signal exits at once
+/// with status 1. A shard that dies stops the server with an error (status 1).
 fn run(cfg: Config) -> anyhow::Result<()> {
     // Registered before the listener opens, so an early SIGTERM still drains.
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
@@ -61,12 +62,14 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     println!("listening on {addr}");
     std::io::stdout().flush().context("writing to stdout")?;
 
-    if let Some(signal) = signals.forever().next() {
-        tracing::info!(signal, "shutting down");
-    }
-    handle.shutdown();
+    let stopper = handle.stopper();
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        let mut signals = signals.forever();
+        if let Some(signal) = signals.next() {
+            tracing::info!(signal, "shutting down");
+            stopper.stop();
+        }
+        if let Some(signal) = signals.next() {
             eprintln!("ringgate: signal {signal} while draining, exiting now");
             std::process::exit(1);
         }

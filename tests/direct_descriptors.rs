@@ -158,6 +158,12 @@ fn a_full_file_table_answers_503_and_frees_its_entries() {
     assert_eq!(refused.status, 503, "{refused:?}");
     refused.assert_error_json();
     assert!(refused.header("Retry-After").is_some(), "{refused:?}");
+    // The table keeps entries for health and admin requests.
+    assert_eq!(
+        health_connections(server.addr),
+        Some(clients.len() as u64),
+        "/health must answer on a full table"
+    );
     assert!(
         clients.len() >= 50,
         "only {} connections before the table was full",

@@ -61,7 +61,7 @@ pub(crate) fn plan(
     }
     let max = (max_connections as u64).min(fit) as usize;
     if max < max_connections {
-        tracing::warn!(
+        tracing::info!(
             "MAX_CONNECTIONS {max_connections} capped at {max} by the open-files limit ({nofile}); {reserve} more sockets kept for /health and admin requests; raise the limit (ulimit -n, LimitNOFILE=) or use RINGGATE_DIRECT_DESCRIPTORS"
         );
     }
