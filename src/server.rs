@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
 use crate::engine::capacity::{self, NoCapacity};
-use crate::engine::{cpus, run_shard, socket, Driver, ShardSeed, Shared};
+use crate::engine::{cpus, run_shard, socket, Driver, ShardEvent, ShardSeed, Shared};
 use crate::handler::Handler;
 use crate::hub::{Hub, MailboxLimits};
 use crate::routes::{Echo, Health, HttpHandler, Routes};
@@ -128,7 +128,7 @@ impl ServerBuilder {
             sockets: AtomicUsize::new(0),
         });
         let pin = shards <= cores.len();
-        let (exit_tx, exits) = crossbeam_channel::unbounded();
+        let (event_tx, events) = crossbeam_channel::unbounded();
         let mut threads = Vec::with_capacity(shards);
         for (index, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
             let seed = ShardSeed {
@@ -136,36 +136,36 @@ impl ServerBuilder {
                 cpu: pin.then(|| cores[index]),
                 listener,
                 inbox,
+                events: event_tx.clone(),
             };
             let shared = shared.clone();
-            let exit_tx = exit_tx.clone();
+            let exits = event_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ringgate-shard-{index}"))
-                .spawn(move || run_and_report(index, exit_tx, || run_shard(driver, seed, shared)))
+                .spawn(move || run_and_report(index, exits, || run_shard(driver, seed, shared)))
                 .map_err(ServerError::Setup)?;
             threads.push(thread);
         }
-        tracing::info!(
-            "listening on {local_addr} with {shards} shards on {}",
-            driver.name()
-        );
-        Ok(ServerHandle {
+        let handle = ServerHandle {
             local_addr,
             driver,
             hub,
             threads,
-            exits,
-        })
+            events,
+        };
+        handle.wait_ready()?;
+        tracing::info!(
+            "listening on {local_addr} with {shards} shards on {}",
+            driver.name()
+        );
+        Ok(handle)
     }
 }
-
-/// How a shard thread ended: `Err` carries what killed it.
-type ShardExit = (usize, Result<(), String>);
 
 /// Runs a shard and reports how it ended, panics included, to the handle.
 fn run_and_report(
     index: usize,
-    exits: Sender<ShardExit>,
+    exits: Sender<ShardEvent>,
     shard: impl FnOnce() -> std::io::Result<()>,
 ) {
     let outcome = match catch_unwind(AssertUnwindSafe(shard)) {
@@ -180,7 +180,7 @@ fn run_and_report(
         }),
     };
     // The handle may be gone (a library user dropped it): nobody to tell.
-    let _ = exits.send((index, outcome));
+    let _ = exits.send(ShardEvent::Exited(index, outcome));
 }
 
 /// Starts the graceful drain from any thread (a signal handler's, say).
@@ -202,7 +202,7 @@ pub struct ServerHandle {
     driver: Driver,
     hub: Hub,
     threads: Vec<JoinHandle<()>>,
-    exits: Receiver<ShardExit>,
+    events: Receiver<ShardEvent>,
 }
 
 impl ServerHandle {
@@ -233,16 +233,41 @@ impl ServerHandle {
             hub: self.hub.clone(),
         }
     }
+    /// Waits until every shard has set up its driver; a shard that fails
+    /// its set-up fails the start (the others are told to stop).
+    fn wait_ready(&self) -> Result<(), ServerError> {
+        let mut ready = 0;
+        while ready < self.threads.len() {
+            match self.events.recv() {
+                Ok(ShardEvent::Ready) => ready += 1,
+                Ok(ShardEvent::Exited(shard, outcome)) => {
+                    self.hub.shutdown();
+                    let message = outcome.err().unwrap_or_else(|| "exited".to_owned());
+                    return Err(ServerError::Shard { shard, message });
+                }
+                // Every shard thread is gone without a word: impossible while
+                // `start` holds a sender, but no reason to hang either.
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     /// Waits for every shard to finish. If a shard dies first (an error or
     /// a panic in the engine), it is logged at once, the other shards are
     /// drained, and the first failure is returned: the server never runs on
     /// with a dead shard.
     pub fn join(self) -> Result<(), ServerError> {
         let mut result = Ok(());
-        for _ in 0..self.threads.len() {
-            let Ok((shard, outcome)) = self.exits.recv() else {
+        let mut exited = 0;
+        while exited < self.threads.len() {
+            let Ok(event) = self.events.recv() else {
                 break;
             };
+            let ShardEvent::Exited(shard, outcome) = event else {
+                continue;
+            };
+            exited += 1;
             if let Err(message) = outcome {
                 tracing::error!(shard, "shard failed: {message}; stopping the server");
                 if result.is_ok() {

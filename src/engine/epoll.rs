@@ -34,6 +34,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
     let tick = shard.tick_interval_ms();
     shard.update_clock();
     let mut next_tick = shard.now + tick;
+    shard.ready();
     // The last accept round ended on a failure, not on an empty backlog:
     // readiness is edge-triggered, so the backlog is retried by hand.
     let mut accept_pending = false;

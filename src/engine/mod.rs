@@ -66,12 +66,21 @@ impl Driver {
     }
 }
 
+/// What a shard thread tells the server handle.
+pub(crate) enum ShardEvent {
+    /// Set up (ring or poll instance, buffers) and serving.
+    Ready,
+    /// Ended; `Err` says what killed it.
+    Exited(usize, Result<(), String>),
+}
+
 /// Everything one shard thread starts with.
 pub(crate) struct ShardSeed {
     pub(crate) index: usize,
     pub(crate) cpu: Option<usize>,
     pub(crate) listener: TcpListener,
     pub(crate) inbox: ShardInbox,
+    pub(crate) events: crossbeam_channel::Sender<ShardEvent>,
 }
 
 /// Runs one shard's event loop on the current thread until it has drained.
@@ -86,7 +95,7 @@ pub(crate) fn run_shard(
         }
     }
     let listener = seed.listener;
-    let core = shard::Shard::new(seed.index, seed.inbox, shared);
+    let core = shard::Shard::new(seed.index, seed.inbox, seed.events, shared);
     #[cfg(debug_assertions)]
     fault::arm(seed.index);
     match driver {

@@ -23,7 +23,7 @@ use conn::{Closing, Conn, Phase};
 
 use super::descriptor::Descriptor;
 use super::socket::PeerAddr;
-use super::Shared;
+use super::{ShardEvent, Shared};
 use crate::hub::{Command, ConnId, ShardInbox, Subscriptions};
 use crate::protocol::close::code;
 use crate::protocol::writer::encode_close;
@@ -58,6 +58,8 @@ pub(crate) struct Shard {
     pub(crate) shared: Arc<Shared>,
     subs: Subscriptions,
     inbox: ShardInbox,
+    /// Where to say the shard is ready (taken once it is).
+    events: Option<crossbeam_channel::Sender<ShardEvent>>,
     /// The mailbox held more than one turn's budget.
     inbox_backlog: bool,
     backoff: AcceptBackoff,
@@ -76,7 +78,12 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub(crate) fn new(index: usize, inbox: ShardInbox, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        inbox: ShardInbox,
+        events: crossbeam_channel::Sender<ShardEvent>,
+        shared: Arc<Shared>,
+    ) -> Self {
         // Room for this shard's share of MAX_CONNECTIONS up front: address
         // space only (pages become resident as slots fill), and the slab
         // never doubles and copies under a connection storm.
@@ -89,6 +96,7 @@ impl Shard {
             shared,
             subs: Subscriptions::default(),
             inbox,
+            events: Some(events),
             inbox_backlog: false,
             backoff: AcceptBackoff::default(),
             clock: Instant::now(),
@@ -108,6 +116,14 @@ impl Shard {
     /// The eventfd the driver watches for hub commands.
     pub(crate) fn waker_fd(&self) -> RawFd {
         self.inbox.inbox.waker_fd()
+    }
+
+    /// The driver finished its set-up: the server may report it is listening.
+    pub(crate) fn ready(&mut self) {
+        if let Some(events) = self.events.take() {
+            // The handle may be gone already (a failed start): nobody to tell.
+            let _ = events.send(ShardEvent::Ready);
+        }
     }
 
     /// True while new connections are welcome.

@@ -156,6 +156,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
     };
     driver.arm_accepts(&shard);
     driver.arm_waker(&shard);
+    shard.ready();
     let result = driver.run(&mut shard);
     // Tear the ring down first: no operation may outlive the buffers below.
     // That also closes every direct descriptor; process ones close as the
