@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::soak::SoakPlan;
 use crate::url::{self, WsUrl};
 
 /// WebSocket load and stress client.
@@ -99,6 +100,57 @@ pub enum ModeCmd {
         #[arg(long, default_value_t = 1)]
         publishers: u64,
     },
+    /// About N connections (-c, default 5,000) to a pub/sub URL for
+    /// --duration: polite subscribers, churners, never-readers and garbage
+    /// senders, each one that ends replaced by another of its kind, while one
+    /// publisher broadcasts --rate messages/s. GET /health every second; with
+    /// --pid, the server's RSS and descriptors every --sample-interval.
+    /// Report how connections ended and whether RSS and descriptors stayed flat.
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        /// How long the mix runs.
+        #[arg(long, value_parser = parse_duration, default_value = "10m")]
+        duration: Duration,
+        /// Broadcasts per second (100: one every 10 ms).
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Payload bytes per broadcast, at least 20 (sequence, send time,
+        /// publisher). At 100/s, 1 KiB fills a never-reader's loopback socket
+        /// buffers (~4 MB) in well under a minute.
+        #[arg(long, value_parser = parse_size, default_value = "1KiB")]
+        payload: usize,
+        /// Percent of the connections that churn: after --lifetime-min..max
+        /// they close (handshake), drop the socket, or leave mid-handshake.
+        #[arg(long, default_value_t = 10.0)]
+        churn: f64,
+        /// Percent that never read (a Ping each second tells when the server
+        /// dropped them).
+        #[arg(long, default_value_t = 2.0)]
+        silent: f64,
+        /// Percent that send one invalid frame after --lifetime-min..max and
+        /// expect the close code it calls for.
+        #[arg(long, default_value_t = 2.0)]
+        garbage: f64,
+        /// Shortest churn lifetime (and garbage delay) after the 101; also the
+        /// longest a churner lingers mid-handshake.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        lifetime_min: Duration,
+        /// Longest churn lifetime (and garbage delay).
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        lifetime_max: Duration,
+        /// A never-reader the server has not cut off after this long is
+        /// dropped and counted as `not cut off`.
+        #[arg(long, value_parser = parse_duration, default_value = "120s")]
+        stall_limit: Duration,
+        /// How often the server's RSS and descriptors are sampled (--pid).
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        sample_interval: Duration,
+        /// Samples before this, counted from the start, are warm-up: the
+        /// flat verdict looks at the ones after.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        warmup: Duration,
+    },
 }
 
 /// Flags every mode takes.
@@ -108,9 +160,9 @@ pub struct Common {
     /// fanout ws://127.0.0.1:8080/pubsub?channel=bench].
     #[arg(long)]
     pub url: Option<String>,
-    /// Connections to open (fanout: subscribers).
-    #[arg(short = 'c', long, default_value_t = 100)]
-    pub connections: u64,
+    /// Connections to open (fanout: subscribers) [default: 100; soak 5000].
+    #[arg(short = 'c', long)]
+    pub connections: Option<u64>,
     /// Most handshakes in flight at once (over all threads).
     #[arg(long, default_value_t = 256)]
     pub max_concurrent: u64,
@@ -130,9 +182,9 @@ pub struct Common {
     /// Print the progress line even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
-    /// Hard cap on the whole run.
-    #[arg(long, value_parser = parse_duration, default_value = "120s")]
-    pub timeout: Duration,
+    /// Hard cap on the whole run [default: 120s; soak --duration + 2m].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// A handshake not done this long after connect() counts as `timeout`.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub handshake_timeout: Duration,
@@ -176,6 +228,7 @@ pub enum Mode {
         rate: u64,
         duration: Duration,
     },
+    Soak(SoakPlan),
 }
 
 impl Mode {
@@ -187,6 +240,7 @@ impl Mode {
             Mode::Sustained { .. } => "sustained",
             Mode::Idle { .. } => "idle",
             Mode::Fanout { .. } => "fanout",
+            Mode::Soak(_) => "soak",
         }
     }
 
@@ -194,14 +248,20 @@ impl Mode {
     pub fn sends(&self) -> bool {
         matches!(
             self,
-            Mode::Throughput { .. } | Mode::Sustained { .. } | Mode::Fanout { .. }
+            Mode::Throughput { .. } | Mode::Sustained { .. } | Mode::Fanout { .. } | Mode::Soak(_)
         )
+    }
+
+    /// Whether subscribers receive broadcasts (fanout, soak) rather than echoes.
+    pub fn delivers(&self) -> bool {
+        matches!(self, Mode::Fanout { .. } | Mode::Soak(_))
     }
 
     /// The URL used when `--url` is not given.
     pub fn default_url(&self) -> &'static str {
         match self {
             Mode::Fanout { .. } => "ws://127.0.0.1:8080/pubsub?channel=bench",
+            Mode::Soak(_) => "ws://127.0.0.1:8080/pubsub?channel=soak",
             _ => "ws://127.0.0.1:8080/echo",
         }
     }
@@ -214,7 +274,8 @@ pub struct Plan {
     pub url: WsUrl,
     /// Connections to open (fanout: subscribers).
     pub connections: u64,
-    /// Fanout publishers, opened after the subscribers (0 in other modes).
+    /// Publishers (fanout's, soak's one), opened after the subscribers (0 in
+    /// other modes).
     pub publishers: u64,
     pub max_concurrent: u64,
     pub threads: usize,
@@ -228,6 +289,14 @@ pub struct Plan {
     pub text: bool,
     pub window: usize,
 }
+
+/// Connections when `-c` is not given (soak: [`SOAK_CONNECTIONS`]).
+const DEFAULT_CONNECTIONS: u64 = 100;
+const SOAK_CONNECTIONS: u64 = 5000;
+/// The run's cap when `--timeout` is not given (soak: its `--duration` plus
+/// [`SOAK_TIMEOUT_SLACK`]).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+const SOAK_TIMEOUT_SLACK: Duration = Duration::from_secs(120);
 
 /// Largest payload accepted (ringgate's default message limit).
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -265,12 +334,12 @@ pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsS
         None if at < args.len() => args.remove(at).to_string_lossy().into_owned(),
         None => {
             return Err(
-                "--test-type needs a mode: storm, throughput, sustained, idle, fanout".into(),
+                "--test-type needs a mode: storm, throughput, sustained, idle, fanout, soak".into(),
             )
         }
     };
     if mode == "all" {
-        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout)".into());
+        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout, soak)".into());
     }
     args.insert(1.min(args.len()), mode.into());
     Ok(args)
@@ -345,7 +414,60 @@ impl Cli {
                 };
                 (common, payload, Mode::Fanout { rate, duration }, 1)
             }
+            ModeCmd::Soak {
+                mut common,
+                duration,
+                rate,
+                payload,
+                churn,
+                silent,
+                garbage,
+                lifetime_min,
+                lifetime_max,
+                stall_limit,
+                sample_interval,
+                warmup,
+            } => {
+                check_range("--rate", rate, 1, MAX_RATE)?;
+                check_range(
+                    "--payload",
+                    payload as u64,
+                    crate::fanout::HEADER_LEN as u64,
+                    MAX_PAYLOAD as u64,
+                )?;
+                if crate::fanout::Schedule::new(rate, duration, 0, 1).total == 0 {
+                    return Err("--rate × --duration must come to at least one message".into());
+                }
+                if lifetime_max.is_zero() || lifetime_min > lifetime_max {
+                    return Err(
+                        "--lifetime-min must not exceed --lifetime-max, which must be above 0"
+                            .into(),
+                    );
+                }
+                if stall_limit.is_zero() || sample_interval.is_zero() {
+                    return Err("--stall-limit and --sample-interval must be above 0".into());
+                }
+                let connections = *common.connections.get_or_insert(SOAK_CONNECTIONS);
+                common.timeout.get_or_insert(duration + SOAK_TIMEOUT_SLACK);
+                fanout_publishers = 1;
+                let mode = Mode::Soak(SoakPlan {
+                    duration,
+                    rate,
+                    mix: SoakPlan::mix_of(connections, churn, silent, garbage)?,
+                    lifetime: (lifetime_min, lifetime_max),
+                    stall_limit,
+                    sample_every: sample_interval,
+                    warmup,
+                });
+                let payload = PayloadArgs {
+                    payload,
+                    text: false,
+                };
+                (common, payload, mode, 1)
+            }
         };
+        let connections = common.connections.unwrap_or(DEFAULT_CONNECTIONS);
+        let timeout = common.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let url = url::parse(common.url.as_deref().unwrap_or(mode.default_url()))?;
         if !url.addr.ip().is_loopback() && !common.allow_remote {
             return Err(format!(
@@ -363,7 +485,7 @@ impl Cli {
         {
             return Err(format!("source address {ip} is not of the target's family"));
         }
-        check_range("--connections", common.connections, 1, MAX_CONNECTIONS)?;
+        check_range("--connections", connections, 1, MAX_CONNECTIONS)?;
         check_range(
             "--max-concurrent",
             common.max_concurrent,
@@ -379,23 +501,23 @@ impl Cli {
         {
             return Err("--messages must be at least 1".into());
         }
-        if common.timeout.is_zero() || common.handshake_timeout.is_zero() {
+        if timeout.is_zero() || common.handshake_timeout.is_zero() {
             return Err("--timeout and --handshake-timeout must be above 0".into());
         }
         Ok(Plan {
             mode,
             url,
-            connections: common.connections,
+            connections,
             publishers: fanout_publishers,
             max_concurrent: common.max_concurrent,
             threads: common
                 .threads
-                .min((common.connections + fanout_publishers) as usize),
+                .min((connections + fanout_publishers) as usize),
             source_ips,
             pid: common.pid,
             json: common.json,
             progress: common.progress,
-            timeout: common.timeout,
+            timeout,
             handshake_timeout: common.handshake_timeout,
             payload: payload.payload,
             text: payload.text,
@@ -570,6 +692,44 @@ mod tests {
     }
 
     #[test]
+    fn builds_soak_plans() {
+        let p = plan(&["soak"]).unwrap();
+        assert_eq!(p.url.target, "/pubsub?channel=soak", "soak's default URL");
+        assert_eq!((p.connections, p.publishers, p.payload), (5000, 1, 1024));
+        assert_eq!(p.timeout, Duration::from_secs(600 + 120));
+        let Mode::Soak(soak) = &p.mode else {
+            panic!("{:?}", p.mode)
+        };
+        assert_eq!(soak.mix, [4300, 500, 100, 100]);
+        assert_eq!((soak.duration, soak.rate), (Duration::from_secs(600), 100));
+        let p = plan(&[
+            "soak",
+            "-c",
+            "40",
+            "--duration",
+            "5s",
+            "--churn",
+            "25",
+            "--silent",
+            "0",
+            "--garbage",
+            "50",
+            "--timeout",
+            "9s",
+        ])
+        .unwrap();
+        assert_eq!(p.timeout, Duration::from_secs(9));
+        assert!(matches!(
+            p.mode,
+            Mode::Soak(SoakPlan {
+                mix: [10, 10, 0, 20],
+                ..
+            })
+        ));
+        assert_eq!(plan(&["idle"]).unwrap().connections, 100);
+    }
+
+    #[test]
     fn refuses_bad_plans() {
         for bad in [
             &["storm", "--url", "ws://192.0.2.1/"][..],
@@ -586,6 +746,12 @@ mod tests {
             &["fanout", "--publishers", "65"],
             &["fanout", "--rate", "1", "--duration", "500ms"],
             &["fanout", "--text"],
+            &["soak", "--churn", "60", "--garbage", "50"],
+            &["soak", "--silent", "101"],
+            &["soak", "--lifetime-min", "5s", "--lifetime-max", "1s"],
+            &["soak", "--payload", "19"],
+            &["soak", "--stall-limit", "0s"],
+            &["soak", "-c", "0"],
         ] {
             assert!(plan(bad).is_err(), "{bad:?}");
         }

@@ -1,8 +1,8 @@
 //! One client connection: its nonblocking socket (opened with an optional
 //! source address), its state and role, its pending output, and the
 //! [`EchoSink`] that checks echoes and answers pings and closes (fanout
-//! subscribers use `fanout::DeliverySink` instead). Owns no event loop; the
-//! worker drives it.
+//! subscribers and soak connections use `fanout::DeliverySink` instead).
+//! Owns no event loop; the worker drives it.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +14,7 @@ use ringgate::protocol::writer::encode_client_frame;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::fanout::{DeliverySink, Subscriber};
+use crate::soak::Life;
 use crate::stats::{Cause, Stats};
 use crate::wire::{stamp, DecodeError, FrameDecoder, FrameSink};
 
@@ -40,6 +41,28 @@ pub enum Role {
     Publisher { index: u32 },
     /// Fanout subscriber.
     Subscriber(Box<Subscriber>),
+    /// Soak connection: a subscriber with a behaviour.
+    Soak(Box<Life>),
+}
+
+impl Role {
+    /// Whether the worker reads this connection (a soak never-reader does not).
+    pub fn reads(&self) -> bool {
+        match self {
+            Role::Soak(life) => life.reads(),
+            _ => true,
+        }
+    }
+
+    /// The subscriber whose deliveries must all arrive: a fanout subscriber
+    /// or a polite soak subscriber.
+    pub fn checked_subscriber(&self) -> Option<&Subscriber> {
+        match self {
+            Role::Subscriber(sub) => Some(sub),
+            Role::Soak(life) => life.checked_subscriber(),
+            _ => None,
+        }
+    }
 }
 
 /// The handshake's key and the response bytes so far.
@@ -62,6 +85,8 @@ pub struct Msgs {
     pub bad_stamp: bool,
     /// A Close frame arrived.
     pub got_close: bool,
+    /// Its status code (1005 when it carried none).
+    pub close_code: Option<u16>,
     /// Our Close frame was queued.
     pub close_sent: bool,
     /// All `target` echoes arrived (count mode).
@@ -207,7 +232,12 @@ impl Conn {
         now_ns: u64,
         slot: Option<usize>,
     ) -> Result<u64, DecodeError> {
-        if let Role::Subscriber(sub) = &mut self.role {
+        let sub = match &mut self.role {
+            Role::Subscriber(sub) => Some(&mut **sub),
+            Role::Soak(life) => Some(&mut life.sub),
+            _ => None,
+        };
+        if let Some(sub) = sub {
             let mut sink = DeliverySink {
                 sub,
                 msgs: &mut self.msgs,
@@ -339,7 +369,7 @@ impl FrameSink for EchoSink<'_> {
 }
 
 /// Answers a Ping with a Pong and the server's first Close with a Close
-/// (echoing its code), into `replies`; notes the Close in `msgs`.
+/// (echoing its code), into `replies`; notes the Close and its code in `msgs`.
 pub fn answer_control(
     msgs: &mut Msgs,
     replies: &mut Vec<u8>,
@@ -351,6 +381,11 @@ pub fn answer_control(
         OpCode::Ping => encode_client_frame(replies, true, OpCode::Pong, payload, mask),
         OpCode::Close => {
             msgs.got_close = true;
+            msgs.close_code = Some(
+                payload
+                    .first_chunk::<2>()
+                    .map_or(1005, |c| u16::from_be_bytes(*c)),
+            );
             if !msgs.close_sent {
                 msgs.close_sent = true;
                 let code = payload.get(..2).unwrap_or(&[]);
@@ -438,6 +473,7 @@ mod tests {
         assert_eq!(stats.rtt.max(), 5);
         assert_eq!(stats.slots[1].rtt.len(), 2);
         assert!(msgs.got_close && msgs.close_sent);
+        assert_eq!(msgs.close_code, Some(1001));
         let (pong, n) = decode_header(&replies).unwrap().unwrap();
         assert_eq!((pong.opcode, pong.payload_len), (OpCode::Pong, 2));
         let (close, _) = decode_header(&replies[n + 2..]).unwrap().unwrap();

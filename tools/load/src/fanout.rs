@@ -77,29 +77,75 @@ impl Schedule {
     }
 }
 
-/// A subscriber's state: the header of the message being read and the next
-/// sequence number expected from each publisher.
+/// Where a subscriber is in one publisher's sequence.
+#[derive(Debug, Clone, Copy)]
+struct Track {
+    /// The first sequence number expected ([`JOINING`] until a subscriber
+    /// that joined mid-run sees its first delivery).
+    first: u64,
+    /// The sequence number expected next.
+    next: u64,
+}
+
+/// `Track::first` of a subscriber that joined mid-run and has no delivery yet.
+const JOINING: u64 = u64::MAX;
+
+/// A subscriber's state: the header of the message being read, where it is
+/// in each publisher's sequence, and how many deliveries it counted.
 #[derive(Debug)]
 pub struct Subscriber {
     head: [u8; HEADER_LEN],
-    next: Box<[u64]>,
+    tracks: Box<[Track]>,
+    /// Deliveries of the right shape (in order or after a gap).
+    pub delivered: u64,
 }
 
 impl Subscriber {
+    /// A subscriber that is up before anything is published: it expects every
+    /// publisher's sequence from 0.
     pub fn new(publishers: usize) -> Subscriber {
+        Subscriber::starting_at(publishers, 0)
+    }
+
+    /// A subscriber that joined while publishing runs: each publisher's first
+    /// delivery is where its sequence starts.
+    pub fn joining(publishers: usize) -> Subscriber {
+        Subscriber::starting_at(publishers, JOINING)
+    }
+
+    fn starting_at(publishers: usize, first: u64) -> Subscriber {
+        let track = Track { first, next: first };
         Subscriber {
             head: [0; HEADER_LEN],
-            next: vec![0; publishers].into_boxed_slice(),
+            tracks: vec![track; publishers].into_boxed_slice(),
+            delivered: 0,
         }
     }
 
     /// Messages of `published` (a count per publisher) this subscriber has
-    /// neither received nor counted as skipped.
+    /// neither received nor counted as skipped. A joining subscriber misses
+    /// nothing from a publisher it has not heard from yet.
     pub fn missing(&self, published: &[u64]) -> u64 {
-        self.next
+        self.tracks
             .iter()
             .zip(published)
-            .map(|(next, sent)| sent.saturating_sub(*next))
+            .filter(|(t, _)| t.first != JOINING)
+            .map(|(t, sent)| sent.saturating_sub(t.next))
+            .sum()
+    }
+
+    /// Messages this subscriber should have had: from its start to
+    /// `published` (a count per publisher), or with `None`, to the last one
+    /// it received.
+    pub fn expected(&self, published: Option<&[u64]>) -> u64 {
+        self.tracks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.first != JOINING)
+            .map(|(i, t)| {
+                let end = published.map_or(t.next, |p| p.get(i).copied().unwrap_or(0));
+                end.max(t.next) - t.first
+            })
             .sum()
     }
 }
@@ -132,16 +178,23 @@ impl FrameSink for DeliverySink<'_> {
             return self.stats.fail(Cause::EchoMismatch, 1);
         }
         let (seq, sent_ns, publisher) = parse_header(&self.sub.head);
-        let Some(next) = self.sub.next.get_mut(publisher as usize) else {
+        let Some(track) = self.sub.tracks.get_mut(publisher as usize) else {
             return self.stats.fail(Cause::EchoMismatch, 1);
         };
-        if seq < *next {
+        if track.first == JOINING {
+            *track = Track {
+                first: seq,
+                next: seq,
+            };
+        }
+        if seq < track.next {
             return self.stats.fail(Cause::FanoutGap, 1);
         }
-        if seq > *next {
-            self.stats.fail(Cause::FanoutGap, seq - *next);
+        if seq > track.next {
+            self.stats.fail(Cause::FanoutGap, seq - track.next);
         }
-        *next = seq + 1;
+        track.next = seq + 1;
+        self.sub.delivered += 1;
         self.stats.received += 1;
         self.stats.bytes_received += len;
         let us = self.now_ns.saturating_sub(sent_ns) / 1000;
@@ -242,7 +295,44 @@ mod tests {
         assert_eq!((stats.rtt.len(), stats.rtt.max()), (5, 5));
         assert_eq!(sub.missing(&[5, 2]), 0);
         assert_eq!(sub.missing(&[7, 4]), 4);
+        assert_eq!(sub.delivered, 5);
+        assert_eq!(sub.expected(None), 5 + 2);
+        assert_eq!(sub.expected(Some(&[7, 4])), 7 + 4);
         let (pong, _) = decode_header(&replies).unwrap().unwrap();
         assert_eq!(pong.opcode, OpCode::Pong);
+    }
+
+    #[test]
+    fn a_joining_subscriber_starts_at_its_first_delivery() {
+        let mut sub = Subscriber::joining(2);
+        let mut msgs = Msgs::default();
+        let mut stats = Stats::default();
+        let mut replies = Vec::new();
+        let spec = EchoSpec {
+            payload_len: 20,
+            stamp_len: 8,
+            text: false,
+            mask: [1, 2, 3, 4],
+        };
+        assert_eq!((sub.missing(&[9, 9]), sub.expected(Some(&[9, 9]))), (0, 0));
+        let mut wire = Vec::new();
+        for seq in [40, 41, 43] {
+            wire.extend(delivery(20, seq, 0, 0));
+        }
+        let mut sink = DeliverySink {
+            sub: &mut sub,
+            msgs: &mut msgs,
+            stats: &mut stats,
+            replies: &mut replies,
+            spec,
+            now_ns: 0,
+        };
+        FrameDecoder::default().feed(&wire, &mut sink).unwrap();
+        assert_eq!(stats.failures_of(Cause::FanoutGap), 1);
+        assert_eq!(sub.delivered, 3);
+        // Publisher 1 was never heard from: nothing expected or missing there.
+        assert_eq!(sub.expected(None), 4);
+        assert_eq!(sub.expected(Some(&[50, 7])), 10);
+        assert_eq!(sub.missing(&[50, 7]), 6);
     }
 }

@@ -1,7 +1,8 @@
 //! The worker's side of a fanout run: connect this thread's publishers once
 //! every subscriber is up, send each publisher's messages on its schedule for
 //! `--duration`, then drain until every open subscriber has everything that
-//! was published (or the grace ends) and count what never arrived.
+//! was published (or the grace ends) and count what never arrived. Soak
+//! publishes and drains with the same pieces.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
@@ -16,12 +17,30 @@ use crate::worker::{share, Worker, MAX_WAIT};
 const DRAIN_CHECK: Duration = Duration::from_millis(2);
 
 /// One of this thread's publishers.
-struct Publisher {
+pub(crate) struct Publisher {
     key: usize,
     id: u64,
     index: u32,
     schedule: Schedule,
     sent: u64,
+}
+
+impl Publisher {
+    /// Publisher `index` on connection `key` (`id`), nothing sent yet.
+    pub(crate) fn new(key: usize, id: u64, index: u32, schedule: Schedule) -> Publisher {
+        Publisher {
+            key,
+            id,
+            index,
+            schedule,
+            sent: 0,
+        }
+    }
+
+    /// Goes on publishing on connection `key` (`id`), where it left off.
+    pub(crate) fn reopened(&mut self, key: usize, id: u64) {
+        (self.key, self.id) = (key, id);
+    }
 }
 
 impl Worker {
@@ -41,13 +60,12 @@ impl Worker {
             .iter()
             .filter(|(_, c)| c.state == State::Open)
             .filter_map(|(key, c)| match c.role {
-                Role::Publisher { index } => Some(Publisher {
+                Role::Publisher { index } => Some(Publisher::new(
                     key,
-                    id: c.id,
+                    c.id,
                     index,
-                    schedule: Schedule::new(rate, duration, index, publishers),
-                    sent: 0,
-                }),
+                    Schedule::new(rate, duration, index, publishers),
+                )),
                 _ => None,
             })
             .collect();
@@ -58,11 +76,16 @@ impl Worker {
             let wait = Duration::from_nanos(next_ns.saturating_sub(self.now_ns() - start_ns));
             self.turn(wait.min(left).min(MAX_WAIT));
         }
+        self.finish_publishing(&mut pubs);
+    }
+
+    /// Sends the rest of every schedule (at most one interval's worth),
+    /// shares what each publisher sent, and drains.
+    pub(crate) fn finish_publishing(&mut self, pubs: &mut [Publisher]) {
         if self.left(self.shared.deadline).is_some() {
-            // The rest of every schedule (at most one interval's worth).
-            self.publish_due(&mut pubs, u64::MAX);
+            self.publish_due(pubs, u64::MAX);
         }
-        for p in &pubs {
+        for p in pubs.iter() {
             self.shared.published[p.index as usize].store(p.sent, Relaxed);
         }
         self.shared.published_done.fetch_add(1, Release);
@@ -72,7 +95,7 @@ impl Worker {
     /// Sends what is due `elapsed_ns` into the run on every open publisher;
     /// returns when the next message is due (ns into the run, `u64::MAX`
     /// if none is left).
-    fn publish_due(&mut self, pubs: &mut [Publisher], elapsed_ns: u64) -> u64 {
+    pub(crate) fn publish_due(&mut self, pubs: &mut [Publisher], elapsed_ns: u64) -> u64 {
         let mut next = u64::MAX;
         for p in pubs.iter_mut() {
             let open = self
@@ -139,15 +162,14 @@ impl Worker {
         }
     }
 
-    /// Messages of `published` that open subscribers here have not had.
+    /// Messages of `published` that open subscribers here (fanout's, soak's
+    /// polite ones) have not had.
     fn undelivered(&self, published: &[u64]) -> u64 {
         self.conns
             .iter()
             .filter(|(_, c)| c.state == State::Open)
-            .map(|(_, c)| match &c.role {
-                Role::Subscriber(sub) => sub.missing(published),
-                _ => 0,
-            })
+            .filter_map(|(_, c)| c.role.checked_subscriber())
+            .map(|sub| sub.missing(published))
             .sum()
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Process concerns only: parse the flags, raise the open-files limit, check
 //! the connection count fits it, run, print the report. Modes: `storm`,
-//! `throughput`, `sustained`, `idle`, `fanout` (see `--help`). Each thread runs one mio
+//! `throughput`, `sustained`, `idle`, `fanout`, `soak` (see `--help`). Each thread runs one mio
 //! event loop over nonblocking sockets with hand-written client framing, so
 //! a message costs a copy of a pre-masked frame and no allocation.
 
@@ -11,11 +11,15 @@ mod conn;
 mod fanout;
 mod fanout_phase;
 mod handshake;
+mod monitor;
 mod phases;
 mod procinfo;
 mod progress;
 mod report;
 mod run;
+mod soak;
+mod soak_phase;
+mod soak_report;
 mod sourceip;
 mod stats;
 mod sync;

@@ -1,8 +1,8 @@
 //! A worker thread's life, phase by phase: connect its share (bounded
-//! handshakes in flight), meet the other threads (fanout: then connect the
-//! publishers and meet again), run the mode's work (throughput, sustained,
-//! fanout, or holding), meet again, then close everything with a close
-//! handshake. Every loop ends at its own deadline or the run's.
+//! handshakes in flight), meet the other threads (fanout and soak: then
+//! connect the publishers and meet again), run the mode's work (throughput,
+//! sustained, fanout, soak, or holding), meet again, then close everything
+//! with a close handshake. Every loop ends at its own deadline or the run's.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -20,12 +20,13 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// How long the close handshakes may take at the end.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-/// How many rendezvous a run has: after connecting (fanout: after the
-/// subscribers, then after the publishers) and after the work.
+/// How many rendezvous a run has: after connecting (fanout and soak: after
+/// the subscribers, then after the publishers) and after the work.
 pub fn rendezvous_count(mode: &Mode) -> usize {
-    match mode {
-        Mode::Fanout { .. } => 3,
-        _ => 2,
+    if mode.delivers() {
+        3
+    } else {
+        2
     }
 }
 
@@ -47,7 +48,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
     };
     w.connect_phase();
     w.rendezvous();
-    if let Mode::Fanout { .. } = w.shared.plan.mode {
+    if w.shared.plan.mode.delivers() {
         w.connect_publishers();
         w.rendezvous();
     }
@@ -61,6 +62,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
             report_interval,
         } => w.sustained(duration, interval, report_interval),
         Mode::Fanout { rate, duration } => w.fanout(rate, duration),
+        Mode::Soak(_) => w.soak(),
     }
     w.stats.up_at_end = w.up;
     w.rendezvous();
@@ -220,14 +222,19 @@ impl Worker {
         self.outstanding = 0;
     }
 
-    /// Close handshake on every connection; whatever is left after the grace
+    /// Close handshake on every connection (a soak never-reader, which
+    /// cannot read the answer, is dropped); whatever is left after the grace
     /// period is simply dropped.
     fn close_all(&mut self) {
         self.closing_all = true;
         self.sending = false;
         self.abandon_handshakes();
         for key in self.keys_in(State::Open) {
-            self.start_close(key);
+            if self.conns[key].role.reads() {
+                self.start_close(key);
+            } else {
+                self.drop_conn(key, None);
+            }
         }
         let end = Instant::now() + CLOSE_GRACE;
         while !self.conns.is_empty() {

@@ -1,6 +1,6 @@
-//! Process facts from the OS: a server's CPU time and RSS from `/proc/PID`,
-//! this client's own CPU time (`getrusage`), and raising this process's
-//! `RLIMIT_NOFILE` soft limit to its hard limit.
+//! Process facts from the OS: a server's CPU time, RSS and open descriptors
+//! from `/proc/PID`, this client's own CPU time (`getrusage`), and raising
+//! this process's `RLIMIT_NOFILE` soft limit to its hard limit.
 
 use std::fs;
 
@@ -95,6 +95,13 @@ pub fn parse_status_rss_kib(status: &str) -> Option<u64> {
         .ok()
 }
 
+/// Open file descriptors of process `pid` (entries of `/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> Result<u64, String> {
+    let dir = format!("/proc/{pid}/fd");
+    let entries = fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+    Ok(entries.count() as u64)
+}
+
 /// CPU seconds (user + system) this process has used so far.
 pub fn own_cpu_seconds() -> f64 {
     // SAFETY: getrusage writes one plain struct we own.
@@ -175,6 +182,7 @@ mod tests {
         assert!(a.run_s.is_some(), "schedstat is readable on Linux");
         assert!(b.since(&a) > 0.0);
         assert!(rss_kib(pid).unwrap() > 0);
+        assert!(fd_count(pid).unwrap() >= 3);
         assert!(own_cpu_seconds() >= 0.0);
     }
 }

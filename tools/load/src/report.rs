@@ -1,6 +1,6 @@
 //! The final report: derives rates and per-CPU-second figures from an
 //! [`Outcome`], and prints them as a table or as one JSON object whose field
-//! names are stable.
+//! names are stable. A soak run adds its section (`soak_report`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cli::{Mode, Plan};
 use crate::progress::group;
 use crate::run::{Outcome, Sample};
+use crate::soak_report::SoakReport;
 use crate::stats::Cause;
 
 /// Latency percentiles in µs.
@@ -101,6 +102,8 @@ pub struct Report {
     pub kib_per_conn: Option<f64>,
     pub timeline: Option<Vec<TimelineRow>>,
     pub timed_out: bool,
+    /// Soak: behaviours, health, server samples and the flat verdict.
+    pub soak: Option<SoakReport>,
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -187,7 +190,9 @@ impl Report {
             messages_sent: s.sent,
             msgs_per_s: deliveries_per_s,
             bytes_per_s: per(s.bytes_received as f64, Some(elapsed)).unwrap_or(0.0),
-            rtt_us: fanout.is_none().then(|| Percentiles::of(&s.rtt)).flatten(),
+            rtt_us: (!plan.mode.delivers())
+                .then(|| Percentiles::of(&s.rtt))
+                .flatten(),
             subscribers: fanout.map(|_| subscribers),
             publishers: fanout.map(|_| s.publishers),
             rate: fanout,
@@ -195,7 +200,11 @@ impl Report {
             expected_deliveries: fanout.map(|_| s.sent * subscribers),
             deliveries_per_s: fanout.map(|_| deliveries_per_s),
             deliveries_per_server_cpu_s: fanout.and_then(|_| per(messages, server_cpu)),
-            latency_us: fanout.and_then(|_| Percentiles::of(&s.rtt)),
+            latency_us: plan
+                .mode
+                .delivers()
+                .then(|| Percentiles::of(&s.rtt))
+                .flatten(),
             failures: Cause::ALL
                 .iter()
                 .filter(|c| s.failures_of(**c) > 0)
@@ -218,6 +227,12 @@ impl Report {
             kib_per_conn,
             timeline,
             timed_out: out.timed_out,
+            soak: match &plan.mode {
+                Mode::Soak(soak) => {
+                    Some(SoakReport::new(soak, &s.soak, s.sent, out.watch.as_ref()))
+                }
+                _ => None,
+            },
         }
     }
 
@@ -296,7 +311,7 @@ impl Report {
                     group(self.msgs_per_s)
                 ),
             );
-        } else if self.messages_sent > 0 {
+        } else if self.messages_sent > 0 && self.soak.is_none() {
             row(
                 "messages",
                 format!(
@@ -321,7 +336,7 @@ impl Report {
         if let Some(p) = &self.latency_us {
             row("latency µs", fmt_percentiles(p));
         }
-        let what = if self.deliveries.is_some() {
+        let what = if self.latency_us.is_some() {
             "deliveries"
         } else {
             "msgs"
@@ -361,6 +376,9 @@ impl Report {
         row("failures", failures);
         if self.timed_out {
             row("timed out", "yes: the run hit --timeout".to_owned());
+        }
+        if let Some(soak) = &self.soak {
+            soak.write_table(&mut t);
         }
         if let Some(rows) = &self.timeline {
             let _ = writeln!(

@@ -1,11 +1,13 @@
-//! The main thread's side of a run: starts the workers, samples the server
-//! (CPU, RSS) and this process (CPU) at each phase boundary, drives the
-//! progress line, and merges what the workers measured into an [`Outcome`].
+//! The main thread's side of a run: starts the workers (and for a soak run,
+//! the monitor), samples the server (CPU, RSS) and this process (CPU) at each
+//! phase boundary, drives the progress line, and merges what the workers
+//! measured into an [`Outcome`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::Plan;
+use crate::cli::{Mode, Plan};
+use crate::monitor::{Monitor, Watch};
 use crate::phases::{rendezvous_count, run_worker};
 use crate::procinfo;
 use crate::progress::Progress;
@@ -47,6 +49,8 @@ pub struct Outcome {
     pub up_after_connect: u64,
     /// The run hit `--timeout`.
     pub timed_out: bool,
+    /// Soak: what the monitor saw (health, server samples).
+    pub watch: Option<Watch>,
 }
 
 /// Runs `plan` to the end.
@@ -70,6 +74,12 @@ pub fn run(plan: Plan) -> Outcome {
                 .expect("spawning a worker thread")
         })
         .collect();
+    let monitor = match shared.plan.mode {
+        Mode::Soak(_) => Monitor::start(shared.clone(), start.at)
+            .map_err(|e| eprintln!("ringgate-load: cannot start the monitor: {e}"))
+            .ok(),
+        _ => None,
+    };
     let mut progress = Progress::new(progress_on, shared.plan.mode.name(), start.at);
     let far = shared.deadline + RENDEZVOUS_SLACK;
     let tick = Duration::from_millis(100);
@@ -86,6 +96,7 @@ pub fn run(plan: Plan) -> Outcome {
         .rendezvous
         .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
     let worked = Sample::take(pid);
+    let watch = monitor.and_then(Monitor::stop);
     let mut stats = Stats::default();
     for h in handles {
         match h.join() {
@@ -101,5 +112,6 @@ pub fn run(plan: Plan) -> Outcome {
         worked,
         up_after_connect,
         timed_out: !all_arrived || worked.at >= shared.deadline,
+        watch,
     }
 }

@@ -1,10 +1,12 @@
 //! What one worker thread measured: histograms (µs), counters and failures
-//! by cause, merged across threads at the end. Also the live counters a
-//! worker publishes for the progress line.
+//! by cause (and a soak run's tally), merged across threads at the end. Also
+//! the live counters a worker publishes for the progress line.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hdrhistogram::Histogram;
+
+use crate::soak::SoakStats;
 
 /// Every failure cause counted, with its stable JSON name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +141,8 @@ pub struct Stats {
     pub bytes_received: u64,
     /// Connections open when the measured phase ended.
     pub up_at_end: u64,
+    /// Soak: how connections ended, by behaviour.
+    pub soak: SoakStats,
 }
 
 impl Default for Stats {
@@ -155,6 +159,7 @@ impl Default for Stats {
             received: 0,
             bytes_received: 0,
             up_at_end: 0,
+            soak: SoakStats::default(),
         }
     }
 }
@@ -216,6 +221,7 @@ impl Stats {
         self.received += other.received;
         self.bytes_received += other.bytes_received;
         self.up_at_end += other.up_at_end;
+        self.soak.merge(&other.soak);
     }
 }
 

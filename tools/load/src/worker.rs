@@ -2,7 +2,7 @@
 //! Owns the connection table and what happens on a readiness event
 //! (connect done, handshake answer, frames in, output drained) and on a
 //! connection's end. The phases that drive it live in `phases` (and
-//! `fanout_phase`).
+//! `fanout_phase`, `soak_phase`, which also holds the soak hooks called here).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -19,6 +19,7 @@ use crate::cli::{Mode, Plan};
 use crate::conn::{open_socket, Conn, EchoSpec, Msgs, Pending, ReadEnd, Role, State};
 use crate::fanout::Subscriber;
 use crate::handshake::{check_response, write_request, HandshakeError};
+use crate::soak_phase::SoakState;
 use crate::stats::{Cause, Live, Stats};
 use crate::sync::Rendezvous;
 use crate::wire::{stamp_len, MessageTemplate};
@@ -71,7 +72,7 @@ pub struct Worker {
     pub(crate) tx: Vec<u8>,
     pub(crate) template: MessageTemplate,
     pub(crate) spec: EchoSpec,
-    rng: u64,
+    pub(crate) rng: u64,
     pub(crate) stats: Stats,
     hs_deadlines: VecDeque<(u64, usize, u64)>,
     next_id: u64,
@@ -101,6 +102,8 @@ pub struct Worker {
     pub(crate) publishers_opened: u64,
     /// Fanout: the request target of publishers (`role=pub` added).
     publisher_target: String,
+    /// Soak: the mix, the timers, the replacements.
+    pub(crate) soak: Option<Box<SoakState>>,
 }
 
 /// Splits `total` over `parts` as evenly as possible; share `i`.
@@ -129,6 +132,15 @@ impl Worker {
         };
         let to_open = share(plan.connections, plan.threads, index);
         let max_handshaking = share(plan.max_concurrent, plan.threads, index).max(1);
+        let soak = match &plan.mode {
+            Mode::Soak(soak) => Some(Box::new(SoakState::new(
+                soak,
+                index,
+                plan.threads,
+                &mut rng,
+            ))),
+            _ => None,
+        };
         Ok(Worker {
             index,
             poll: Poll::new()?,
@@ -158,6 +170,7 @@ impl Worker {
             opening_publishers: false,
             publishers_opened: 0,
             publisher_target: crate::url::add_query_param(&plan.url.target, "role=pub"),
+            soak,
             shared,
         })
     }
@@ -182,6 +195,9 @@ impl Worker {
         }
         self.events = events;
         self.expire_handshakes();
+        if self.soak.is_some() {
+            self.soak_timers();
+        }
         self.shared.lives[self.index].publish(self.up, &self.stats);
     }
 
@@ -237,10 +253,13 @@ impl Worker {
     /// The role of the next connection.
     fn new_role(&mut self) -> Role {
         let plan = &self.shared.plan;
-        if !matches!(plan.mode, Mode::Fanout { .. }) {
+        if !plan.mode.delivers() {
             return Role::Echo;
         }
         if !self.opening_publishers {
+            if self.soak.is_some() {
+                return self.soak_role();
+            }
             return Role::Subscriber(Box::new(Subscriber::new(plan.publishers as usize)));
         }
         // Thread i's j-th publisher is j × threads + i: 0..publishers overall.
@@ -276,8 +295,16 @@ impl Worker {
                     let cause = (conn.state == State::Open).then_some(Cause::IoError);
                     return self.drop_conn(key, cause);
                 }
-                if readable {
+                if readable && conn.role.reads() {
                     self.read_frames(key, event.is_read_closed() || event.is_error());
+                } else if event.is_error() || event.is_read_closed() {
+                    // A never-reader notices the server's end without reading.
+                    let cause = if event.is_error() {
+                        Cause::IoError
+                    } else {
+                        Cause::ClosedEarly
+                    };
+                    self.drop_conn(key, Some(cause));
                 }
             }
         }
@@ -295,6 +322,9 @@ impl Worker {
         };
         self.tx.clear();
         let ws_key = write_request(&mut self.tx, &url.host_header, target, nonce);
+        if self.soak.is_some() {
+            self.soak_connected(key);
+        }
         let conn = &mut self.conns[key];
         conn.state = State::Handshaking;
         conn.handshake = Some(Box::new(Pending {
@@ -369,8 +399,14 @@ impl Worker {
         if !conn.send(&self.tx) {
             return self.drop_conn(key, Some(Cause::IoError));
         }
-        // Reading stopped at the head: drain whatever followed it.
-        self.read_frames(key, true);
+        let reads = conn.role.reads();
+        if self.soak.is_some() {
+            self.soak_upgraded(key);
+        }
+        if reads {
+            // Reading stopped at the head: drain whatever followed it.
+            self.read_frames(key, true);
+        }
     }
 
     /// Reads and handles server frames; then sends replies and refills the window.
@@ -425,7 +461,8 @@ impl Worker {
                 conn.msgs.done = true;
                 self.unfinished = self.unfinished.saturating_sub(1);
             }
-            if !self.closing_all {
+            // A soak connection's end is counted when it ends.
+            if !self.closing_all && self.soak.is_none() {
                 self.stats.fail(Cause::ClosedByServer, 1);
             }
         }
@@ -480,7 +517,8 @@ impl Worker {
         }
     }
 
-    /// Removes connection `key`, counting `cause` and its unanswered messages.
+    /// Removes connection `key`, counting `cause` (a soak run counts it
+    /// with the connection's behaviour) and its unanswered messages.
     pub(crate) fn drop_conn(&mut self, key: usize, cause: Option<Cause>) {
         let Some(conn) = self.conns.try_remove(key) else {
             return;
@@ -490,9 +528,6 @@ impl Worker {
             State::Open => self.up -= 1,
             State::Closing => {}
         }
-        if let Some(cause) = cause {
-            self.stats.fail(cause, 1);
-        }
         let in_flight = conn.msgs.in_flight();
         if in_flight > 0 {
             self.stats.fail(Cause::Unanswered, in_flight);
@@ -500,6 +535,11 @@ impl Worker {
         }
         if self.target > 0 && !conn.msgs.done {
             self.unfinished = self.unfinished.saturating_sub(1);
+        }
+        if self.soak.is_some() {
+            self.soak_ended(conn.role, conn.msgs.close_code, cause);
+        } else if let Some(cause) = cause {
+            self.stats.fail(cause, 1);
         }
     }
 
@@ -557,8 +597,8 @@ fn append_messages(t: &MessageTemplate, msgs: &mut Msgs, out: &mut Vec<u8>, n: u
     }
 }
 
-/// xorshift64*: cheap, good enough for masks and nonces of a load tool.
-fn xorshift(state: &mut u64) -> u64 {
+/// xorshift64*: cheap, good enough for masks, nonces and the soak's dice.
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
     let mut x = *state;
     x ^= x >> 12;
     x ^= x << 25;

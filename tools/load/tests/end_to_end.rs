@@ -1,8 +1,8 @@
 //! End to end: each mode of the `ringgate-load` binary against an in-process
 //! ringgate server (library API on an ephemeral loopback port: `/echo` on
-//! one shard; for fanout, `/pubsub` like examples/pubsub.rs on two shards),
-//! with small counts; the JSON report must show the work done and no
-//! failures.
+//! one shard; for fanout and soak, `/pubsub` like examples/pubsub.rs on two
+//! shards), with small counts; the JSON report must show the work done and
+//! no failures.
 
 use std::process::Command;
 
@@ -200,6 +200,90 @@ fn fanout_delivers_every_message_to_every_subscriber() {
         assert!(r["deliveries_per_server_cpu_s"].is_number(), "{r}");
         assert!(r["rtt_us"].is_null(), "{r}");
     }
+    s.shutdown();
+    s.join().unwrap();
+}
+
+#[test]
+fn soak_runs_the_mix_and_reports() {
+    let s = builder(2).websocket("/pubsub", PubSub).start().unwrap();
+    let args = [
+        "soak",
+        "-c",
+        "40",
+        "--duration",
+        "4s",
+        "--rate",
+        "50",
+        "--churn",
+        "25",
+        "--silent",
+        "10",
+        "--garbage",
+        "25",
+        "--lifetime-min",
+        "200ms",
+        "--lifetime-max",
+        "800ms",
+        "--warmup",
+        "1s",
+        "--sample-interval",
+        "1s",
+    ];
+    let r = load_at(&s, "/pubsub?channel=soak", &args);
+    assert_eq!(r["mode"], "soak");
+    assert_eq!(r["timed_out"], false, "{r}");
+    assert_eq!(r["failures"], serde_json::json!({}), "{r}");
+    let soak = &r["soak"];
+    assert_eq!(soak["broadcasts"], 200, "{r}");
+    let b = &soak["behaviours"];
+    for (name, target) in [
+        ("polite", 16),
+        ("churn", 10),
+        ("silent", 4),
+        ("garbage", 10),
+    ] {
+        let v = &b[name];
+        assert_eq!(v["target"], target, "{name}: {r}");
+        let ended: u64 = v["outcomes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        let (opened, up) = (
+            v["opened"].as_u64().unwrap(),
+            v["up_at_end"].as_u64().unwrap(),
+        );
+        assert!(opened >= up + ended, "{name}: {r}");
+    }
+    // Polite subscribers stay and get every broadcast from the first one.
+    assert_eq!(b["polite"]["up_at_end"], 16, "{r}");
+    assert_eq!(b["polite"]["outcomes"], serde_json::json!({}), "{r}");
+    assert_eq!(soak["polite_deliveries"], 16 * 200, "{r}");
+    assert_eq!(soak["polite_expected"], 16 * 200, "{r}");
+    // Churners and garbage senders were replaced, and ended as they should.
+    for name in ["churn", "garbage"] {
+        assert!(b[name]["opened"].as_u64().unwrap() > 10, "{name}: {r}");
+    }
+    for outcome in b["churn"]["outcomes"].as_object().unwrap().keys() {
+        assert!(
+            ["close: close 1000", "drop: dropped", "mid_handshake: left"]
+                .contains(&outcome.as_str()),
+            "{outcome}: {r}"
+        );
+    }
+    assert!(
+        !b["garbage"]["outcomes"].as_object().unwrap().is_empty(),
+        "{r}"
+    );
+    assert_eq!(soak["garbage_unexpected"], 0, "{r}");
+    // The monitor ran: health every second, samples of this process (--pid).
+    assert!(soak["health"]["checks"].as_u64().unwrap() >= 3, "{r}");
+    assert_eq!(soak["health"]["failed"], 0, "{r}");
+    assert!(soak["samples"].as_array().unwrap().len() >= 3, "{r}");
+    assert!(soak["samples"][0]["rss_kib"].is_u64(), "{r}");
+    assert!(soak["flat"].is_boolean(), "{r}");
     s.shutdown();
     s.join().unwrap();
 }
