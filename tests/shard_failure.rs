@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::{health_connections, RawWs, ServerProcess};
+use ringgate::hub::CloseReason;
 use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server, UpgradeRequest};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -118,6 +119,12 @@ fn a_panic_whose_payload_panics_when_dropped_is_contained() {
     victim.send_text("bomb");
     assert_eq!(victim.expect_close(WAIT), Some(1011));
     bystander.assert_echo("the shard lives on");
+    let failed = CloseReason::HandlerFailed as usize;
+    assert!(
+        common::eventually(WAIT, || server.hub().stats().shards[0].closed[failed] == 1),
+        "the close is counted: {:?}",
+        server.hub().stats()
+    );
     drop((bystander, victim));
     server.shutdown();
     server.join().expect("no shard died");

@@ -4,11 +4,11 @@
 //! only posts commands that the owning shard carries out.
 
 mod mailbox;
+mod stats;
 mod subscriptions;
 mod waker;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,6 +20,8 @@ use crate::protocol::writer::encode_frame;
 pub(crate) use mailbox::Inbox;
 pub use mailbox::MailboxLimits;
 use mailbox::{Mailbox, PostError};
+pub(crate) use stats::ShardCounters;
+pub use stats::{CloseReason, HubStats, ShardStats};
 pub use subscriptions::Subscriptions;
 use waker::Waker;
 
@@ -109,33 +111,6 @@ impl Command {
             _ => 0,
         }
     }
-}
-
-/// Counters one shard writes and anyone may read.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub(crate) struct ShardCounters {
-    pub(crate) connections: AtomicUsize,
-    pub(crate) messages_in: AtomicU64,
-    pub(crate) messages_out: AtomicU64,
-}
-
-/// One shard's figures in [`HubStats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardStats {
-    pub connections: usize,
-    pub messages_in: u64,
-    pub messages_out: u64,
-    /// Hub commands this shard's full mailbox refused.
-    pub mailbox_rejected: u64,
-}
-
-/// A snapshot of the server's counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubStats {
-    /// Open WebSocket connections, all shards.
-    pub connections: usize,
-    pub shards: Vec<ShardStats>,
 }
 
 struct HubInner {
@@ -260,12 +235,7 @@ impl Hub {
             .counters
             .iter()
             .zip(&self.inner.mailboxes)
-            .map(|(c, mailbox)| ShardStats {
-                connections: c.connections.load(Ordering::Relaxed),
-                messages_in: c.messages_in.load(Ordering::Relaxed),
-                messages_out: c.messages_out.load(Ordering::Relaxed),
-                mailbox_rejected: mailbox.rejected(),
-            })
+            .map(|(counters, mailbox)| counters.snapshot(mailbox.rejected()))
             .collect();
         HubStats {
             connections: shards.iter().map(|s| s.connections).sum(),

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 
 use super::{guarded, Closing, Shard};
 use crate::handler::Message;
+use crate::hub::CloseReason;
 use crate::protocol::close::code;
 use crate::protocol::frame::OpCode;
 use crate::protocol::reader::Event;
@@ -47,6 +48,7 @@ impl Shard {
         let mut stop = None;
         let mut messages = 0u64;
         let mut close_req = None;
+        let mut handler_failed = false;
         let (reader, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close_req);
         let result = reader.feed(data, &mut |event| {
             let msg = match event {
@@ -70,6 +72,7 @@ impl Shard {
             }
             messages += 1;
             if !guarded(|| handler.on_message(&mut ctx, msg)) {
+                handler_failed = true;
                 *ctx.close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
             }
             match ctx.close.take() {
@@ -81,8 +84,12 @@ impl Shard {
             }
         });
         self.messages_in += messages;
+        if handler_failed {
+            self.count_close(CloseReason::HandlerFailed);
+        }
         match (result, stop) {
             (Err(e), _) => {
+                self.count_close(CloseReason::ProtocolError);
                 self.fail(key, e.close_code(), &e.to_string());
                 data.len()
             }

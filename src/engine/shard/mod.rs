@@ -4,6 +4,7 @@
 //! (listed in `dirty`). Only the owning thread ever touches this state.
 
 mod admission;
+mod closes;
 mod conn;
 mod frames;
 mod timers;
@@ -19,12 +20,13 @@ use slab::Slab;
 
 use admission::AcceptBackoff;
 pub(crate) use admission::Room;
+use closes::CloseCounts;
 use conn::{Closing, Conn, Phase};
 
 use super::descriptor::Descriptor;
 use super::socket::PeerAddr;
 use super::{ShardEvent, Shared};
-use crate::hub::{Command, ConnId, ShardInbox, Subscriptions};
+use crate::hub::{CloseReason, Command, ConnId, ShardInbox, Subscriptions};
 use crate::protocol::close::code;
 use crate::protocol::writer::encode_close;
 
@@ -63,6 +65,7 @@ pub(crate) struct Shard {
     /// The mailbox held more than one turn's budget.
     inbox_backlog: bool,
     backoff: AcceptBackoff,
+    closes: CloseCounts,
     clock: Instant,
     /// Milliseconds since the shard started; refreshed by [`Shard::update_clock`].
     pub(crate) now: u64,
@@ -99,6 +102,7 @@ impl Shard {
             events: Some(events),
             inbox_backlog: false,
             backoff: AcceptBackoff::default(),
+            closes: CloseCounts::default(),
             clock: Instant::now(),
             now: 0,
             dirty: Vec::new(),
@@ -397,6 +401,7 @@ impl Shard {
         if conn.sendq.held() > limit && conn.closing == Closing::No {
             conn.sendq.discard_unstarted();
             tracing::debug!(conn = %conn.id, "slow consumer: send queue over {limit} bytes");
+            self.count_close(CloseReason::SlowConsumer);
             self.fail(
                 key,
                 code::POLICY_VIOLATION,
@@ -512,6 +517,7 @@ impl Shard {
         let c = &self.inbox.counters;
         c.messages_in.store(self.messages_in, Ordering::Relaxed);
         c.messages_out.store(self.messages_out, Ordering::Relaxed);
+        c.publish_closed(&self.closes.total);
     }
 }
 

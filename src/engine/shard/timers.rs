@@ -5,6 +5,7 @@
 //! the socket even with a write stuck in flight.
 
 use super::{Closing, Phase, Shard};
+use crate::hub::CloseReason;
 use crate::protocol::close::code;
 use crate::protocol::frame::OpCode;
 
@@ -45,18 +46,23 @@ impl Shard {
 
         let mut expired: Vec<(usize, Expiry)> = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
+            if matches!(conn.closing, Closing::Now { .. }) {
+                continue; // the driver is closing it already
+            }
             let too_slow = conn.sendq.below_min_rate(now, write_timeout, min_send_rate);
-            let expiry = if drain_over || too_slow {
-                Some(Expiry::Drop)
+            let expiry = if drain_over {
+                Some(Expiry::Drop(None))
+            } else if too_slow {
+                Some(Expiry::Drop(Some(CloseReason::TooSlow)))
             } else {
                 match (conn.phase, conn.closing) {
                     (_, Closing::AwaitPeer { deadline } | Closing::AfterFlush { deadline })
                         if now >= deadline =>
                     {
-                        Some(Expiry::Drop)
+                        Some(Expiry::Drop(Some(CloseReason::CloseTimeout)))
                     }
                     (Phase::Handshake, Closing::No) if now - conn.accepted_at >= read_timeout => {
-                        Some(Expiry::Drop)
+                        Some(Expiry::Drop(Some(CloseReason::HandshakeTimeout)))
                     }
                     (Phase::Open, Closing::No) => {
                         if conn.pong_deadline != 0 && now >= conn.pong_deadline {
@@ -86,18 +92,26 @@ impl Shard {
         for (key, expiry) in expired {
             match expiry {
                 Expiry::Ping => self.mark(key),
-                Expiry::Drop => {
+                Expiry::Drop(reason) => {
+                    if let Some(reason) = reason {
+                        self.count_close(reason);
+                    }
                     self.notify_close(key, Some(code::ABNORMAL), "timed out");
                     self.close_now(key, true);
                 }
-                Expiry::PongTimeout => self.fail(key, code::GOING_AWAY, "pong timeout"),
+                Expiry::PongTimeout => {
+                    self.count_close(CloseReason::PongTimeout);
+                    self.fail(key, code::GOING_AWAY, "pong timeout");
+                }
                 Expiry::Idle => {
+                    self.count_close(CloseReason::IdleTimeout);
                     let wait = self.close_wait_ms();
                     self.start_close(key, code::NORMAL, "idle timeout", wait);
                 }
             }
         }
         self.report_accept_failures();
+        self.report_closes();
         self.publish_counters();
         #[cfg(debug_assertions)]
         crate::engine::fault::check();
@@ -108,8 +122,9 @@ impl Shard {
 enum Expiry {
     /// A heartbeat ping was queued.
     Ping,
-    /// Close the socket without ceremony (abortively).
-    Drop,
+    /// Close the socket without ceremony (abortively); the reason is counted
+    /// (none for the end of a shutdown's drain).
+    Drop(Option<CloseReason>),
     /// The peer did not answer a ping in time.
     PongTimeout,
     /// Nothing arrived for the idle timeout.

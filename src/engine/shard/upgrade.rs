@@ -5,6 +5,7 @@
 use super::conn::{Attached, PartialHead};
 use super::{guarded, Closing, Phase, Shard, OVERLOADED};
 use crate::handler::{Accept, Reject, UpgradeRequest};
+use crate::hub::CloseReason;
 use crate::protocol::close::code;
 use crate::protocol::handshake::{
     accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
@@ -161,6 +162,7 @@ impl Shard {
         let (_, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close);
         if !guarded(|| handler.on_open(&mut ctx)) {
             close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
+            self.count_close(CloseReason::HandlerFailed);
         }
         if let Some((code, reason)) = close {
             let wait = self.close_wait_ms();

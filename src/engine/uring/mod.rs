@@ -117,6 +117,9 @@ struct Driver {
     overflow: VecDeque<squeue::Entry>,
     /// Connections whose multishot receive must be re-armed, oldest first.
     rearm: VecDeque<usize>,
+    /// Connections whose receive or send failed for want of kernel memory:
+    /// tried again at the next timer tick, not at once (which would spin).
+    retry_at_tick: Vec<usize>,
     /// When bytes last arrived (shard ms), while the pool may hold resident
     /// pages; `None` once they were given back.
     pool_used_at: Option<u64>,
@@ -152,6 +155,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         spare_iovecs: Vec::new(),
         overflow: VecDeque::new(),
         rearm: VecDeque::new(),
+        retry_at_tick: Vec::new(),
         pool_used_at: None,
     };
     driver.arm_accepts(&shard);
@@ -306,6 +310,7 @@ impl Driver {
             if shard.now >= next_tick {
                 shard.tick();
                 next_tick = shard.now + tick;
+                self.retry_starved(shard);
                 if self
                     .pool_used_at
                     .is_some_and(|at| shard.now.saturating_sub(at) >= POOL_IDLE_MS)
@@ -462,9 +467,13 @@ impl Driver {
         }
         match res {
             0 => shard.on_eof(key),
-            r if r < 0 && r != -libc::ENOBUFS => shard.on_eof(key),
-            _ if !more && shard.wants_input(key) => self.rearm.push_back(key),
-            _ => {}
+            _ if more || !shard.wants_input(key) => {}
+            // The pool ran dry, or a transient failure: receive again.
+            r if r > 0 || matches!(-r, libc::ENOBUFS | libc::EAGAIN | libc::EINTR) => {
+                self.rearm.push_back(key)
+            }
+            r if -r == libc::ENOMEM => self.retry_at_tick.push(key),
+            _ => shard.on_eof(key),
         }
         // A receive that ended lets a closing connection finish.
         if !more {
@@ -477,10 +486,30 @@ impl Driver {
         if let Some(iov) = self.iovecs.get_mut(key).and_then(Option::take) {
             self.spare_iovecs.push(iov);
         }
-        if res >= 0 {
-            shard.on_written(key, res as usize);
-        } else {
-            shard.on_write_error(key);
+        match res {
+            n if n >= 0 => shard.on_written(key, n as usize),
+            // Nothing was written and the connection is fine: the bytes stay
+            // queued and go out at the next tick (the minimum send rate still
+            // bounds how long that may take).
+            e if matches!(
+                -e,
+                libc::EAGAIN | libc::EINTR | libc::ENOMEM | libc::ENOBUFS
+            ) =>
+            {
+                shard.write_not_started(key);
+                self.retry_at_tick.push(key);
+            }
+            _ => shard.on_write_error(key),
+        }
+    }
+
+    /// Tries again what failed for want of memory since the last tick.
+    fn retry_starved(&mut self, shard: &mut Shard) {
+        for key in std::mem::take(&mut self.retry_at_tick) {
+            if shard.wants_input(key) && !self.state(key).recv_armed {
+                self.rearm.push_back(key);
+            }
+            shard.mark_writable(key);
         }
     }
 
