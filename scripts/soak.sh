@@ -114,6 +114,10 @@ if c:
 print(f"garbage without the expected close code: {s['garbage_unexpected']}")
 print(f"broadcasts {s['broadcasts']:,}; polite deliveries {s['polite_deliveries']:,} of "
       f"{s['polite_expected']:,} expected; publisher lost {s['publisher_lost']}; failures {r['failures'] or 'none'}")
+lat, hs = r["latency_us"] or {}, r["handshake_us"] or {}
+print(f"publish-to-delivery p50 {lat.get('p50', 0) / 1e3:.1f} ms, p99 {lat.get('p99', 0) / 1e3:.1f} ms; "
+      f"handshake p99 {hs.get('p99', 0) / 1e3:.1f} ms; over {r['elapsed_s']:.0f} s the server used "
+      f"{r['server_cpu_s']} CPU-s, this client {r['client_cpu_s']}")
 print(f"server {'alive' if alive and not s['server_lost'] else 'DIED'} at the end; report {path}")
 bad = []
 if s["flat"] is not True:

@@ -27,6 +27,10 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long a churner's close handshake, or a garbage sender's wait for the
 /// server's Close, may take before the client drops the socket.
 const GRACE: Duration = Duration::from_secs(5);
+/// After a connection fails before its 101 (refused, timed out, answered
+/// with an error), the thread opens nothing for this long: a server that is
+/// down or refusing gets a few attempts a second, not a storm.
+const BACK_OFF: Duration = Duration::from_secs(1);
 
 /// What the next connection opened will be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,8 @@ pub struct SoakState {
     stopped: bool,
     /// A publisher was upgraded: its (key, id), for the publishing loop.
     publisher_up: Option<(usize, u64)>,
+    /// No connection is opened before this (ns since the epoch).
+    back_off_until: u64,
 }
 
 impl SoakState {
@@ -74,6 +80,7 @@ impl SoakState {
             joining: false,
             stopped: false,
             publisher_up: None,
+            back_off_until: 0,
         }
     }
 }
@@ -174,23 +181,29 @@ impl Worker {
             return;
         }
         let now = self.now_ns();
-        let next = match role {
+        let (next, failed_early) = match role {
             Role::Soak(life) => {
                 self.stats.soak.ended(&life, close_code, cause, now);
-                Next::Conn(life.kind.behaviour())
+                let failed_early = life.upgraded_ns.is_none() && life.end.is_none();
+                (Next::Conn(life.kind.behaviour()), failed_early)
             }
             Role::Publisher { .. } => {
                 self.stats.soak.publisher_lost += 1;
                 if let Some(cause) = cause {
                     self.stats.fail(cause, 1);
                 }
-                Next::Publisher
+                (Next::Publisher, cause.is_some())
             }
             _ => return,
         };
         let soak = self.soak_state();
-        if !soak.stopped {
-            soak.pending.push_back(next);
+        if failed_early {
+            soak.back_off_until = now + BACK_OFF.as_nanos() as u64;
+        }
+        match next {
+            _ if soak.stopped => {}
+            Next::Publisher => soak.pending.push_front(next),
+            Next::Conn(_) => soak.pending.push_back(next),
         }
     }
 
@@ -276,8 +289,12 @@ impl Worker {
         }
     }
 
-    /// Opens queued connections while handshakes are below the limit.
+    /// Opens queued connections while handshakes are below the limit
+    /// (unless backing off).
     fn open_pending(&mut self) {
+        if self.now_ns() < self.soak_state().back_off_until {
+            return;
+        }
         while self.connecting < self.max_handshaking {
             let before = self.soak_state().pending.len();
             if before == 0 {
