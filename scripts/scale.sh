@@ -1,64 +1,82 @@
 #!/usr/bin/env bash
 # scripts/scale.sh - how many idle connections one ringgate process holds, and
-# what they cost: server RSS per connection, its process descriptors, and the
-# kernel's socket counts (/proc/net/sockstat).
+# what they cost: server RSS per connection, its process descriptors, the
+# kernel's socket counts (/proc/net/sockstat), and /health throughout.
 #
-# Usage: scripts/scale.sh [--shards N] [--direct] [--clients P] [--per N]
+# Usage: scripts/scale.sh [--preset million] [--shards N] [--direct]
+#                         [--clients P] [--per N] [--max-concurrent C]
 #                         [--hold S] [--no-build]
-#   --shards N   server shards (default 2)
-#   --direct     RINGGATE_DIRECT_DESCRIPTORS=true: sockets in each shard's
-#                registered file table, so one process passes RLIMIT_NOFILE
-#   --clients P  ringgate-load idle processes (default 2); each needs one
-#                descriptor per connection, so P x N spreads the clients' side
-#   --per N      connections per client process (default 9900)
-#   --hold S     seconds the clients hold their connections (default 40); the
-#                server is measured 10 s before they let go
-#   --no-build   use the binaries already in target/release
+#   --preset million  one million connections (1,003,600): --direct --shards 52
+#                     --clients 52 --per 19300 --max-concurrent 150 --hold 120;
+#                     needs ~8 GiB of RAM for both ends, takes ~3 minutes
+#   --shards N        server shards (default 2)
+#   --direct          RINGGATE_DIRECT_DESCRIPTORS=true: sockets in each shard's
+#                     registered file table, so one process passes RLIMIT_NOFILE
+#                     (each table holds at most RLIMIT_NOFILE entries: the
+#                     server's start-up line prints the arithmetic)
+#   --clients P       ringgate-load idle processes (default 2); each needs one
+#                     descriptor per connection, so P x N spreads the clients' side
+#   --per N           connections per client process (default 9900)
+#   --max-concurrent C  handshakes in flight per client (default 500)
+#   --hold S          seconds the clients hold their connections after all
+#                     connected (default 40); the server is measured 10 s
+#                     before they let go
+#   --no-build        use the binaries already in target/release
 #
-# Every client binds to its own 39-address loopback range (127.1X.7.2-40), so
-# the run never runs out of ephemeral ports. Loopback only; the run stops by
-# itself after --hold plus the handshakes. Exit status 0 when every
-# connection was up at the end, 1 otherwise, 2 for bad flags.
+# The server gets MAX_CONNECTIONS = P x N. Every client binds to its own
+# 39-address loopback range (127.(10+i).7.2-40), so the run never runs out of
+# ephemeral ports. /health is asked every 2 s for the whole run (it must
+# answer 200 even when the server is full: the admin reserve). Loopback only;
+# the run stops by itself. Exit status 0 when every connection was up at the
+# end and /health never failed, 1 otherwise, 2 for bad flags.
 #
 # Examples (a machine whose hard open-files limit is 20,000):
 #   scripts/scale.sh                                        # 19,800 connections
 #   scripts/scale.sh --direct --shards 4 --clients 6 --per 12500   # 75,000
+#   scripts/scale.sh --preset million                        # 1,003,600
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
-SHARDS=2 DIRECT=false CLIENTS=2 PER=9900 HOLD=40 BUILD=1
+SHARDS=2 DIRECT=false CLIENTS=2 PER=9900 CONCURRENT=500 HOLD=40 BUILD=1
 die() { echo "scale.sh: $*" >&2; exit 2; }
 while (($#)); do
     case $1 in
+        --preset)
+            [[ ${2:-} == million ]] || die "--preset knows only: million"
+            DIRECT=true SHARDS=52 CLIENTS=52 PER=19300 CONCURRENT=150 HOLD=120
+            shift 2 ;;
         --shards) SHARDS=${2:?}; shift 2 ;;
         --direct) DIRECT=true; shift ;;
         --clients) CLIENTS=${2:?}; shift 2 ;;
         --per) PER=${2:?}; shift 2 ;;
+        --max-concurrent) CONCURRENT=${2:?}; shift 2 ;;
         --hold) HOLD=${2:?}; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
-for v in SHARDS CLIENTS PER HOLD; do
+for v in SHARDS CLIENTS PER CONCURRENT HOLD; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--${v,,} must be a positive number"
 done
-((CLIENTS <= 9)) || die "--clients is at most 9 (one source range each)"
+((CLIENTS <= 240)) || die "--clients is at most 240 (one source range each)"
 ((HOLD >= 15)) || die "--hold must be at least 15 s (the server is measured 10 s before the end)"
+TOTAL=$((CLIENTS * PER))
 
 if ((BUILD)); then
     cargo build --release -p ringgate -p ringgate-load || exit 2
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 OUT=$(mktemp -d)
-SERVER_PID=""
+SERVER_PID="" HEALTH_PID=""
 cleanup() {
+    [[ -n $HEALTH_PID ]] && kill "$HEALTH_PID" 2>/dev/null
     [[ -n $SERVER_PID ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     rm -rf "$OUT"
 }
 trap cleanup EXIT
 
-env RINGGATE_DIRECT_DESCRIPTORS=$DIRECT RINGGATE_SHARDS=$SHARDS \
+env RINGGATE_DIRECT_DESCRIPTORS=$DIRECT RINGGATE_SHARDS="$SHARDS" MAX_CONNECTIONS="$TOTAL" \
     target/release/ringgate --host 127.0.0.1 --port 0 >"$OUT/server.out" 2>"$OUT/server.err" &
 SERVER_PID=$!
 ADDR=""
@@ -69,25 +87,52 @@ done
 [[ -n $ADDR ]] || { cat "$OUT/server.err" >&2; die "the server did not start"; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
 RSS0=$(rss)
-echo "ringgate on $ADDR (shards $SHARDS, direct descriptors $DIRECT), RSS $RSS0 KiB"
+echo "ringgate on $ADDR (shards $SHARDS, direct descriptors $DIRECT, MAX_CONNECTIONS $TOTAL), RSS $RSS0 KiB"
+grep -hE 'direct descriptors:|capped at' "$OUT/server.err" | sed 's/^[^ ]* *[A-Z]* */  server: /'
 
+# /health every 2 s: one line per answer (status, connections, latency).
+(
+    while kill -0 "$SERVER_PID" 2>/dev/null; do
+        curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}\n' "http://$ADDR/health" >>"$OUT/health.log" ||
+            echo "000 5" >>"$OUT/health.log"
+        sleep 2
+    done
+) &
+HEALTH_PID=$!
+
+START=$SECONDS
 LOADS=()
 for i in $(seq "$CLIENTS"); do
-    target/release/ringgate-load idle -c "$PER" --max-concurrent 500 --duration "${HOLD}s" \
-        --source-ips "127.1$i.7.2-127.1$i.7.40" --url "ws://$ADDR/echo" --json \
+    target/release/ringgate-load idle -c "$PER" --max-concurrent "$CONCURRENT" --duration "${HOLD}s" \
+        --source-ips "127.$((10 + i)).7.2-127.$((10 + i)).7.40" --url "ws://$ADDR/echo" --json \
         >"$OUT/load.$i.json" 2>"$OUT/load.$i.err" &
     LOADS+=($!)
 done
+# The clients hold for --hold once they connected: the connect phase is over
+# when the server counts them all, or when its count stops growing.
+up() { curl -s -m 5 "http://$ADDR/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"])' 2>/dev/null || echo 0; }
+last=-1
+while ((SECONDS - START < 600)); do
+    now=$(up)
+    ((now >= TOTAL || (now > 0 && now == last))) && break
+    last=$now
+    sleep 2
+done
+CONNECT_S=$((SECONDS - START))
 sleep $((HOLD - 10))
 RSS1=$(rss)
 FDS=$(find "/proc/$SERVER_PID/fd" -mindepth 1 | wc -l)
 HEALTH=$(curl -s "http://$ADDR/health")
 SOCKSTAT=$(head -2 /proc/net/sockstat | tr '\n' ' ')
+MEM=$(free -m | awk '/^Mem:/ {print $3}')
 wait "${LOADS[@]}"
+kill "$HEALTH_PID" 2>/dev/null
+HEALTH_PID=""
+CLOSES=$(grep -h 'server closed' "$OUT/server.err" | sed 's/^[^ ]* *[A-Z]* */  /')
 
-python3 - "$OUT" "$CLIENTS" "$PER" "$RSS0" "$RSS1" "$FDS" "$HEALTH" "$SOCKSTAT" <<'EOF'
+python3 - "$OUT" "$CLIENTS" "$PER" "$RSS0" "$RSS1" "$FDS" "$HEALTH" "$SOCKSTAT" "$CONNECT_S" "$MEM" "$CLOSES" <<'EOF'
 import json, sys
-out, clients, per, rss0, rss1, fds, health, sockstat = sys.argv[1:]
+out, clients, per, rss0, rss1, fds, health, sockstat, connect_s, mem, closes = sys.argv[1:]
 clients, per, rss0, rss1 = int(clients), int(per), int(rss0), int(rss1)
 up = 0
 for i in range(1, clients + 1):
@@ -97,12 +142,17 @@ for i in range(1, clients + 1):
         print(f"client {i}: no result: {open(f'{out}/load.{i}.err').read().strip()[-300:]}")
         continue
     up += d["up_at_end"]
-    print(f"client {i}: {d['connected']:,} connected, {d['up_at_end']:,} up at end, failures {d['failures'] or 'none'}")
+    if clients <= 12 or d["up_at_end"] < per or d["failures"]:
+        print(f"client {i}: {d['connected']:,} connected, {d['up_at_end']:,} up at end, failures {d['failures'] or 'none'}")
 total = clients * per
-print(f"connections held: {up:,} of {total:,}")
+answers = [l.split() for l in open(f"{out}/health.log")] if health else []
+bad = [a for a in answers if a[0] != "200"]
+worst = max((float(a[1]) for a in answers), default=0.0)
+print(f"connections held: {up:,} of {total:,} (all connected within {connect_s} s)")
 print(f"server RSS {rss0:,} -> {rss1:,} KiB: {(rss1 - rss0) / total:.2f} KiB per connection")
-print(f"server process descriptors: {fds}")
-print(f"/health: {health}")
+print(f"server process descriptors: {fds}; machine memory in use: {int(mem):,} MiB")
+print(f"/health: {len(answers)} answers, {len(bad)} not 200, slowest {worst * 1000:.0f} ms; last: {health}")
 print(f"/proc/net/sockstat: {sockstat}")
-sys.exit(0 if up == total else 1)
+print("server-initiated closes: " + (("\n" + closes) if closes else "none logged"))
+sys.exit(0 if up == total and not bad else 1)
 EOF
