@@ -4,18 +4,21 @@
 //! sends is broadcast to the channel on every shard (the hub encodes the frame
 //! once and shares it). Flags and environment are the `ringgate` binary's
 //! (`--port`, `--shards`, `RINGGATE_SHARDS`, ...); the host defaults to
-//! 127.0.0.1.
+//! 127.0.0.1. Logs go to stderr (`LOG_LEVEL`); SIGTERM drains like the binary.
 //!
 //! Run: `RINGGATE_SHARDS=1 cargo run --release --example pubsub -- --port 0`
 //! (prints `listening on 127.0.0.1:PORT`), then
 //! `ringgate-load fanout --url 'ws://127.0.0.1:PORT/pubsub?channel=bench' -c 1000 --rate 1000`.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 
 use clap::Parser as _;
 use mimalloc::MiMalloc;
 use ringgate::config::Cli;
 use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server, UpgradeRequest};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -68,11 +71,18 @@ fn main() -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref(), &env)?;
     cli.apply(&mut config);
     config.validate()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(&config.log_level))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let signals = Signals::new([SIGTERM, SIGINT])?;
     let handle = Server::builder(config)
         .websocket("/pubsub", PubSub)
         .start()?;
     println!("listening on {}", handle.local_addr());
     std::io::stdout().flush()?;
+    handle.stopper().on_signals(signals);
     handle.join()?;
     Ok(())
 }

@@ -55,25 +55,14 @@ fn configure(cli: &Cli) -> Result<Config, ringgate::config::ConfigError> {
 /// with status 1. A shard that dies stops the server with an error (status 1).
 fn run(cfg: Config) -> anyhow::Result<()> {
     // Registered before the listener opens, so an early SIGTERM still drains.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let handle = Server::builder(cfg).start()?;
 
     let addr = handle.local_addr();
     println!("listening on {addr}");
     std::io::stdout().flush().context("writing to stdout")?;
 
-    let stopper = handle.stopper();
-    std::thread::spawn(move || {
-        let mut signals = signals.forever();
-        if let Some(signal) = signals.next() {
-            tracing::info!(signal, "shutting down");
-            stopper.stop();
-        }
-        if let Some(signal) = signals.next() {
-            eprintln!("ringgate: signal {signal} while draining, exiting now");
-            std::process::exit(1);
-        }
-    });
+    handle.stopper().on_signals(signals);
     handle.join()?;
     Ok(())
 }

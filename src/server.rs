@@ -194,6 +194,23 @@ impl Stopper {
     pub fn stop(&self) {
         self.hub.shutdown();
     }
+
+    /// Hands `signals` (registered early, so a signal during start-up is not
+    /// lost) to a thread of its own: the first signal starts the drain, a
+    /// second one exits the process at once with status 1.
+    pub fn on_signals(self, mut signals: signal_hook::iterator::Signals) {
+        std::thread::spawn(move || {
+            let mut signals = signals.forever();
+            if let Some(signal) = signals.next() {
+                tracing::info!(signal, "shutting down");
+                self.stop();
+            }
+            if let Some(signal) = signals.next() {
+                eprintln!("ringgate: signal {signal} while draining, exiting now");
+                std::process::exit(1);
+            }
+        });
+    }
 }
 
 /// A running server.
