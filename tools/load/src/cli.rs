@@ -396,17 +396,8 @@ impl Cli {
                 payload,
                 publishers,
             } => {
-                check_range("--rate", rate, 1, MAX_RATE)?;
                 check_range("--publishers", publishers, 1, MAX_PUBLISHERS)?;
-                check_range(
-                    "--payload",
-                    payload as u64,
-                    crate::fanout::HEADER_LEN as u64,
-                    MAX_PAYLOAD as u64,
-                )?;
-                if crate::fanout::Schedule::new(rate, duration, 0, 1).total == 0 {
-                    return Err("--rate × --duration must come to at least one message".into());
-                }
+                check_publishing(rate, payload, duration)?;
                 fanout_publishers = publishers;
                 let payload = PayloadArgs {
                     payload,
@@ -428,16 +419,7 @@ impl Cli {
                 sample_interval,
                 warmup,
             } => {
-                check_range("--rate", rate, 1, MAX_RATE)?;
-                check_range(
-                    "--payload",
-                    payload as u64,
-                    crate::fanout::HEADER_LEN as u64,
-                    MAX_PAYLOAD as u64,
-                )?;
-                if crate::fanout::Schedule::new(rate, duration, 0, 1).total == 0 {
-                    return Err("--rate × --duration must come to at least one message".into());
-                }
+                check_publishing(rate, payload, duration)?;
                 if lifetime_max.is_zero() || lifetime_min > lifetime_max {
                     return Err(
                         "--lifetime-min must not exceed --lifetime-max, which must be above 0"
@@ -524,6 +506,22 @@ impl Cli {
             window,
         })
     }
+}
+
+/// The publishing flags of `fanout` and `soak`: a rate and payload in range,
+/// and at least one message over the run.
+fn check_publishing(rate: u64, payload: usize, duration: Duration) -> Result<(), String> {
+    check_range("--rate", rate, 1, MAX_RATE)?;
+    check_range(
+        "--payload",
+        payload as u64,
+        crate::fanout::HEADER_LEN as u64,
+        MAX_PAYLOAD as u64,
+    )?;
+    if crate::fanout::Schedule::new(rate, duration, 0, 1).total == 0 {
+        return Err("--rate × --duration must come to at least one message".into());
+    }
+    Ok(())
 }
 
 fn check_range(flag: &str, v: u64, lo: u64, hi: u64) -> Result<(), String> {

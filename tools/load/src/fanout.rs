@@ -256,18 +256,41 @@ mod tests {
         out
     }
 
-    #[test]
-    fn checks_sequences_per_publisher() {
-        let mut sub = Subscriber::new(2);
+    /// Feeds `wire` to a subscriber of `payload_len`-byte deliveries in
+    /// pieces of `piece` bytes at `now_ns`; returns the stats and the replies.
+    fn feed(
+        sub: &mut Subscriber,
+        payload_len: u64,
+        wire: &[u8],
+        piece: usize,
+        now_ns: u64,
+    ) -> (Stats, Vec<u8>) {
         let mut msgs = Msgs::default();
         let mut stats = Stats::default();
         let mut replies = Vec::new();
-        let spec = EchoSpec {
-            payload_len: 30,
-            stamp_len: 8,
-            text: false,
-            mask: [1, 2, 3, 4],
+        let mut sink = DeliverySink {
+            sub,
+            msgs: &mut msgs,
+            stats: &mut stats,
+            replies: &mut replies,
+            spec: EchoSpec {
+                payload_len,
+                stamp_len: 8,
+                text: false,
+                mask: [1, 2, 3, 4],
+            },
+            now_ns,
         };
+        let mut dec = FrameDecoder::default();
+        for piece in wire.chunks(piece) {
+            dec.feed(piece, &mut sink).unwrap();
+        }
+        (stats, replies)
+    }
+
+    #[test]
+    fn checks_sequences_per_publisher() {
+        let mut sub = Subscriber::new(2);
         let mut wire = Vec::new();
         for (seq, publisher) in [(0, 0), (0, 1), (1, 0), (4, 0), (1, 1), (4, 0), (2, 0)] {
             wire.extend(delivery(30, seq, 1_000, publisher));
@@ -275,18 +298,7 @@ mod tests {
         wire.extend(delivery(30, 0, 0, 2)); // no such publisher
         wire.extend(delivery(31, 5, 0, 0)); // wrong length
         encode_frame(&mut wire, OpCode::Ping, b"p");
-        let mut sink = DeliverySink {
-            sub: &mut sub,
-            msgs: &mut msgs,
-            stats: &mut stats,
-            replies: &mut replies,
-            spec,
-            now_ns: 6_000,
-        };
-        let mut dec = FrameDecoder::default();
-        for piece in wire.chunks(7) {
-            dec.feed(piece, &mut sink).unwrap();
-        }
+        let (stats, replies) = feed(&mut sub, 30, &wire, 7, 6_000);
         // Delivered: p0 0,1,4 and p1 0,1; skipped p0 2,3; then 4 again and 2
         // arrive out of order.
         assert_eq!(stats.received, 5);
@@ -305,29 +317,12 @@ mod tests {
     #[test]
     fn a_joining_subscriber_starts_at_its_first_delivery() {
         let mut sub = Subscriber::joining(2);
-        let mut msgs = Msgs::default();
-        let mut stats = Stats::default();
-        let mut replies = Vec::new();
-        let spec = EchoSpec {
-            payload_len: 20,
-            stamp_len: 8,
-            text: false,
-            mask: [1, 2, 3, 4],
-        };
         assert_eq!((sub.missing(&[9, 9]), sub.expected(Some(&[9, 9]))), (0, 0));
         let mut wire = Vec::new();
         for seq in [40, 41, 43] {
             wire.extend(delivery(20, seq, 0, 0));
         }
-        let mut sink = DeliverySink {
-            sub: &mut sub,
-            msgs: &mut msgs,
-            stats: &mut stats,
-            replies: &mut replies,
-            spec,
-            now_ns: 0,
-        };
-        FrameDecoder::default().feed(&wire, &mut sink).unwrap();
+        let (stats, _) = feed(&mut sub, 20, &wire, wire.len(), 0);
         assert_eq!(stats.failures_of(Cause::FanoutGap), 1);
         assert_eq!(sub.delivered, 3);
         // Publisher 1 was never heard from: nothing expected or missing there.
