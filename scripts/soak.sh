@@ -99,7 +99,7 @@ for name in ("rss_kib", "fds"):
         print(f"{name}: no samples after the {s['warmup_s']:.0f} s warm-up")
     else:
         print(f"{name}: {g(f['first'])} at {f['first_t_s']:.0f} s -> min {g(f['min'])}, max {g(f['max'])}, "
-              f"last {g(f['last'])} (limit {g(f['limit'])}, slope {f['slope_per_min']:+.1f}/min): "
+              f"last {g(f['last'])}, tail median {g(f['tail_median'])} (limit {g(f['limit'])}, slope {f['slope_per_min']:+.1f}/min): "
               f"{'flat' if f['flat'] else 'NOT FLAT'}")
 h = s["health"]
 worst = (h["latency_us"] or {}).get("max", 0) / 1000
