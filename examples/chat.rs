@@ -6,8 +6,12 @@
 //! Run: `cargo run --release --example chat` then connect two clients, e.g.
 //! `python3 -m websockets ws://127.0.0.1:8080/chat`.
 
-use ringgate::routes::{HttpHandler, HttpResponse, ServerInfo};
-use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server, UpgradeRequest};
+use ringgate::axum::routing::get;
+use ringgate::axum::{Extension, Json};
+use ringgate::{
+    Accept, Config, ConnCtx, Handler, Message, Reject, Server, ServerView, UpgradeRequest,
+};
+use serde_json::{json, Value};
 
 const ROOM: &str = "lobby";
 
@@ -43,24 +47,18 @@ impl Handler for Chat {
     }
 }
 
-struct Stats;
-
-impl HttpHandler for Stats {
-    fn handle(
-        &self,
-        _req: &ringgate::protocol::http::RequestHead,
-        server: &ServerInfo<'_>,
-    ) -> HttpResponse {
-        let stats = server.hub.stats();
-        HttpResponse::json(&serde_json::json!({
-            "connections": stats.connections,
-            "shards": stats.shards.iter().map(|s| serde_json::json!({
-                "connections": s.connections,
-                "messages_in": s.messages_in,
-                "messages_out": s.messages_out,
-            })).collect::<Vec<_>>(),
-        }))
-    }
+/// `GET /stats`: the hub's counters (an admin route: loopback callers, or
+/// `ADMIN_TOKEN` as a bearer token).
+async fn stats(Extension(server): Extension<ServerView>) -> Json<Value> {
+    let stats = server.hub.stats();
+    Json(json!({
+        "connections": stats.connections,
+        "shards": stats.shards.iter().map(|s| json!({
+            "connections": s.connections,
+            "messages_in": s.messages_in,
+            "messages_out": s.messages_out,
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     config.server.port = 8080;
     let handle = Server::builder(config)
         .websocket("/chat", Chat)
-        .http("/stats", Stats)
+        .admin("/stats", get(stats))
         .start()?;
     println!(
         "chat on ws://{}/chat (stats at /stats)",

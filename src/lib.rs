@@ -3,9 +3,11 @@
 //! The data path reads top-down through the folders: bytes arrive in an
 //! [`engine`] driver (io_uring or epoll), become frames and messages in the
 //! sans-IO [`protocol`] core, reach a route's [`Handler`], and travel to other
-//! connections and shards through the [`hub`].
+//! connections and shards through the [`hub`]. Plain HTTP (health, admin
+//! routes) is the [`control`] plane's, on the same port.
 
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod handler;
 pub mod hub;
@@ -13,7 +15,9 @@ pub mod protocol;
 pub mod routes;
 pub mod server;
 
+pub use axum;
 pub use config::Config;
+pub use control::{ApiError, ServerView};
 pub use handler::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
 pub use hub::{ConnId, Hub, HubStats};
 pub use server::{Server, ServerBuilder, ServerHandle};

@@ -14,11 +14,13 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
+use crate::control::{ControlPlane, HttpRoutes, ServerView};
 use crate::engine::capacity::{self, NoCapacity};
+use crate::engine::handoff::HttpGate;
 use crate::engine::{cpus, run_shard, socket, Driver, ShardEvent, ShardSeed, Shared};
 use crate::handler::Handler;
 use crate::hub::{Hub, MailboxLimits};
-use crate::routes::{Echo, Health, HttpHandler, Routes};
+use crate::routes::{Echo, Routes};
 
 /// Why a server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,7 @@ impl Server {
         ServerBuilder {
             config,
             routes: Routes::default(),
+            http: HttpRoutes::default(),
         }
     }
 }
@@ -54,6 +57,7 @@ impl Server {
 pub struct ServerBuilder {
     config: Config,
     routes: Routes,
+    http: HttpRoutes,
 }
 
 impl ServerBuilder {
@@ -64,21 +68,36 @@ impl ServerBuilder {
         self
     }
 
-    /// Serves plain HTTP requests at `pattern` with `handler`.
-    pub fn http(mut self, pattern: &str, handler: impl HttpHandler) -> Self {
-        self.routes.add_http(pattern, Arc::new(handler));
+    /// Serves plain HTTP at `path` (axum's syntax: `/items/{id}`) with
+    /// `route`, for anyone. Handlers are async and run on the control
+    /// plane's thread, never on a shard; `axum::Extension<ServerView>` gives
+    /// them the hub. Panics, as axum does, on a path that is not valid or
+    /// that another HTTP route already holds.
+    pub fn http(mut self, path: &str, route: axum::routing::MethodRouter) -> Self {
+        self.http.public(path, route);
         self
     }
 
-    /// Binds the listeners and starts the shards. Built-in routes (`/echo`
-    /// when enabled, `/health`) come after the ones added here.
+    /// Like [`ServerBuilder::http`], for admin routes: callers need
+    /// `Authorization: Bearer $ADMIN_TOKEN`, or, without a token configured,
+    /// a loopback address.
+    pub fn admin(mut self, path: &str, route: axum::routing::MethodRouter) -> Self {
+        self.http.admin(path, route);
+        self
+    }
+
+    /// Binds the listeners and starts the shards and the control plane.
+    /// Built-in routes (`/echo` when enabled, `/health`, `/ws/health`) come
+    /// after the ones added here.
     pub fn start(mut self) -> Result<ServerHandle, ServerError> {
         let config = self.config;
         if config.echo.enabled {
             self.routes.add_ws(&config.echo.path, Arc::new(Echo));
         }
-        self.routes.add_http("/health", Arc::new(Health));
-        self.routes.add_http("/ws/health", Arc::new(Health));
+        self.http.add_builtin();
+        for path in self.http.paths() {
+            self.routes.add_http(path);
+        }
 
         let driver = Driver::select(config.server.io).map_err(ServerError::Driver)?;
         if config.server.direct_descriptors && driver == Driver::Epoll {
@@ -113,19 +132,46 @@ impl ServerBuilder {
         )
         .map_err(bind_err)?;
         let local_addr = listeners[0].local_addr().map_err(bind_err)?;
+        let admin_listener = match config.admin.listen.as_str() {
+            "" => None,
+            addr => {
+                Some(
+                    std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind {
+                        addr: addr.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+        };
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
         let mailbox = MailboxLimits {
             commands: config.server.mailbox_commands,
             bytes: config.server.mailbox_bytes,
         };
         let (hub, inboxes) = Hub::new(shards, mailbox).map_err(ServerError::Setup)?;
+        let started = Instant::now();
+        let (http_gate, handoffs) = HttpGate::new(config.http.max_connections);
+        let view = ServerView {
+            hub: hub.clone(),
+            started,
+        };
+        let control = ControlPlane::start(
+            self.http,
+            &config,
+            view,
+            http_gate.clone(),
+            handoffs,
+            admin_listener,
+        )
+        .map_err(ServerError::Setup)?;
         let shared = Arc::new(Shared {
             config,
             routes: self.routes,
             hub: hub.clone(),
-            started: Instant::now(),
             capacity,
             sockets: AtomicUsize::new(0),
+            http_gate,
         });
         let pin = shards <= cores.len();
         let (event_tx, events) = crossbeam_channel::unbounded();
@@ -148,10 +194,12 @@ impl ServerBuilder {
         }
         let handle = ServerHandle {
             local_addr,
+            admin_addr,
             driver,
             hub,
             threads,
             events,
+            control,
         };
         handle.wait_ready()?;
         tracing::info!(
@@ -216,16 +264,22 @@ impl Stopper {
 /// A running server.
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     driver: Driver,
     hub: Hub,
     threads: Vec<JoinHandle<()>>,
     events: Receiver<ShardEvent>,
+    control: ControlPlane,
 }
 
 impl ServerHandle {
     /// The bound address (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+    /// The admin listener's address (`RINGGATE_ADMIN_LISTEN`), if any.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
     /// Number of shards.
     pub fn shards(&self) -> usize {
@@ -297,6 +351,7 @@ impl ServerHandle {
             // Every outcome, panics included, was reported above.
             let _ = thread.join();
         }
+        self.control.stop();
         result
     }
 }

@@ -191,12 +191,18 @@ fn health_counts_open_websocket_connections() {
 }
 
 #[test]
-fn plain_responses_close_the_connection() {
+fn plain_responses_keep_the_connection_until_asked_to_close() {
     let server = ServerProcess::spawn(&[]);
     let mut s = connect(server.addr, Duration::from_secs(5));
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let (resp, rest) = read_response(&mut s).expect("response");
+    let (resp, rest) = read_response(&mut s).expect("first response");
+    assert_eq!(resp.status, 200);
+    assert!(!resp.has_token("Connection", "close"), "{resp:?}");
+    assert!(rest.is_empty(), "nothing may follow the response");
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (resp, rest) = read_response(&mut s).expect("second response on the same connection");
     assert_eq!(resp.status, 200);
     assert!(resp.has_token("Connection", "close"), "{resp:?}");
     assert!(rest.is_empty(), "nothing may follow the response");

@@ -38,6 +38,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub websocket: WebSocketConfig,
     pub echo: EchoConfig,
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
     /// A `tracing` filter: a level (`info`) or directives (`info,ringgate=debug`).
     pub log_level: String,
 }
@@ -108,6 +110,48 @@ pub struct WebSocketConfig {
     pub min_send_rate: usize,
 }
 
+/// Plain HTTP on the port (the control plane): bodies, keep-alive, limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body; a longer one is answered 413.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub max_body: usize,
+    /// A kept-alive connection must start its next request within this,
+    /// and send its whole head within it.
+    #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
+    pub idle_timeout: Duration,
+    /// Longest wait for the next piece of a request body.
+    #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
+    pub body_timeout: Duration,
+    /// Requests one connection may make; the last answer closes it.
+    pub max_requests: usize,
+    /// Plain-HTTP connections held at once; more are answered 503.
+    pub max_connections: usize,
+}
+
+/// Who may use the admin routes, and where else they are served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token the admin routes require; empty = loopback peers only.
+    pub token: Secret,
+    /// A second address (e.g. `127.0.0.1:9090`) serving the admin routes,
+    /// `/metrics` and health; empty = none.
+    pub listen: String,
+}
+
+/// A value never shown in logs, `Debug` output or `--help`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "(set)" })
+    }
+}
+
 /// The `/echo` route used by Autobahn and the benchmarks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -122,6 +166,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             websocket: WebSocketConfig::default(),
             echo: EchoConfig::default(),
+            http: HttpConfig::default(),
+            admin: AdminConfig::default(),
             log_level: "info".to_owned(),
         }
     }
@@ -159,6 +205,18 @@ impl Default for WebSocketConfig {
             pong_wait: Duration::from_secs(10),
             max_send_queue: 32 << 20,
             min_send_rate: 1024,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body: 1 << 20,
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(10),
+            max_requests: 1000,
+            max_connections: 1024,
         }
     }
 }
@@ -284,6 +342,32 @@ impl Config {
                 "websocket.pong_wait",
                 ws.ping_period.is_zero() || !ws.pong_wait.is_zero(),
                 "must be above 0 while websocket.ping_period is not 0",
+            ),
+            (
+                "http.max_requests",
+                self.http.max_requests >= 1,
+                "must be at least 1",
+            ),
+            (
+                "http.max_connections",
+                self.http.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "http.idle_timeout",
+                !self.http.idle_timeout.is_zero(),
+                "must be above 0",
+            ),
+            (
+                "http.body_timeout",
+                !self.http.body_timeout.is_zero(),
+                "must be above 0",
+            ),
+            (
+                "admin.listen",
+                self.admin.listen.is_empty()
+                    || self.admin.listen.parse::<std::net::SocketAddr>().is_ok(),
+                "must be an address like 127.0.0.1:9090",
             ),
             (
                 "echo.path",

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::values::{Bool, Bytes, Count, Dur, Io, Kind, Port, Text};
+use super::values::{Bool, Bytes, Count, Dur, Io, Kind, Port, Text, Token};
 use super::Config;
 
 /// One setting that has an environment variable.
@@ -57,6 +57,13 @@ settings! {
     "WS_PONG_WAIT", websocket.pong_wait, Dur, "after a ping, close a peer silent this long";
     "RINGGATE_MAX_SEND_QUEUE", websocket.max_send_queue, Bytes, "bytes queued per connection (over: close 1008)";
     "RINGGATE_MIN_SEND_RATE", websocket.min_send_rate, Bytes, "bytes/s a peer must take while output waits (per write-timeout window)";
+    "RINGGATE_HTTP_MAX_BODY", http.max_body, Bytes, "largest plain HTTP request body (over: 413)";
+    "RINGGATE_HTTP_IDLE_TIMEOUT", http.idle_timeout, Dur, "keep-alive: time to start (and send the head of) the next request";
+    "RINGGATE_HTTP_BODY_TIMEOUT", http.body_timeout, Dur, "longest wait for the next piece of a request body";
+    "RINGGATE_HTTP_MAX_REQUESTS", http.max_requests, Count, "requests per HTTP connection (the last answer closes it)";
+    "RINGGATE_HTTP_MAX_CONNECTIONS", http.max_connections, Count, "plain HTTP connections held at once (more: 503)";
+    "ADMIN_TOKEN", admin.token, Token, "bearer token for admin routes (unset: loopback peers only)";
+    "RINGGATE_ADMIN_LISTEN", admin.listen, Text, "second address for admin routes and /metrics, e.g. 127.0.0.1:9090";
     "RINGGATE_ECHO", echo.enabled, Bool, "serve the echo route";
     "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";
     "LOG_LEVEL", log_level, Text, "tracing filter: trace, debug, info, warn, error or directives";

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde::{de, Deserializer};
 
-use super::IoMode;
+use super::{IoMode, Secret};
 
 /// A bare word must be a level name; anything else must parse as `EnvFilter` directives.
 pub(super) fn check_log_level(filter: &str) -> Result<(), String> {
@@ -44,6 +44,8 @@ pub(super) struct Dur;
 pub(super) struct Bool;
 /// An [`IoMode`].
 pub(super) struct Io;
+/// A secret: any string, shown only as set or not.
+pub(super) struct Token;
 
 impl Kind<String> for Text {
     fn parse(s: &str) -> Result<String, &'static str> {
@@ -51,6 +53,15 @@ impl Kind<String> for Text {
     }
     fn show(value: &String) -> String {
         value.clone()
+    }
+}
+
+impl Kind<Secret> for Token {
+    fn parse(s: &str) -> Result<Secret, &'static str> {
+        Ok(Secret(s.to_owned()))
+    }
+    fn show(value: &Secret) -> String {
+        format!("{value:?}").replace('"', "")
     }
 }
 

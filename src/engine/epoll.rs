@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::descriptor::Descriptor;
 use super::sendq::MAX_IOVECS;
@@ -83,7 +83,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         }
         shard.take_dirty(&mut dirty);
         for &key in &dirty {
-            flush(&mut shard, key);
+            flush(&mut shard, poll.registry(), key);
         }
     }
     for key in shard.keys() {
@@ -160,11 +160,26 @@ fn read_all(shard: &mut Shard, key: usize, buf: &mut [u8]) {
     }
 }
 
-/// Writes what the connection has queued, and closes it when the shard says so.
-fn flush(shard: &mut Shard, key: usize) {
+/// Writes what the connection has queued, and closes it or hands it to the
+/// control plane when the shard says so.
+fn flush(shard: &mut Shard, registry: &Registry, key: usize) {
     loop {
         match shard.next(key) {
             Next::Idle => return,
+            Next::HandOff => {
+                // The socket leaves this epoll set before its slot is reused.
+                let fd = shard.socket_fd(key);
+                if let Err(e) = registry.deregister(&mut SourceFd(&fd)) {
+                    tracing::warn!(
+                        shard = shard.index,
+                        "cannot stop watching a connection: {e}"
+                    );
+                }
+                if let (Descriptor::Process(fd), detached) = shard.detach(key) {
+                    shard.hand_off(fd, detached);
+                }
+                return;
+            }
             Next::Close { reset } => {
                 // Dropping the descriptor closes it (and ends its epoll watch).
                 if let Descriptor::Process(fd) = shard.remove(key) {

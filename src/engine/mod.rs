@@ -7,6 +7,7 @@ pub(crate) mod capacity;
 pub(crate) mod cpus;
 mod descriptor;
 mod epoll;
+pub(crate) mod handoff;
 pub(crate) mod sendq;
 pub(crate) mod shard;
 pub(crate) mod socket;
@@ -14,23 +15,24 @@ mod uring;
 
 use std::net::TcpListener;
 use std::sync::atomic::AtomicUsize;
-use std::time::Instant;
 
 use crate::config::{Config, IoMode};
 use crate::hub::{Hub, ShardInbox};
 use crate::routes::Routes;
 use capacity::Capacity;
+use handoff::HttpGate;
 
 /// Read-only state every shard shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) routes: Routes,
     pub(crate) hub: Hub,
-    pub(crate) started: Instant,
     /// The connection limits the shards enforce.
     pub(crate) capacity: Capacity,
     /// Open sockets, all shards (the MAX_CONNECTIONS guard).
     pub(crate) sockets: AtomicUsize,
+    /// Where plain-HTTP connections go once their first head is read.
+    pub(crate) http_gate: HttpGate,
 }
 
 /// Which driver runs the shards.

@@ -4,6 +4,7 @@
 //! changes it lives in the shard, and drivers go through the shard's methods.
 
 use crate::engine::descriptor::Descriptor;
+use crate::engine::handoff::Ticket;
 use crate::engine::sendq::SendQueue;
 use crate::engine::socket::PeerAddr;
 use crate::handler::{ConnCtx, Identity};
@@ -17,6 +18,9 @@ pub(super) enum Phase {
     Handshake,
     /// WebSocket frames flow.
     Open,
+    /// A plain HTTP request: the socket goes to the control plane once the
+    /// driver has no operation on it; bytes arriving meanwhile are kept.
+    HandOff,
 }
 
 /// How the connection is being closed. Every state but `No` ends in a freed
@@ -46,8 +50,13 @@ impl Closing {
     }
 }
 
-/// The bytes so far of a request head that did not arrive in one read.
-pub(super) struct PartialHead(pub(super) Vec<u8>);
+/// The bytes so far of a request head that did not arrive in one read; for a
+/// connection being handed off, every byte read and its place in the
+/// control plane.
+pub(super) struct PartialHead {
+    pub(super) bytes: Vec<u8>,
+    pub(super) ticket: Option<Ticket>,
+}
 
 /// The subprotocol and identity an upgrade handler chose for a connection.
 pub(super) struct Attached {

@@ -11,7 +11,7 @@ mod timers;
 mod upgrade;
 
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +24,7 @@ use closes::CloseCounts;
 use conn::{Closing, Conn, Phase};
 
 use super::descriptor::Descriptor;
+use super::handoff::{PlainHttp, Ticket};
 use super::socket::PeerAddr;
 use super::{ShardEvent, Shared};
 use crate::hub::{CloseReason, Command, ConnId, ShardInbox, Subscriptions};
@@ -48,6 +49,15 @@ pub(crate) enum Next {
     /// Close the socket now, even with a write in flight (the driver aborts
     /// it first); `reset` closes abortively (RST).
     Close { reset: bool },
+    /// Stop receiving and give the socket to the control plane
+    /// ([`Shard::detach`]).
+    HandOff,
+}
+
+/// What goes with a detached connection's socket to the control plane.
+pub(crate) struct Detached {
+    bytes: Vec<u8>,
+    ticket: Option<Ticket>,
 }
 
 /// A shard: a slab of connections plus its channel table and mailbox.
@@ -203,12 +213,21 @@ impl Shard {
             _ if conn.closing.ignores_input() => {}
             Phase::Handshake => self.on_request_bytes(key, data),
             Phase::Open => self.on_frame_bytes(key, data),
+            Phase::HandOff => {
+                if let Some(head) = conn.head.as_mut() {
+                    head.bytes.extend_from_slice(data);
+                }
+            }
         }
         self.mark(key);
     }
 
-    /// The peer closed its side or the socket failed.
+    /// The peer closed its side or the socket failed. A connection being
+    /// handed off goes on: the control plane reads the end of input itself.
     pub(crate) fn on_eof(&mut self, key: usize) {
+        if matches!(self.conns.get(key), Some(c) if c.phase == Phase::HandOff) {
+            return;
+        }
         self.notify_close(key, Some(code::ABNORMAL), "connection lost");
         self.close_now(key, false);
     }
@@ -258,6 +277,7 @@ impl Shard {
         };
         match conn.closing {
             Closing::Now { reset } => Next::Close { reset },
+            _ if conn.phase == Phase::HandOff => Next::HandOff,
             _ if conn.sendq.write_in_flight() => Next::Idle,
             _ if !conn.sendq.is_empty() => Next::Write,
             Closing::AfterFlush { .. } => Next::Close { reset: false },
@@ -282,6 +302,35 @@ impl Shard {
     /// under the panic guard.
     pub(crate) fn remove(&mut self, key: usize) -> Descriptor {
         self.notify_close(key, Some(code::ABNORMAL), "connection closed");
+        self.forget(key).socket
+    }
+
+    /// Forgets connection `key` of [`Next::HandOff`] once no driver operation
+    /// refers to it any more: its socket (for the driver to turn into a
+    /// process descriptor if it is not one) and what goes with it to the
+    /// control plane ([`Shard::hand_off`]).
+    pub(crate) fn detach(&mut self, key: usize) -> (Descriptor, Detached) {
+        let mut conn = self.forget(key);
+        let head = conn.head.take().map(|head| *head);
+        let (bytes, ticket) = head.map_or((Vec::new(), None), |h| (h.bytes, h.ticket));
+        (conn.socket, Detached { bytes, ticket })
+    }
+
+    /// Gives a detached connection to the control plane (`socket` is its
+    /// process descriptor).
+    pub(crate) fn hand_off(&self, socket: OwnedFd, detached: Detached) {
+        let Some(ticket) = detached.ticket else {
+            return;
+        };
+        self.shared.http_gate.hand_off(PlainHttp {
+            socket,
+            bytes: detached.bytes,
+            ticket,
+        });
+    }
+
+    /// Takes connection `key` out of the slab and its counts.
+    fn forget(&mut self, key: usize) -> Conn {
         let mut conn = self.conns.remove(key);
         self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
         self.descriptor_freed();
@@ -294,7 +343,7 @@ impl Shard {
         }
         let attached = conn.attached.take();
         guarded(move || drop(attached));
-        conn.socket
+        conn
     }
 
     /// Every connection's key, for the driver's final clean-up.
@@ -311,7 +360,7 @@ impl Shard {
 
     /// True while received bytes still matter for connection `key`.
     pub(crate) fn wants_input(&self, key: usize) -> bool {
-        matches!(self.conns.get(key), Some(c) if !c.closing.ignores_input())
+        matches!(self.conns.get(key), Some(c) if !c.closing.ignores_input() && c.phase != Phase::HandOff)
     }
 
     /// The socket of `key` can take more output.
@@ -366,7 +415,7 @@ impl Shard {
                 };
                 self.notify_close(key, Some(code), reason);
             }
-            Phase::Handshake => conn.closing = Closing::Now { reset: false },
+            Phase::Handshake | Phase::HandOff => conn.closing = Closing::Now { reset: false },
         }
         self.mark(key);
     }

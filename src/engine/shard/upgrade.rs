@@ -10,9 +10,8 @@ use crate::protocol::close::code;
 use crate::protocol::handshake::{
     accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
 };
-use crate::protocol::http::{parse_request, write_error, write_response, RequestHead};
+use crate::protocol::http::{parse_request, write_error, RequestHead};
 use crate::protocol::reader::{MessageReader, ReaderLimits};
-use crate::routes::ServerInfo;
 
 impl Shard {
     /// Bytes of the request head arrived.
@@ -21,18 +20,27 @@ impl Shard {
         let mut pending = self.conns[key].head.take();
         let buf: &[u8] = match pending.as_mut() {
             Some(head) => {
-                head.0.extend_from_slice(data);
-                &head.0
+                head.bytes.extend_from_slice(data);
+                &head.bytes
             }
             None => data,
         };
         match parse_request(buf, max) {
             Ok(None) => {
-                let head = pending.unwrap_or_else(|| Box::new(PartialHead(data.to_vec())));
+                let head = pending.unwrap_or_else(|| {
+                    Box::new(PartialHead {
+                        bytes: data.to_vec(),
+                        ticket: None,
+                    })
+                });
                 self.conns[key].head = Some(head);
             }
             Err(e) => self.error_and_close(key, e.status(), error_code(e.status()), &e.to_string()),
             Ok(Some((req, used))) => {
+                if self.goes_to_control_plane(&req) {
+                    let bytes = buf.to_vec();
+                    return self.start_hand_off(key, bytes);
+                }
                 let rest = buf[used..].to_vec();
                 self.on_request(key, req, rest);
             }
@@ -53,13 +61,41 @@ impl Shard {
         self.respond_and_close(key, &out);
     }
 
+    /// Plain HTTP goes to the control plane: every request but one on a
+    /// WebSocket route, which is answered as an upgrade (a plain GET there
+    /// gets the handshake's 400) unless an HTTP route shares its path and
+    /// the request does not ask to upgrade.
+    fn goes_to_control_plane(&self, req: &RequestHead) -> bool {
+        let routes = &self.shared.routes;
+        match routes.find_ws(&req.path) {
+            Some(_) => !wants_upgrade(req) && routes.has_http(&req.path),
+            None => true,
+        }
+    }
+
+    /// Starts handing connection `key` to the control plane with the bytes
+    /// read so far; past the control plane's connection cap it is answered
+    /// 503 here instead.
+    fn start_hand_off(&mut self, key: usize, bytes: Vec<u8>) {
+        let Some(ticket) = self.shared.http_gate.admit() else {
+            return self.error_and_close(
+                key,
+                503,
+                "http_busy",
+                "too many HTTP connections; try again later",
+            );
+        };
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::HandOff;
+        conn.head = Some(Box::new(PartialHead {
+            bytes,
+            ticket: Some(ticket),
+        }));
+    }
+
     fn on_request(&mut self, key: usize, req: RequestHead, rest: Vec<u8>) {
-        // A WebSocket path answers every request as an upgrade (a plain GET
-        // there gets the handshake's 400), unless an HTTP route shares it.
-        let ws_route = self.shared.routes.find_ws(&req.path);
-        let http_route = self.shared.routes.find_http(&req.path).is_some();
-        let Some(route) = ws_route.filter(|_| wants_upgrade(&req) || !http_route) else {
-            return self.on_plain_http(key, &req);
+        let Some(route) = self.shared.routes.find_ws(&req.path) else {
+            return self.error_and_close(key, 404, "not_found", "no route at this path");
         };
         let info = match validate_upgrade(&req) {
             Ok(info) => info,
@@ -169,33 +205,6 @@ impl Shard {
             self.start_close(key, code, &reason, wait);
         }
         self.enforce_send_limit(key);
-    }
-
-    fn on_plain_http(&mut self, key: usize, req: &RequestHead) {
-        let Some(handler) = self.shared.routes.find_http(&req.path).cloned() else {
-            return self.error_and_close(key, 404, "not_found", "no route at this path");
-        };
-        let info = ServerInfo {
-            hub: &self.shared.hub,
-            started: self.shared.started,
-        };
-        let mut response = None;
-        guarded(|| response = Some(handler.handle(req, &info)));
-        let Some(r) = response else {
-            return self.error_and_close(key, 500, "internal_error", "route failed");
-        };
-        if let Err(e) = r.check() {
-            tracing::warn!(path = %req.path, "HTTP handler's answer refused: {e}");
-            return self.error_and_close(key, 500, "internal_error", "route failed");
-        }
-        let extra: Vec<(&str, &str)> = r
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let mut out = Vec::new();
-        write_response(&mut out, r.status, r.content_type, &extra, &r.body);
-        self.respond_and_close(key, &out);
     }
 }
 

@@ -12,13 +12,13 @@ mod direct;
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::descriptor::Descriptor;
 use super::sendq::MAX_IOVECS;
-use super::shard::{Next, Room, Shard, OVERLOADED};
+use super::shard::{Detached, Next, Room, Shard, OVERLOADED};
 use super::socket::{self, PeerAddr};
 use bufring::BufRing;
 use direct::DirectTable;
@@ -54,6 +54,9 @@ const WAKE: u64 = 4;
 const UNWATCHED: u64 = 5;
 /// The 503 to a refused direct descriptor was sent; the key is the descriptor.
 const REFUSED: u64 = 6;
+/// A direct descriptor handed to the control plane got its process
+/// descriptor; the key indexes `Driver::installing`.
+const INSTALLED: u64 = 7;
 
 fn user_data(kind: u64, key: usize) -> u64 {
     (kind << KIND_SHIFT) | key as u64
@@ -92,6 +95,8 @@ struct OpState {
     recv_armed: bool,
     send_in_flight: bool,
     shut_down: bool,
+    /// The receive was cancelled for a hand-off.
+    recv_cancelled: bool,
 }
 
 struct Driver {
@@ -123,6 +128,9 @@ struct Driver {
     /// When bytes last arrived (shard ms), while the pool may hold resident
     /// pages; `None` once they were given back.
     pool_used_at: Option<u64>,
+    /// Direct descriptors on their way to the control plane, waiting for the
+    /// process descriptor the kernel installs for them.
+    installing: slab::Slab<(u32, Detached)>,
 }
 
 /// Errors of `io_uring_enter` that only mean "try again later".
@@ -157,6 +165,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         rearm: VecDeque::new(),
         retry_at_tick: Vec::new(),
         pool_used_at: None,
+        installing: slab::Slab::new(),
     };
     driver.arm_accepts(&shard);
     driver.arm_waker(&shard);
@@ -342,6 +351,7 @@ impl Driver {
             SEND => self.on_send(shard, key, res),
             // SAFETY: a close points to no buffer.
             REFUSED => unsafe { self.push(direct::close(key as RawFd), user_data(UNWATCHED, 0)) },
+            INSTALLED => self.on_installed(shard, key, res),
             WAKE => {
                 shard.drain_inbox();
                 if !cqueue::more(flags) {
@@ -532,6 +542,7 @@ impl Driver {
                 Next::Idle => {}
                 Next::Write => self.start_send(shard, key),
                 Next::Close { reset } => self.close(shard, key, reset),
+                Next::HandOff => self.hand_off(shard, key),
             }
         }
     }
@@ -568,6 +579,63 @@ impl Driver {
         // a boxed iovec array stays in `iovecs` until then; and a connection
         // is only removed once its send has completed (`close`).
         unsafe { self.push(entry, user_data(SEND, key)) };
+    }
+
+    /// Gives a connection to the control plane once its receive has ended:
+    /// the receive is cancelled first (bytes that still arrive go with the
+    /// connection), then a process descriptor goes over as it is, and a
+    /// direct one is installed into the process's table first.
+    fn hand_off(&mut self, shard: &mut Shard, key: usize) {
+        let state = *self.state(key);
+        if state.recv_armed || state.send_in_flight {
+            if state.recv_armed && !state.recv_cancelled {
+                self.state(key).recv_cancelled = true;
+                let recv = types::CancelBuilder::user_data(user_data(RECV, key));
+                // SAFETY: a cancel points to no buffer.
+                unsafe {
+                    self.push(
+                        opcode::AsyncCancel2::new(recv).build(),
+                        user_data(UNWATCHED, 0),
+                    )
+                };
+            }
+            return;
+        }
+        *self.state(key) = OpState::default();
+        match shard.detach(key) {
+            (Descriptor::Process(fd), detached) => shard.hand_off(fd, detached),
+            (Descriptor::Direct(index), detached) => {
+                let token = self.installing.insert((index, detached));
+                let install = opcode::FixedFdInstall::new(types::Fixed(index), 0).build();
+                // SAFETY: an install points to no buffer.
+                unsafe { self.push(install, user_data(INSTALLED, token)) };
+            }
+        }
+    }
+
+    /// The process descriptor for a direct one is in (or the kernel could
+    /// not make one: the connection is dropped). The table entry is closed
+    /// either way.
+    fn on_installed(&mut self, shard: &mut Shard, token: usize, res: i32) {
+        let Some((index, detached)) = self.installing.try_remove(token) else {
+            return;
+        };
+        if let Some(table) = &mut self.direct {
+            table.closed();
+        }
+        // SAFETY: a close points to no buffer.
+        unsafe { self.push(direct::close(index as RawFd), user_data(UNWATCHED, 0)) };
+        if res < 0 {
+            tracing::warn!(
+                shard = shard.index,
+                "cannot give a direct descriptor to the control plane: {}",
+                io::Error::from_raw_os_error(-res)
+            );
+            return;
+        }
+        // SAFETY: the kernel just installed this descriptor for us alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(res) };
+        shard.hand_off(fd, detached);
     }
 
     /// Closes a connection once no operation refers to it any more. While a

@@ -406,9 +406,19 @@ mod tests {
         assert_eq!((f.samples, f.first_t_s), (4, 10.0));
         assert!(f.flat, "the warm-up sample does not count");
         assert_eq!(f.tail_median, 1100);
-        let spike = [(10.0, 1000), (20.0, 1500), (30.0, 1000), (40.0, 1010), (50.0, 990), (60.0, 1000)];
+        let spike = [
+            (10.0, 1000),
+            (20.0, 1500),
+            (30.0, 1000),
+            (40.0, 1010),
+            (50.0, 990),
+            (60.0, 1000),
+        ];
         let p = flatness(&spike, 0.0, 0).unwrap();
-        assert!(p.flat && p.max == 1500, "a passing spike is no growth: {p:?}");
+        assert!(
+            p.flat && p.max == 1500,
+            "a passing spike is no growth: {p:?}"
+        );
         let growing = [(10.0, 1000), (20.0, 1060), (30.0, 1120)];
         let g = flatness(&growing, 0.0, 16).unwrap();
         assert_eq!(g.limit, 1116);

@@ -1,28 +1,26 @@
-//! `GET /health`: liveness with the open connection count and uptime, in the
+//! `GET /health` and `/ws/health` (public): liveness with the open connection count and uptime, in the
 //! contract's shape `{"status","timestamp","connections","uptime"}`.
 
 use std::time::{Duration, SystemTime};
 
-use super::{HttpHandler, HttpResponse, ServerInfo};
-use crate::protocol::http::RequestHead;
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::ServerView;
 
 /// The health route's handler.
-pub struct Health;
-
-impl HttpHandler for Health {
-    fn handle(&self, _req: &RequestHead, server: &ServerInfo<'_>) -> HttpResponse {
-        HttpResponse::json(&serde_json::json!({
-            "status": "healthy",
-            "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            "connections": server.hub.stats().connections,
-            "uptime": format_uptime(server.started.elapsed()),
-        }))
-    }
+pub(super) async fn health(Extension(server): Extension<ServerView>) -> Json<Value> {
+    Json(json!({
+        "status": "healthy",
+        "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        "connections": server.hub.stats().connections,
+        "uptime": format_uptime(server.started.elapsed()),
+    }))
 }
 
 /// Formats a duration like Go's `Duration.String()` at second precision:
 /// `45s`, `5m0s`, `2h30m15s`.
-pub fn format_uptime(d: Duration) -> String {
+fn format_uptime(d: Duration) -> String {
     let secs = d.as_secs();
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     match (h, m) {
