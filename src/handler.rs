@@ -180,6 +180,8 @@ pub struct ConnCtx<'a> {
     pub(crate) subs: &'a mut Subscriptions,
     pub(crate) hub: &'a Hub,
     pub(crate) close: &'a mut Option<(u16, String)>,
+    /// Messages this callback queued (for `/metrics`).
+    pub(crate) sent: u64,
 }
 
 impl ConnCtx<'_> {
@@ -204,6 +206,7 @@ impl ConnCtx<'_> {
     pub fn send(&mut self, msg: Message<'_>) {
         if self.close.is_none() {
             self.sendq.push_frame(msg.opcode(), msg.as_bytes());
+            self.sent += 1;
         }
     }
     /// Subscribes this connection to `channel` on its own shard.

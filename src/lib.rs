@@ -18,6 +18,7 @@ pub mod server;
 pub use axum;
 pub use config::Config;
 pub use control::{ApiError, ServerView};
+pub use engine::shard::{ConnInfo, ShardCtx};
 pub use handler::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
 pub use hub::{ConnId, Hub, HubStats};
 pub use server::{Server, ServerBuilder, ServerHandle};

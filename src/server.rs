@@ -155,6 +155,7 @@ impl ServerBuilder {
         let view = ServerView {
             hub: hub.clone(),
             started,
+            http_gate: http_gate.clone(),
         };
         let control = ControlPlane::start(
             self.http,

@@ -10,6 +10,8 @@
 mod auth;
 mod errors;
 mod health;
+mod inspect;
+mod metrics;
 mod prefixed;
 mod serve;
 
@@ -43,6 +45,8 @@ use serve::Plane;
 pub struct ServerView {
     pub hub: Hub,
     pub started: Instant,
+    /// Counts the control plane's connections.
+    pub(crate) http_gate: HttpGate,
 }
 
 /// The HTTP routes a server builder collects.
@@ -75,6 +79,9 @@ impl HttpRoutes {
     pub(crate) fn add_builtin(&mut self) {
         self.public("/health", get(health::health));
         self.public("/ws/health", get(health::health));
+        self.admin("/metrics", get(metrics::metrics));
+        self.admin("/connections", get(inspect::connections));
+        self.admin("/stats", get(inspect::stats));
     }
 
     /// One router: the admin routes behind their rule, a JSON 404 for any

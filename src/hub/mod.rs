@@ -4,6 +4,7 @@
 //! only posts commands that the owning shard carries out.
 
 mod mailbox;
+mod metrics;
 mod stats;
 mod subscriptions;
 mod waker;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::engine::shard::ShardCtx;
 use crate::handler::Message;
 use crate::protocol::close::is_valid_wire_code;
 use crate::protocol::writer::encode_frame;
@@ -20,6 +22,7 @@ use crate::protocol::writer::encode_frame;
 pub(crate) use mailbox::Inbox;
 pub use mailbox::MailboxLimits;
 use mailbox::{Mailbox, PostError};
+pub use metrics::{RouteMetrics, ShardMetrics, DURATION_BUCKETS};
 pub(crate) use stats::ShardCounters;
 pub use stats::{CloseReason, HubStats, ShardStats};
 pub use subscriptions::Subscriptions;
@@ -85,6 +88,9 @@ pub enum HubError {
     /// broadcast, the other shards got it. Counted in [`ShardStats::mailbox_rejected`].
     #[error("{shards} shard mailbox(es) full: the command did not reach them")]
     MailboxFull { shards: usize },
+    /// Code sent with [`Hub::run_on`] panicked on the shard.
+    #[error("the code run on shard {0} panicked")]
+    RunFailed(usize),
     /// RFC 6455 forbids this close code on the wire (1005, 1006, 1015, codes
     /// under 1000 or over 4999, unassigned ones).
     #[error("close code {0} may not be sent (RFC 6455 section 7.4)")]
@@ -101,6 +107,8 @@ pub(crate) enum Command {
     Subscribe(ConnId, Arc<str>),
     Unsubscribe(ConnId, Arc<str>),
     Close(ConnId, u16, String),
+    /// Code to run on the shard ([`Hub::run_on`]).
+    Run(Box<dyn FnOnce(&mut ShardCtx<'_>) + Send>),
 }
 
 impl Command {
@@ -218,6 +226,59 @@ impl Hub {
             return Err(HubError::InvalidCloseCode(code));
         }
         self.post(id.shard(), Command::Close(id, code, reason.to_owned()))
+    }
+
+    /// Runs `f` on shard `shard`'s thread, between two of its I/O turns,
+    /// and returns what it returned. The future may be awaited on any
+    /// executor (or dropped: the result is then thrown away). Keep `f`
+    /// quick: the shard serves nothing else while it runs. A panic in `f` is
+    /// caught on the shard ([`HubError::RunFailed`]).
+    pub fn run_on<T, F>(
+        &self,
+        shard: usize,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, HubError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ShardCtx<'_>) -> T + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let posted = self.post(
+            shard,
+            Command::Run(Box::new(move |ctx| {
+                let _ = tx.send(f(ctx));
+            })),
+        );
+        async move {
+            posted?;
+            rx.await.map_err(|_| HubError::RunFailed(shard))
+        }
+    }
+
+    /// Runs `f` on every shard (see [`Hub::run_on`]) and returns the
+    /// results in shard order.
+    pub fn run_on_all<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<Vec<T>, HubError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: Fn(&mut ShardCtx<'_>) -> T + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let runs: Vec<_> = (0..self.shards())
+            .map(|shard| {
+                let f = f.clone();
+                self.run_on(shard, move |ctx| f(ctx))
+            })
+            .collect();
+        async move {
+            let mut results = Vec::with_capacity(runs.len());
+            for run in runs {
+                results.push(run.await?);
+            }
+            Ok(results)
+        }
     }
 
     /// Asks every shard to stop accepting and close its connections with

@@ -63,13 +63,15 @@ impl HttpPath {
 /// Every route of a server.
 #[derive(Default)]
 pub struct Routes {
-    ws: Vec<(Pattern, Arc<dyn Handler>)>,
+    /// Each WebSocket route's pattern as written, how it matches, its handler.
+    ws: Vec<(Arc<str>, Pattern, Arc<dyn Handler>)>,
     http: Vec<HttpPath>,
 }
 
 impl Routes {
     pub(crate) fn add_ws(&mut self, pattern: &str, handler: Arc<dyn Handler>) {
-        self.ws.push((Pattern::parse(pattern), handler));
+        self.ws
+            .push((Arc::from(pattern), Pattern::parse(pattern), handler));
     }
 
     pub(crate) fn add_http(&mut self, path: &str) {
@@ -79,11 +81,21 @@ impl Routes {
 
     /// The WebSocket route answering `path`, first registered first.
     pub(crate) fn find_ws(&self, path: &str) -> Option<usize> {
-        self.ws.iter().position(|(p, _)| p.matches(path))
+        self.ws.iter().position(|(_, p, _)| p.matches(path))
     }
 
     pub(crate) fn ws_handler(&self, index: usize) -> &Arc<dyn Handler> {
-        &self.ws[index].1
+        &self.ws[index].2
+    }
+
+    /// The pattern WebSocket route `index` was added with.
+    pub(crate) fn ws_pattern(&self, index: usize) -> &str {
+        &self.ws[index].0
+    }
+
+    /// Every WebSocket route's pattern, in registration order.
+    pub(crate) fn ws_patterns(&self) -> impl Iterator<Item = Arc<str>> + '_ {
+        self.ws.iter().map(|(pattern, _, _)| pattern.clone())
     }
 
     /// Whether the control plane serves `path`.

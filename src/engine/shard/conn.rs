@@ -143,6 +143,7 @@ impl Conn {
             subs,
             hub,
             close,
+            sent: 0,
         };
         (&mut self.reader, ctx)
     }

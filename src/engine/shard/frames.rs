@@ -83,6 +83,10 @@ impl Shard {
                 None => ControlFlow::Continue(()),
             }
         });
+        let sent = ctx.sent;
+        let route = &mut self.metrics.routes[self.conns[key].route as usize];
+        route.messages_in += messages;
+        route.messages_out += sent;
         self.messages_in += messages;
         if handler_failed {
             self.count_close(CloseReason::HandlerFailed);
@@ -120,6 +124,8 @@ impl Shard {
             conn.sendq.push_bytes(&frame);
         }
         conn.closing = Closing::AfterFlush { deadline };
+        self.metrics
+            .count_close_received(code.unwrap_or(code::NO_STATUS));
         self.notify_close(key, code.or(Some(code::NO_STATUS)), reason);
     }
 }

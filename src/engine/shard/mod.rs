@@ -9,12 +9,13 @@ mod conn;
 mod frames;
 mod timers;
 mod upgrade;
+mod view;
 
 use std::net::SocketAddr;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use slab::Slab;
 
@@ -22,12 +23,13 @@ use admission::AcceptBackoff;
 pub(crate) use admission::Room;
 use closes::CloseCounts;
 use conn::{Closing, Conn, Phase};
+pub use view::{ConnInfo, ShardCtx};
 
 use super::descriptor::Descriptor;
 use super::handoff::{PlainHttp, Ticket};
 use super::socket::PeerAddr;
 use super::{ShardEvent, Shared};
-use crate::hub::{CloseReason, Command, ConnId, ShardInbox, Subscriptions};
+use crate::hub::{CloseReason, Command, ConnId, ShardInbox, ShardMetrics, Subscriptions};
 use crate::protocol::close::code;
 use crate::protocol::writer::encode_close;
 
@@ -88,6 +90,10 @@ pub(crate) struct Shard {
     draining_until: Option<u64>,
     messages_in: u64,
     messages_out: u64,
+    /// What `/metrics` reports of this shard.
+    metrics: ShardMetrics,
+    /// The wall-clock time when `clock` started.
+    epoch: SystemTime,
 }
 
 impl Shard {
@@ -106,7 +112,6 @@ impl Shard {
             index,
             conns: Slab::with_capacity(share.min(MAX_PRESIZED_SLOTS)),
             generations: Vec::new(),
-            shared,
             subs: Subscriptions::default(),
             inbox,
             events: Some(events),
@@ -120,6 +125,9 @@ impl Shard {
             draining_until: None,
             messages_in: 0,
             messages_out: 0,
+            metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
+            epoch: SystemTime::now(),
+            shared,
         }
     }
 
@@ -209,6 +217,7 @@ impl Shard {
             return;
         };
         conn.last_rx = self.now;
+        self.metrics.bytes_in += data.len() as u64;
         match conn.phase {
             _ if conn.closing.ignores_input() => {}
             Phase::Handshake => self.on_request_bytes(key, data),
@@ -258,6 +267,7 @@ impl Shard {
     pub(crate) fn on_written(&mut self, key: usize, n: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.sendq.complete(n);
+            self.metrics.bytes_out += n as u64;
             self.mark(key);
         }
     }
@@ -335,6 +345,10 @@ impl Shard {
         self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
         self.descriptor_freed();
         if conn.phase == Phase::Open {
+            let route = &mut self.metrics.routes[conn.route as usize];
+            route.open = route.open.saturating_sub(1);
+            let lived_ms = self.now.saturating_sub(conn.accepted_at);
+            self.metrics.observe_duration(lived_ms as f64 / 1000.0);
             self.subs.remove_slot(conn.id.slot());
             self.inbox
                 .counters
@@ -413,6 +427,7 @@ impl Shard {
                 conn.closing = Closing::AwaitPeer {
                     deadline: now + wait_ms,
                 };
+                self.metrics.count_close_sent(code);
                 self.notify_close(key, Some(code), reason);
             }
             Phase::Handshake | Phase::HandOff => conn.closing = Closing::Now { reset: false },
@@ -434,6 +449,7 @@ impl Shard {
             let mut frame = Vec::with_capacity(4 + reason.len());
             encode_close(&mut frame, code, reason);
             conn.sendq.push_bytes(&frame);
+            self.metrics.count_close_sent(code);
         }
         conn.closing = Closing::AfterFlush { deadline };
         self.notify_close(key, Some(code), reason);
@@ -468,6 +484,7 @@ impl Shard {
             {
                 conn.sendq.push_shared(frame.clone());
                 self.messages_out += 1;
+                self.metrics.routes[conn.route as usize].messages_out += 1;
                 self.mark(key);
                 self.enforce_send_limit(key);
                 true
@@ -529,6 +546,15 @@ impl Shard {
                 if self.is_open(id) {
                     let wait = self.close_wait_ms();
                     self.start_close(id.slot() as usize, code, &reason, wait);
+                }
+            }
+            Command::Run(f) => {
+                let mut ctx = ShardCtx { shard: self };
+                if !guarded(|| f(&mut ctx)) {
+                    tracing::warn!(
+                        shard = self.index,
+                        "code run on the shard through the hub panicked"
+                    );
                 }
             }
         }

@@ -56,6 +56,7 @@ impl Shard {
 
     /// Answers with the contract's JSON error and closes.
     fn error_and_close(&mut self, key: usize, status: u16, code: &str, message: &str) {
+        self.metrics.count_handshake(status);
         let mut out = Vec::new();
         write_error(&mut out, status, code, message, &[]);
         self.respond_and_close(key, &out);
@@ -102,11 +103,13 @@ impl Shard {
             Err(e) => {
                 let mut out = Vec::new();
                 write_handshake_error(&mut out, &e);
+                self.metrics.count_handshake(e.status());
                 return self.respond_and_close(key, &out);
             }
         };
         if self.conns[key].reserve {
             // Past MAX_CONNECTIONS: the reserve is for health and admin requests.
+            self.metrics.count_handshake(503);
             return self.respond_and_close(key, &OVERLOADED);
         }
         let handler = self.shared.routes.ws_handler(route).clone();
@@ -175,6 +178,8 @@ impl Shard {
         };
         let ping_period = ws.ping_period.as_millis() as u64;
         let now = self.now;
+        self.metrics.count_handshake(101);
+        self.metrics.routes[route as usize].open += 1;
         let conn = &mut self.conns[key];
         conn.sendq.push_bytes(response);
         conn.phase = Phase::Open;

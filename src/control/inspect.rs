@@ -1,0 +1,124 @@
+//! The admin views of the engine: `GET /connections` (seed 000's shape,
+//! paginated with `?limit=&cursor=`, gathered from every shard through the
+//! hub, each shard building at most one page) and `GET /stats` (the hub's
+//! per-shard figures, no shard time at all).
+
+use std::time::SystemTime;
+
+use axum::extract::Query;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::errors::ApiError;
+use super::ServerView;
+use crate::hub::{CloseReason, ConnId};
+use crate::ConnInfo;
+
+/// Connections in a page unless `?limit=` says otherwise, and the most it may say.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+pub(super) struct Page {
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+pub(super) async fn connections(
+    Extension(server): Extension<ServerView>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
+    }
+    let after = match page.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(ConnId::from_u64(text.parse().map_err(|_| {
+            ApiError::bad_request("cursor must be the next_cursor of a previous page")
+        })?)),
+    };
+    // One more than the page, to know whether another page follows.
+    let shards = server
+        .hub
+        .run_on_all(move |shard| {
+            (
+                shard.connection_count(),
+                shard.connections_after(after, limit + 1),
+            )
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?;
+    let total: usize = shards.iter().map(|(n, _)| n).sum();
+    // Ids sort by shard first, so shard order is id order.
+    let mut listed: Vec<ConnInfo> = shards.into_iter().flat_map(|(_, c)| c).collect();
+    let more = listed.len() > limit;
+    listed.truncate(limit);
+    let next_cursor = more
+        .then(|| listed.last().map(|c| c.id.to_string()))
+        .flatten();
+    let mut entries = Map::new();
+    for c in listed {
+        entries.insert(
+            c.id.to_string(),
+            json!({
+                "connected_at": rfc3339(c.connected_at),
+                "last_activity": rfc3339(c.last_activity),
+                "remote_addr": c.remote_addr.map(|a| a.to_string()),
+                "subprotocol": c.subprotocol,
+                "route": c.route,
+                "shard": c.id.shard(),
+            }),
+        );
+    }
+    Ok(Json(json!({
+        "total_connections": total,
+        "connections": entries,
+        "next_cursor": next_cursor,
+        "timestamp": rfc3339(SystemTime::now()),
+    })))
+}
+
+pub(super) async fn stats(Extension(server): Extension<ServerView>) -> Json<Value> {
+    let stats = server.hub.stats();
+    let shards: Vec<Value> = stats
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            let closed: Map<String, Value> = CloseReason::ALL
+                .iter()
+                .map(|&r| (r.name().to_owned(), json!(s.closed[r as usize])))
+                .collect();
+            json!({
+                "shard": index,
+                "connections": s.connections,
+                "messages_in": s.messages_in,
+                "messages_out": s.messages_out,
+                "mailbox_rejected": s.mailbox_rejected,
+                "closed": closed,
+            })
+        })
+        .collect();
+    Json(json!({
+        "connections": stats.connections,
+        "http_connections": server.http_gate.open(),
+        "uptime_seconds": server.started.elapsed().as_secs(),
+        "shards": shards,
+        "timestamp": rfc3339(SystemTime::now()),
+    }))
+}

@@ -1,0 +1,300 @@
+//! `GET /metrics` (admin): the OpenMetrics text format (which Prometheus
+//! scrapes natively; counters end in `_total`, the answer in `# EOF`),
+//! encoded by prometheus-client. Shards count with plain numbers of their own; a scrape
+//! asks every shard for a copy through the hub and sums them here, so the
+//! data path never touches a shared counter. The names are the contract's.
+
+use std::collections::BTreeMap;
+use std::fmt::Error as FmtError;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::errors::ApiError;
+use super::ServerView;
+use crate::hub::{CloseReason, ShardMetrics, DURATION_BUCKETS};
+
+/// The content type of what prometheus-client writes.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub(super) async fn metrics(Extension(server): Extension<ServerView>) -> Response {
+    let shards = match server.hub.run_on_all(|shard| shard.metrics()).await {
+        Ok(shards) => shards,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("cannot gather the shards' figures: {e}"),
+            )
+            .into_response()
+        }
+    };
+    let scrape = Scrape {
+        shards,
+        http_connections: server.http_gate.open() as i64,
+        uptime_s: server.started.elapsed().as_secs_f64(),
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(scrape));
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("cannot encode the metrics: {e}"),
+        )
+        .into_response();
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
+}
+
+/// Every shard's copy of its counters, and the control plane's own figures.
+#[derive(Debug)]
+struct Scrape {
+    shards: Vec<ShardMetrics>,
+    http_connections: i64,
+    uptime_s: f64,
+}
+
+impl Scrape {
+    /// The sum over shards of one figure, by label value.
+    fn sum_by<K: Ord>(
+        &self,
+        each: impl Fn(&ShardMetrics, &mut BTreeMap<K, u64>),
+    ) -> BTreeMap<K, u64> {
+        let mut sums = BTreeMap::new();
+        for shard in &self.shards {
+            each(shard, &mut sums);
+        }
+        sums
+    }
+
+    fn total(&self, each: impl Fn(&ShardMetrics) -> u64) -> u64 {
+        self.shards.iter().map(each).sum()
+    }
+
+    fn closed(&self, reason: CloseReason) -> u64 {
+        self.total(|s| s.closed[reason as usize])
+    }
+}
+
+/// Writes one metric without labels.
+fn single(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> Result<(), FmtError> {
+    let metric_encoder = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(metric_encoder)
+}
+
+/// Writes one metric family: a value per label set.
+fn family<'a, L, M>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (L, M)>,
+) -> Result<(), FmtError>
+where
+    L: prometheus_client::encoding::EncodeLabelSet + 'a,
+    M: EncodeMetric,
+{
+    let mut metric_encoder = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, metric) in rows {
+        metric.encode(metric_encoder.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), FmtError> {
+        let e = &mut encoder;
+        let routes = self.sum_by(|s, m: &mut BTreeMap<(String, &str), u64>| {
+            for r in &s.routes {
+                *m.entry((r.route.to_string(), "open")).or_default() += r.open;
+                *m.entry((r.route.to_string(), "in")).or_default() += r.messages_in;
+                *m.entry((r.route.to_string(), "out")).or_default() += r.messages_out;
+            }
+        });
+        family(
+            e,
+            "websocket_connections_total",
+            "Open WebSocket connections, by route",
+            MetricType::Gauge,
+            routes
+                .iter()
+                .filter(|((_, what), _)| *what == "open")
+                .map(|((route, _), &n)| ([("route", route.clone())], ConstGauge::new(n as i64))),
+        )?;
+        family(
+            e,
+            "websocket_messages",
+            "WebSocket messages received (in) and sent (out), by route",
+            MetricType::Counter,
+            routes
+                .iter()
+                .filter(|((_, what), _)| *what != "open")
+                .map(|((route, what), &n)| {
+                    (
+                        [("direction", what.to_string()), ("route", route.clone())],
+                        ConstCounter::new(n),
+                    )
+                }),
+        )?;
+        let mut errors: Vec<(&str, u64)> = CloseReason::ALL
+            .iter()
+            .filter(|&&r| r != CloseReason::IdleTimeout)
+            .map(|&r| (r.name(), self.closed(r)))
+            .collect();
+        errors.push(("mailbox_full", self.total(|s| s.mailbox_rejected)));
+        family(
+            e,
+            "websocket_errors",
+            "Connections the server closed for a fault (by kind), and hub commands a full shard mailbox refused (mailbox_full)",
+            MetricType::Counter,
+            errors
+                .into_iter()
+                .map(|(kind, n)| ([("kind", kind)], ConstCounter::new(n))),
+        )?;
+        family(
+            e,
+            "websocket_server_closes",
+            "Connections the server closed, by reason",
+            MetricType::Counter,
+            CloseReason::ALL
+                .iter()
+                .map(|&r| ([("reason", r.name())], ConstCounter::new(self.closed(r)))),
+        )?;
+        single(
+            e,
+            "websocket_slow_consumer_closes",
+            "Connections closed for taking output too slowly: send queue over its bound (1008) or under the minimum send rate",
+            &ConstCounter::new(
+                self.closed(CloseReason::SlowConsumer) + self.closed(CloseReason::TooSlow),
+            ),
+        )?;
+        let handshakes = self.sum_by(|s, m: &mut BTreeMap<u16, u64>| {
+            for (&status, &n) in &s.handshakes {
+                *m.entry(status).or_default() += n;
+            }
+        });
+        family(
+            e,
+            "websocket_handshakes",
+            "Answers to WebSocket upgrade requests, by HTTP status (101: accepted)",
+            MetricType::Counter,
+            handshakes
+                .iter()
+                .map(|(status, &n)| ([("status", status.to_string())], ConstCounter::new(n))),
+        )?;
+        family(
+            e,
+            "websocket_bytes",
+            "Bytes read from (in) and written to (out) WebSocket sockets",
+            MetricType::Counter,
+            [
+                (
+                    [("direction", "in")],
+                    ConstCounter::new(self.total(|s| s.bytes_in)),
+                ),
+                (
+                    [("direction", "out")],
+                    ConstCounter::new(self.total(|s| s.bytes_out)),
+                ),
+            ],
+        )?;
+        let codes = self.sum_by(|s, m: &mut BTreeMap<(u16, &str), u64>| {
+            for (&code, &n) in &s.close_codes_sent {
+                *m.entry((code, "server")).or_default() += n;
+            }
+            for (&code, &n) in &s.close_codes_received {
+                *m.entry((code, "client")).or_default() += n;
+            }
+        });
+        family(
+            e,
+            "websocket_close_codes",
+            "Close codes in close frames the server started (side=server) and the peers started (side=client)",
+            MetricType::Counter,
+            codes.iter().map(|((code, side), &n)| {
+                ([("code", code.to_string()), ("side", side.to_string())], ConstCounter::new(n))
+            }),
+        )?;
+        self.encode_durations(e)?;
+        family(
+            e,
+            "ringgate_shard_connections",
+            "Open WebSocket connections, by shard",
+            MetricType::Gauge,
+            self.shards.iter().map(|s| {
+                let open: u64 = s.routes.iter().map(|r| r.open).sum();
+                (
+                    [("shard", s.shard.to_string())],
+                    ConstGauge::new(open as i64),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "ringgate_mailbox_rejected",
+            "Hub commands a shard's full mailbox refused, by shard",
+            MetricType::Counter,
+            self.shards.iter().map(|s| {
+                (
+                    [("shard", s.shard.to_string())],
+                    ConstCounter::new(s.mailbox_rejected),
+                )
+            }),
+        )?;
+        single(
+            e,
+            "ringgate_http_connections",
+            "Plain HTTP connections the control plane holds",
+            &ConstGauge::new(self.http_connections),
+        )?;
+        single(
+            e,
+            "ringgate_uptime_seconds",
+            "Seconds since the server started",
+            &ConstGauge::new(self.uptime_s),
+        )
+    }
+}
+
+impl Scrape {
+    /// The connection-duration histogram (prometheus-client adds the
+    /// buckets up itself, and writes the f64::MAX bound as +Inf).
+    fn encode_durations(&self, e: &mut DescriptorEncoder) -> Result<(), FmtError> {
+        let mut counts = [0u64; DURATION_BUCKETS.len() + 1];
+        for s in &self.shards {
+            for (sum, n) in counts.iter_mut().zip(s.duration_buckets) {
+                *sum += n;
+            }
+        }
+        let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::MAX])
+            .zip(counts)
+            .collect();
+        let sum: f64 = self.shards.iter().map(|s| s.duration_sum_s).sum();
+        let count = self.total(|s| s.duration_count);
+        let mut metric = e.encode_descriptor(
+            "websocket_connection_duration_seconds",
+            "How long WebSocket connections lived, counted when they ended",
+            None,
+            MetricType::Histogram,
+        )?;
+        metric
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)
+    }
+}

@@ -1,0 +1,92 @@
+//! [`ShardCtx`]: what code sent to a shard through the hub
+//! ([`crate::Hub::run_on`]) may see and do there. It runs on the shard's
+//! thread between two I/O turns, so it must be quick; it never blocks and
+//! never sees the driver.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use super::conn::Phase;
+use super::Shard;
+use crate::hub::{ConnId, ShardMetrics};
+
+/// One open WebSocket connection, as `/connections` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub id: ConnId,
+    /// The pattern of the route it connected to.
+    pub route: String,
+    pub connected_at: SystemTime,
+    /// When it last sent anything.
+    pub last_activity: SystemTime,
+    pub remote_addr: Option<SocketAddr>,
+    pub subprotocol: Option<String>,
+}
+
+/// A shard, seen by code the hub runs on it.
+pub struct ShardCtx<'a> {
+    pub(super) shard: &'a mut Shard,
+}
+
+impl ShardCtx<'_> {
+    /// This shard's index.
+    pub fn index(&self) -> usize {
+        self.shard.index
+    }
+
+    /// Open WebSocket connections on this shard.
+    pub fn connection_count(&self) -> usize {
+        self.open_conns().count()
+    }
+
+    /// Up to `limit` open WebSocket connections with ids above `after`, in
+    /// id order (a slot's ids grow with the slot, so slab order is id order).
+    pub fn connections_after(&self, after: Option<ConnId>, limit: usize) -> Vec<ConnInfo> {
+        let shard = &*self.shard;
+        self.open_conns()
+            .filter(|(_, c)| after.map_or(true, |a| c.id > a))
+            .take(limit)
+            .map(|(key, c)| ConnInfo {
+                id: c.id,
+                route: shard.shared.routes.ws_pattern(c.route as usize).to_owned(),
+                connected_at: shard.wall_clock(c.accepted_at),
+                last_activity: shard.wall_clock(c.last_rx),
+                remote_addr: shard.peer(key).get(),
+                subprotocol: c
+                    .attached
+                    .as_ref()
+                    .and_then(|a| a.protocol.as_deref())
+                    .map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// A copy of this shard's counters.
+    pub fn metrics(&self) -> ShardMetrics {
+        let shard = &*self.shard;
+        let mut metrics = shard.metrics.clone();
+        metrics.closed = shard.closes.total;
+        metrics.mailbox_rejected = shard
+            .shared
+            .hub
+            .stats()
+            .shards
+            .get(shard.index)
+            .map_or(0, |s| s.mailbox_rejected);
+        metrics
+    }
+
+    fn open_conns(&self) -> impl Iterator<Item = (usize, &super::conn::Conn)> {
+        self.shard
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Open)
+    }
+}
+
+impl Shard {
+    /// The wall-clock time of shard clock reading `ms`.
+    fn wall_clock(&self, ms: u64) -> SystemTime {
+        self.epoch + Duration::from_millis(ms)
+    }
+}
