@@ -79,6 +79,9 @@ fn check_head(head: &RequestHead) {
     assert_eq!(wants_upgrade(head), head.has_token("UPGRADE", "WebSocket"));
     let _ = head.has_token("connection", "upgrade");
     let _ = head.has_token("sec-websocket-protocol", "");
+    if let Err(e) = head.check_body_framing() {
+        assert_eq!(e.status(), 400, "a framing error is a malformed request");
+    }
 
     for name in ["token", "room", "a b", "", "%"] {
         let _ = head.query_param(name);

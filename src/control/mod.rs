@@ -8,6 +8,7 @@
 //! the shards only through the hub.
 
 mod auth;
+mod body_cap;
 mod errors;
 mod health;
 mod inspect;
@@ -28,7 +29,6 @@ use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use errors::ApiError;
@@ -98,7 +98,10 @@ impl HttpRoutes {
         router
             .fallback(|| async { ApiError::not_found("no route at this path") })
             .layer(DefaultBodyLimit::disable())
-            .layer(RequestBodyLimitLayer::new(config.http.max_body))
+            .layer(from_fn_with_state(
+                config.http.max_body,
+                body_cap::cap_bodies,
+            ))
             .layer(RequestBodyTimeoutLayer::new(config.http.body_timeout))
             .layer(map_response(errors::json_errors))
     }
@@ -163,11 +166,16 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let admin = admin_listener.and_then(|l| match TcpListener::from_std(l) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            tracing::error!("admin listener unusable: {e}");
-            None
+    let admin = admin_listener.and_then(|l| {
+        match l
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(l))
+        {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!("admin listener unusable: {e}");
+                None
+            }
         }
     });
     loop {

@@ -138,6 +138,42 @@ impl RequestHead {
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 
+    /// Checks how the body is framed (RFC 9112 section 6): every
+    /// `Content-Length` a plain decimal number, all of them equal; a
+    /// `Transfer-Encoding` ending in `chunked`. Anything else is `Malformed`,
+    /// since the end of the request could not be found.
+    pub fn check_body_framing(&self) -> Result<(), HttpError> {
+        let mut length: Option<&[u8]> = None;
+        for h in self
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+        {
+            for value in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                    return Err(HttpError::Malformed("Content-Length is not a number"));
+                }
+                if length.is_some_and(|seen| seen != value) {
+                    return Err(HttpError::Malformed("Content-Length values differ"));
+                }
+                length = Some(value);
+            }
+        }
+        let codings: Vec<&[u8]> = self
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .collect();
+        match codings.last() {
+            Some(last) if !last.eq_ignore_ascii_case(b"chunked") => Err(HttpError::Malformed(
+                "Transfer-Encoding must end in chunked",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Value of query parameter `name`, percent-decoded ('+' as space), first occurrence.
     ///
     /// Names are decoded the same way before comparing. As in WHATWG URLSearchParams, a `%`
@@ -511,6 +547,31 @@ mod tests {
         assert_eq!(head.query_param("inv").as_deref(), Some("\u{fffd}"));
         assert_eq!(head.query_param("missing"), None);
         assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n").query_param("a"), None);
+    }
+
+    #[test]
+    fn body_framing() {
+        let head = |extra: &str| {
+            let raw = format!("POST / HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+            parse_request(raw.as_bytes(), 8192).unwrap().unwrap().0
+        };
+        for ok in [
+            "",
+            "Content-Length: 12\r\n",
+            "Content-Length: 5, 5\r\nContent-Length: 5\r\n",
+            "Transfer-Encoding: gzip, chunked\r\n",
+        ] {
+            assert_eq!(head(ok).check_body_framing(), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "Content-Length: zz\r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length: 1\r\nContent-Length: 2\r\n",
+            "Content-Length: \r\n",
+            "Transfer-Encoding: chunked, gzip\r\n",
+        ] {
+            assert!(head(bad).check_body_framing().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -37,6 +37,14 @@ impl Shard {
             }
             Err(e) => self.error_and_close(key, e.status(), error_code(e.status()), &e.to_string()),
             Ok(Some((req, used))) => {
+                if let Err(e) = req.check_body_framing() {
+                    return self.error_and_close(
+                        key,
+                        e.status(),
+                        error_code(e.status()),
+                        &e.to_string(),
+                    );
+                }
                 if self.goes_to_control_plane(&req) {
                     let bytes = buf.to_vec();
                     return self.start_hand_off(key, bytes);

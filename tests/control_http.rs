@@ -1,0 +1,407 @@
+//! The control plane as HTTP clients meet it, over real sockets: bodies and
+//! their limits, keep-alive and its request limit, pipelining, `Expect:
+//! 100-continue`, HEAD and 405, JSON errors, the admin rule with and without
+//! a token, the internal admin address, answers that come later from another
+//! thread while the shards keep echoing, a client that leaves before its
+//! answer, and `/connections` pages.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{connect, eventually, http_exchange, http_get, read_response, RawWs};
+use ringgate::axum::body::Bytes;
+use ringgate::axum::routing::{get, post};
+use ringgate::{Config, Server, ServerHandle};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Flags the deferred routes raise, for the tests to watch.
+#[derive(Default)]
+struct Flags {
+    /// `/t/hang` started waiting.
+    hang_started: AtomicBool,
+    /// `/t/hang`'s future was dropped (its client left).
+    hang_dropped: AtomicBool,
+    /// Answers `/t/later` sent from its own thread.
+    later_sent: AtomicUsize,
+}
+
+/// Sets a flag when dropped.
+struct DropFlag(Arc<Flags>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.hang_dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A server on an ephemeral loopback port with test routes, configured from
+/// the environment (so the driver variants apply) and then by `tune`.
+fn start(tune: impl FnOnce(&mut Config)) -> (ServerHandle, Arc<Flags>) {
+    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
+    cfg.server.host = "127.0.0.1".into();
+    cfg.server.port = 0;
+    cfg.http.max_body = 1024;
+    tune(&mut cfg);
+    let flags = Arc::new(Flags::default());
+    let (later, hang) = (flags.clone(), flags.clone());
+    let handle = Server::builder(cfg)
+        .admin(
+            "/t/body",
+            post(|body: Bytes| async move { format!("got {} bytes", body.len()) }),
+        )
+        .admin(
+            "/t/later",
+            get(move || async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let flags = later.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(2));
+                    flags.later_sent.fetch_add(1, Ordering::SeqCst);
+                    let _ = tx.send("answered from another thread");
+                });
+                rx.await.unwrap_or("lost")
+            }),
+        )
+        .admin(
+            "/t/hang",
+            get(move || async move {
+                let _flag = DropFlag(hang.clone());
+                hang.hang_started.store(true, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                "never"
+            }),
+        )
+        .start()
+        .expect("server starts");
+    (handle, flags)
+}
+
+/// The body of a response as text.
+fn text(resp: &common::HttpResponse) -> String {
+    String::from_utf8_lossy(&resp.body).into_owned()
+}
+
+fn post_body(addr: SocketAddr, body: &[u8]) -> common::HttpResponse {
+    let mut req = format!(
+        "POST /t/body HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    http_exchange(addr, &req)
+}
+
+/// A chunked request body of `total` bytes in 100-byte chunks.
+fn chunked(total: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(100);
+        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        out.extend(std::iter::repeat(b'c').take(n));
+        out.extend_from_slice(b"\r\n");
+        left -= n;
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[test]
+fn bodies_by_length_and_chunked_with_a_cap() {
+    let (handle, _) = start(|_| {});
+    let addr = handle.local_addr();
+    let resp = post_body(addr, &[b'x'; 1000]);
+    assert_eq!((resp.status, text(&resp)), (200, "got 1000 bytes".into()));
+
+    let resp = post_body(addr, &[b'x'; 1025]);
+    assert_eq!(resp.status, 413, "{resp:?}");
+    resp.assert_error_json();
+
+    let head = "POST /t/body HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut req = head.as_bytes().to_vec();
+    req.extend_from_slice(&chunked(700));
+    let resp = http_exchange(addr, &req);
+    assert_eq!((resp.status, text(&resp)), (200, "got 700 bytes".into()));
+
+    let mut req = head.as_bytes().to_vec();
+    req.extend_from_slice(&chunked(5000));
+    let resp = http_exchange(addr, &req);
+    assert_eq!(resp.status, 413, "a chunked body past the cap: {resp:?}");
+    resp.assert_error_json();
+}
+
+#[test]
+fn keep_alive_ends_with_the_request_limit() {
+    let (handle, _) = start(|cfg| cfg.http.max_requests = 3);
+    let mut s = connect(handle.local_addr(), WAIT);
+    for i in 1..=3 {
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (resp, rest) = read_response(&mut s).expect("response on the kept connection");
+        assert_eq!(resp.status, 200);
+        assert!(rest.is_empty());
+        assert_eq!(
+            resp.has_token("Connection", "close"),
+            i == 3,
+            "request {i}: {resp:?}"
+        );
+    }
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(s.read(&mut byte), Ok(0) | Err(_)),
+        "closed after the limit"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (handle, _) = start(|_| {});
+    let mut s = connect(handle.local_addr(), WAIT);
+    let mut batch = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    batch.extend_from_slice(b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    batch.extend_from_slice(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
+    batch.extend_from_slice(b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(&batch).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("answers, then EOF");
+    let mut rest = all.as_slice();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, body, used) = split_response(rest);
+        answers.push((status, body));
+        rest = &rest[used..];
+    }
+    assert_eq!(
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        [200, 200, 404],
+        "{:?}",
+        String::from_utf8_lossy(&all)
+    );
+    assert_eq!(answers[1].1, "got 5 bytes");
+    // The HEAD answer: a head with the length GET would have, and no body.
+    let head = String::from_utf8_lossy(rest);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD carries no body: {head:?}");
+}
+
+/// The status and body of the first response in `bytes` (framed by
+/// Content-Length), and how many bytes it took.
+fn split_response(bytes: &[u8]) -> (u16, String, usize) {
+    let text = String::from_utf8_lossy(bytes);
+    let head_end = text.find("\r\n\r\n").expect("a response head") + 4;
+    let head = &text[..head_end];
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .expect("a Content-Length");
+    let body = String::from_utf8_lossy(&bytes[head_end..head_end + length]).into_owned();
+    (status, body, head_end + length)
+}
+
+#[test]
+fn expect_100_continue_then_the_body() {
+    let (handle, _) = start(|_| {});
+    let mut s = connect(handle.local_addr(), WAIT);
+    s.write_all(
+        b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"abcd").unwrap();
+    let (resp, _) = read_response(&mut s).unwrap();
+    assert_eq!((resp.status, text(&resp)), (200, "got 4 bytes".into()));
+
+    // A body over the cap is refused before the client sends it.
+    let mut s = connect(handle.local_addr(), WAIT);
+    s.write_all(
+        b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let (resp, _) = read_response(&mut s).unwrap();
+    assert_eq!(resp.status, 413, "{resp:?}");
+}
+
+#[test]
+fn wrong_method_is_405_with_allow_and_errors_are_json() {
+    let (handle, _) = start(|_| {});
+    let addr = handle.local_addr();
+    let resp = http_exchange(
+        addr,
+        b"DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(resp.status, 405);
+    assert_eq!(resp.header("Allow"), Some("GET,HEAD"));
+    resp.assert_error_json();
+    for (request, status) in [
+        (&b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"[..], 404),
+        (b"BLAH\r\n\r\n", 400),
+        (
+            b"POST /t/body HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
+            400,
+        ),
+    ] {
+        let resp = http_exchange(addr, request);
+        assert_eq!(
+            resp.status,
+            status,
+            "{:?}",
+            String::from_utf8_lossy(request)
+        );
+        resp.assert_error_json();
+    }
+    let big = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
+    let resp = http_exchange(addr, big.as_bytes());
+    assert_eq!(resp.status, 431);
+    resp.assert_error_json();
+}
+
+#[test]
+fn admin_routes_need_the_token_when_one_is_set() {
+    let (handle, _) = start(|cfg| cfg.admin.token = ringgate::config::Secret("s3cret".into()));
+    let addr = handle.local_addr();
+    let ask = |auth: Option<&str>| {
+        let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        let req = format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
+        http_exchange(addr, req.as_bytes())
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Basic s3cret"),
+        Some("Bearer s3cre"),
+    ] {
+        let resp = ask(auth);
+        assert_eq!(resp.status, 401, "{auth:?}: {resp:?}");
+        assert_eq!(
+            resp.header("WWW-Authenticate"),
+            Some("Bearer realm=\"ringgate\"")
+        );
+        resp.assert_error_json();
+    }
+    assert_eq!(ask(Some("Bearer s3cret")).status, 200);
+    assert_eq!(ask(Some("bearer s3cret")).status, 200);
+    // Public routes ask for nothing.
+    assert_eq!(http_get(addr, "/health").status, 200);
+    assert_eq!(http_get(addr, "/ws/health").status, 200);
+}
+
+#[test]
+fn without_a_token_loopback_peers_are_admins() {
+    let (handle, _) = start(|_| {});
+    let resp = http_get(handle.local_addr(), "/metrics");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(text(&resp).contains("websocket_connections_total"));
+}
+
+#[test]
+fn the_internal_admin_address_serves_admin_routes_too() {
+    let (handle, _) = start(|cfg| cfg.admin.listen = "127.0.0.1:0".into());
+    let admin = handle.admin_addr().expect("admin listener bound");
+    assert_ne!(admin, handle.local_addr());
+    for path in ["/metrics", "/stats", "/connections", "/health"] {
+        assert_eq!(http_get(admin, path).status, 200, "{path}");
+    }
+}
+
+#[test]
+fn a_later_answer_from_another_thread_does_not_hold_up_the_shards() {
+    let (handle, flags) = start(|_| {});
+    let addr = handle.local_addr();
+    let mut clients: Vec<RawWs> = (0..4).map(|_| RawWs::connect(addr, "/echo")).collect();
+    let asked = Instant::now();
+    let waiter = std::thread::spawn(move || {
+        let resp = http_get(addr, "/t/later");
+        (resp.status, text(&resp), asked.elapsed())
+    });
+    let mut worst = Duration::ZERO;
+    while flags.later_sent.load(Ordering::SeqCst) == 0 {
+        for c in &mut clients {
+            let t = Instant::now();
+            c.assert_echo("still here");
+            worst = worst.max(t.elapsed());
+        }
+        assert!(asked.elapsed() < WAIT, "the later answer never came");
+    }
+    let (status, body, took) = waiter.join().unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "answered from another thread")
+    );
+    assert!(
+        took >= Duration::from_millis(1900),
+        "answered after {took:?}"
+    );
+    // A shard held up by the wait would show a 2 s echo.
+    assert!(
+        worst < Duration::from_secs(1),
+        "an echo took {worst:?} while an answer was pending"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_before_its_answer_is_forgotten() {
+    let (handle, flags) = start(|_| {});
+    let addr = handle.local_addr();
+    let mut s = connect(addr, WAIT);
+    s.write_all(b"GET /t/hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(eventually(WAIT, || flags
+        .hang_started
+        .load(Ordering::SeqCst)));
+    drop(s);
+    assert!(
+        eventually(WAIT, || flags.hang_dropped.load(Ordering::SeqCst)),
+        "the pending answer was not dropped after its client left"
+    );
+    // Only the asking connection is left on the control plane.
+    assert!(eventually(WAIT, || {
+        http_get(addr, "/stats").json()["http_connections"].as_u64() == Some(1)
+    }));
+}
+
+#[test]
+fn connections_come_in_pages() {
+    let (handle, _) = start(|_| {});
+    let addr = handle.local_addr();
+    let _clients: Vec<RawWs> = (0..20).map(|_| RawWs::connect(addr, "/echo")).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let page = http_get(addr, &format!("/connections?limit=7&cursor={cursor}")).json();
+        assert_eq!(page["total_connections"], 20, "{page}");
+        let conns = page["connections"].as_object().expect("connections object");
+        assert!(conns.len() <= 7);
+        for (id, c) in conns {
+            assert!(seen.insert(id.clone()), "{id} listed twice");
+            assert_eq!(c["route"], "/echo");
+            assert!(c["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+            assert!(c["connected_at"].as_str().unwrap().ends_with('Z'));
+        }
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), pages), (20, 3));
+    let bad = http_get(addr, "/connections?limit=0");
+    assert_eq!(bad.status, 400);
+    bad.assert_error_json();
+}

@@ -1,0 +1,127 @@
+"""The control plane seen by stock HTTP clients: requests (keep-alive
+sessions), urllib, curl, and Prometheus's own parser reading /metrics."""
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+import requests
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from websockets.sync.client import connect
+
+TIMEOUT = 10
+
+
+def base(server):
+    return f"http://{server.host}:{server.port}"
+
+
+def samples(text):
+    """{(name, frozenset(labels)): value} of an OpenMetrics answer."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def test_requests_session_keeps_one_connection(server):
+    with requests.Session() as session:
+        answers = [session.get(base(server) + "/health", timeout=TIMEOUT) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    assert all(a.json()["status"] == "healthy" for a in answers)
+    # urllib3 reused the connection: the server never asked to close it.
+    assert all("close" not in a.headers.get("Connection", "") for a in answers)
+
+
+def test_urllib_errors_are_json(server):
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(base(server) + "/nowhere", timeout=TIMEOUT)
+    assert err.value.code == 404
+    body = json.loads(err.value.read())
+    assert body["error"]["code"] == "not_found"
+    req = urllib.request.Request(base(server) + "/health", method="PUT", data=b"x")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=TIMEOUT)
+    assert err.value.code == 405
+    assert err.value.headers["Allow"] == "GET,HEAD"
+    assert json.loads(err.value.read())["error"]["code"] == "method_not_allowed"
+
+
+def test_metrics_parse_and_move_with_traffic(server):
+    def scrape():
+        r = requests.get(base(server) + "/metrics", timeout=TIMEOUT)
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+        return samples(r.text)
+
+    before = scrape()
+    for name in [
+        "websocket_connections_total",
+        "websocket_messages_total",
+        "websocket_errors_total",
+        "websocket_connection_duration_seconds_count",
+        "websocket_bytes_total",
+        "websocket_slow_consumer_closes_total",
+    ]:
+        assert any(k[0] == name for k in before), f"{name} missing"
+    echo_in = ("websocket_messages_total", frozenset({"direction": "in", "route": "/echo"}.items()))
+    open_echo = ("websocket_connections_total", frozenset({"route": "/echo"}.items()))
+    with connect(server.url(), open_timeout=TIMEOUT) as ws:
+        for i in range(7):
+            ws.send(f"m{i}")
+            assert ws.recv(timeout=TIMEOUT) == f"m{i}"
+        during = scrape()
+        assert during[open_echo] == before[open_echo] + 1
+    assert during[echo_in] == before[echo_in] + 7
+    after = scrape()
+    accepted = ("websocket_handshakes_total", frozenset({"status": "101"}.items()))
+    assert after[accepted] == before.get(accepted, 0) + 1
+    assert after[("websocket_connection_duration_seconds_count", frozenset())] >= 1
+    assert after[("websocket_bytes_total", frozenset({"direction": "in"}.items()))] > 0
+
+
+def test_connections_in_the_seed_shape(server):
+    with connect(server.url(), open_timeout=TIMEOUT, subprotocols=None):
+        doc = requests.get(base(server) + "/connections", timeout=TIMEOUT).json()
+    assert doc["total_connections"] == 1
+    (conn,) = doc["connections"].values()
+    for key in ["connected_at", "last_activity", "remote_addr", "subprotocol"]:
+        assert key in conn
+    assert "timestamp" in doc
+
+
+def test_admin_token_rules(start_server):
+    server = start_server(env={"ADMIN_TOKEN": "t0ken"})
+    r = requests.get(base(server) + "/metrics", timeout=TIMEOUT)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert r.json()["error"]["code"] == "unauthorized"
+    r = requests.get(base(server) + "/metrics", headers={"Authorization": "Bearer t0ken"}, timeout=TIMEOUT)
+    assert r.status_code == 200
+    assert requests.get(base(server) + "/health", timeout=TIMEOUT).status_code == 200
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_reuses_the_connection_and_posts_chunked(server):
+    out = subprocess.run(
+        ["curl", "-sv", "--max-time", "10", base(server) + "/health", base(server) + "/ws/health"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Re-using existing connection" in out.stderr or "Reusing existing" in out.stderr, out.stderr
+    out = subprocess.run(
+        [
+            "curl", "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+            "-H", "Transfer-Encoding: chunked", "--data-binary", "@-", base(server) + "/metrics",
+        ],
+        input="x" * 5000,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout == "405"
