@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::{connect, eventually, http_exchange, http_get, read_response, RawWs};
 use ringgate::axum::body::Bytes;
+use ringgate::axum::extract::Path;
 use ringgate::axum::routing::{get, post};
-use ringgate::{Config, Server, ServerHandle};
+use ringgate::axum::{Extension, Json};
+use ringgate::{ApiError, Config, Server, ServerHandle, ServerView};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -38,6 +40,18 @@ impl Drop for DropFlag {
     fn drop(&mut self) {
         self.0.hang_dropped.store(true, Ordering::SeqCst);
     }
+}
+
+/// README's `Hub::run_on` example: one shard's open connections.
+async fn count(
+    Extension(s): Extension<ServerView>,
+    Path(shard): Path<usize>,
+) -> Result<Json<usize>, ApiError> {
+    s.hub
+        .run_on(shard, |ctx| ctx.connection_count())
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::not_found(e.to_string()))
 }
 
 /// A server on an ephemeral loopback port with test routes, configured from
@@ -77,6 +91,7 @@ fn start(tune: impl FnOnce(&mut Config)) -> (ServerHandle, Arc<Flags>) {
                 "never"
             }),
         )
+        .admin("/shards/{shard}/count", get(count))
         .start()
         .expect("server starts");
     (handle, flags)
@@ -401,6 +416,18 @@ fn connections_come_in_pages() {
         }
     }
     assert_eq!((seen.len(), pages), (20, 3));
+    let per_shard: u64 = (0..handle.shards())
+        .map(|i| {
+            http_get(addr, &format!("/shards/{i}/count"))
+                .json()
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(per_shard, 20, "run_on counts every connection once");
+    let missing = http_get(addr, &format!("/shards/{}/count", handle.shards()));
+    assert_eq!(missing.status, 404, "no such shard");
+    missing.assert_error_json();
     let bad = http_get(addr, "/connections?limit=0");
     assert_eq!(bad.status, 400);
     bad.assert_error_json();
