@@ -175,7 +175,7 @@ pub struct ConnCtx<'a> {
     pub(crate) id: ConnId,
     pub(crate) peer: PeerAddr,
     pub(crate) protocol: Option<&'a str>,
-    pub(crate) identity: Option<&'a (dyn Any + Send)>,
+    pub(crate) identity: Option<&'a mut (dyn Any + Send)>,
     pub(crate) sendq: &'a mut SendQueue,
     pub(crate) subs: &'a mut Subscriptions,
     pub(crate) hub: &'a Hub,
@@ -199,7 +199,15 @@ impl ConnCtx<'_> {
     }
     /// The identity attached at upgrade, if it has type `T`.
     pub fn identity<T: Any>(&self) -> Option<&T> {
-        self.identity.and_then(|v| v.downcast_ref::<T>())
+        self.identity.as_deref().and_then(|v| v.downcast_ref::<T>())
+    }
+    /// The identity attached at upgrade, to change: per-connection state
+    /// the handler owns (only this connection's callbacks ever see it, on
+    /// its shard's thread, so no lock is needed).
+    pub fn identity_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.identity
+            .as_deref_mut()
+            .and_then(|v| v.downcast_mut::<T>())
     }
     /// Queues a message to this connection (no cross-thread hop).
     /// Discarded once the connection is closing.

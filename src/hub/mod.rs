@@ -103,7 +103,8 @@ pub(crate) type SharedFrame = Bytes;
 /// What a shard's mailbox carries.
 pub(crate) enum Command {
     Send(ConnId, SharedFrame),
-    Broadcast(Arc<str>, SharedFrame),
+    /// To every member of a channel but one connection, if given.
+    Broadcast(Arc<str>, SharedFrame, Option<ConnId>),
     Subscribe(ConnId, Arc<str>),
     Unsubscribe(ConnId, Arc<str>),
     Close(ConnId, u16, String),
@@ -115,7 +116,7 @@ impl Command {
     /// Frame bytes the command holds (what the mailbox's byte bound counts).
     fn frame_bytes(&self) -> usize {
         match self {
-            Command::Send(_, frame) | Command::Broadcast(_, frame) => frame.len(),
+            Command::Send(_, frame) | Command::Broadcast(_, frame, _) => frame.len(),
             _ => 0,
         }
     }
@@ -192,11 +193,34 @@ impl Hub {
     /// mailbox is full are skipped and reported in the error; the others
     /// still get the message.
     pub fn broadcast(&self, channel: &str, msg: Message<'_>) -> Result<(), HubError> {
+        self.broadcast_to(channel, msg, None)
+    }
+
+    /// Like [`Hub::broadcast`], leaving out connection `except` (the sender,
+    /// say).
+    pub fn broadcast_except(
+        &self,
+        channel: &str,
+        msg: Message<'_>,
+        except: ConnId,
+    ) -> Result<(), HubError> {
+        self.broadcast_to(channel, msg, Some(except))
+    }
+
+    fn broadcast_to(
+        &self,
+        channel: &str,
+        msg: Message<'_>,
+        except: Option<ConnId>,
+    ) -> Result<(), HubError> {
         let frame = encode_shared(msg);
         let channel: Arc<str> = Arc::from(channel);
         let mut full = 0;
         for shard in 0..self.shards() {
-            match self.post(shard, Command::Broadcast(channel.clone(), frame.clone())) {
+            match self.post(
+                shard,
+                Command::Broadcast(channel.clone(), frame.clone(), except),
+            ) {
                 Ok(()) => {}
                 Err(HubError::MailboxFull { .. }) => full += 1,
                 Err(e) => return Err(e),
@@ -206,6 +230,17 @@ impl Hub {
             0 => Ok(()),
             shards => Err(HubError::MailboxFull { shards }),
         }
+    }
+
+    /// Connections subscribed to `channel`, all shards (asked of each
+    /// shard through its mailbox, like [`Hub::run_on_all`]).
+    pub fn channel_members(
+        &self,
+        channel: &str,
+    ) -> impl std::future::Future<Output = Result<usize, HubError>> + Send + 'static {
+        let channel: Arc<str> = Arc::from(channel);
+        let counts = self.run_on_all(move |shard| shard.channel_members(&channel));
+        async move { Ok(counts.await?.into_iter().sum()) }
     }
 
     /// Subscribes a connection (on any shard) to `channel`.
@@ -305,7 +340,7 @@ impl Hub {
     }
 }
 
-fn encode_shared(msg: Message<'_>) -> SharedFrame {
+pub(crate) fn encode_shared(msg: Message<'_>) -> SharedFrame {
     let mut out = Vec::with_capacity(msg.as_bytes().len() + 10);
     encode_frame(&mut out, msg.opcode(), msg.as_bytes());
     Bytes::from(out)
@@ -347,7 +382,7 @@ mod tests {
         let mut ptrs = Vec::new();
         for shard in &inboxes {
             match shard.inbox.take().unwrap() {
-                Command::Broadcast(ch, frame) => {
+                Command::Broadcast(ch, frame, _) => {
                     assert_eq!(&*ch, "room");
                     assert_eq!(&frame[..], &[0x81, 2, b'h', b'i']);
                     ptrs.push(frame.as_ptr());

@@ -49,6 +49,11 @@ impl Subscriptions {
         }
     }
 
+    /// How many slots are subscribed to `channel`.
+    pub(crate) fn member_count(&self, channel: &str) -> usize {
+        self.members.get(channel).map_or(0, HashSet::len)
+    }
+
     /// The slots subscribed to `channel`.
     pub(crate) fn members(&self, channel: &str) -> impl Iterator<Item = u32> + '_ {
         self.members.get(channel).into_iter().flatten().copied()
@@ -71,6 +76,7 @@ mod tests {
         assert_eq!(a, vec![1, 2]);
         subs.unsubscribe(2, "a");
         assert_eq!(subs.members("a").collect::<Vec<_>>(), vec![1]);
+        assert_eq!((subs.member_count("a"), subs.member_count("zz")), (1, 0));
         subs.remove_slot(1);
         assert_eq!(subs.members("a").count(), 0);
         assert_eq!(subs.members("b").count(), 0);

@@ -134,11 +134,15 @@ impl Conn {
         hub: &'a Hub,
         close: &'a mut Option<(u16, String)>,
     ) -> (&'a mut MessageReader, ConnCtx<'a>) {
+        let (protocol, identity) = match self.attached.as_deref_mut() {
+            Some(a) => (a.protocol.as_deref(), a.identity.as_deref_mut()),
+            None => (None, None),
+        };
         let ctx = ConnCtx {
             id: self.id,
             peer,
-            protocol: self.attached.as_ref().and_then(|a| a.protocol.as_deref()),
-            identity: self.attached.as_ref().and_then(|a| a.identity.as_deref()),
+            protocol,
+            identity,
             sendq: &mut self.sendq,
             subs,
             hub,

@@ -476,7 +476,7 @@ impl Shard {
     }
 
     /// Queues a shared frame for a connection, if `id` still names it.
-    fn deliver(&mut self, id: ConnId, frame: &bytes::Bytes) -> bool {
+    pub(super) fn deliver(&mut self, id: ConnId, frame: &bytes::Bytes) -> bool {
         let key = id.slot() as usize;
         match self.conns.get_mut(key) {
             Some(conn)
@@ -522,11 +522,11 @@ impl Shard {
     fn execute(&mut self, cmd: Command) -> usize {
         match cmd {
             Command::Send(id, frame) => return self.deliver(id, &frame) as usize,
-            Command::Broadcast(channel, frame) => {
+            Command::Broadcast(channel, frame, except) => {
                 let members: Vec<u32> = self.subs.members(&channel).collect();
                 for &slot in &members {
                     let id = self.conns.get(slot as usize).map(|c| c.id);
-                    if let Some(id) = id {
+                    if let Some(id) = id.filter(|&id| Some(id) != except) {
                         self.deliver(id, &frame);
                     }
                 }
@@ -561,7 +561,7 @@ impl Shard {
         0
     }
 
-    fn is_open(&self, id: ConnId) -> bool {
+    pub(super) fn is_open(&self, id: ConnId) -> bool {
         matches!(self.conns.get(id.slot() as usize), Some(c) if c.id == id && c.phase == Phase::Open)
     }
 

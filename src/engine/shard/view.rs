@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use super::conn::Phase;
 use super::Shard;
-use crate::hub::{ConnId, ShardMetrics};
+use crate::handler::Message;
+use crate::hub::{encode_shared, ConnId, ShardMetrics};
+use crate::protocol::close::{code, is_valid_wire_code};
 
 /// One open WebSocket connection, as `/connections` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +61,41 @@ impl ShardCtx<'_> {
                     .map(str::to_owned),
             })
             .collect()
+    }
+
+    /// Whether `id` names an open WebSocket connection on this shard.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.shard.is_open(id)
+    }
+
+    /// Queues `msg` to connection `id`; false when `id` names no open
+    /// connection of this shard (gone, closing, or on another shard), so a
+    /// caller learns at once that nobody got it.
+    pub fn send(&mut self, id: ConnId, msg: Message<'_>) -> bool {
+        self.shard.is_open(id) && self.shard.deliver(id, &encode_shared(msg))
+    }
+
+    /// Starts the close handshake of connection `id` (a code RFC 6455
+    /// forbids on the wire is sent as 1011); false when `id` names no open
+    /// connection of this shard.
+    pub fn close(&mut self, id: ConnId, code: u16, reason: &str) -> bool {
+        if !self.shard.is_open(id) {
+            return false;
+        }
+        let code = if is_valid_wire_code(code) {
+            code
+        } else {
+            code::INTERNAL_ERROR
+        };
+        let wait = self.shard.close_wait_ms();
+        self.shard
+            .start_close(id.slot() as usize, code, reason, wait);
+        true
+    }
+
+    /// Connections of this shard subscribed to `channel`.
+    pub fn channel_members(&self, channel: &str) -> usize {
+        self.shard.subs.member_count(channel)
     }
 
     /// A copy of this shard's counters.
