@@ -7,6 +7,7 @@ use std::any::Any;
 use std::net::SocketAddr;
 
 use crate::engine::sendq::SendQueue;
+use crate::engine::shard::HandlerTimers;
 use crate::engine::socket::PeerAddr;
 use crate::hub::{ConnId, Hub, Subscriptions};
 use crate::protocol::close::{code, is_valid_wire_code};
@@ -165,6 +166,8 @@ pub trait Handler: Send + Sync + 'static {
     fn on_open(&self, _ctx: &mut ConnCtx<'_>) {}
     /// A complete text or binary message arrived.
     fn on_message(&self, ctx: &mut ConnCtx<'_>, msg: Message<'_>);
+    /// A timer this connection set with [`ConnCtx::set_timer`] is due.
+    fn on_timer(&self, _ctx: &mut ConnCtx<'_>, _token: u64) {}
     /// The connection is closing. `code` is the peer's close code, or the
     /// code the server closed with; sends are discarded from here on.
     fn on_close(&self, _ctx: &mut ConnCtx<'_>, _code: Option<u16>, _reason: &str) {}
@@ -178,6 +181,7 @@ pub struct ConnCtx<'a> {
     pub(crate) identity: Option<&'a mut (dyn Any + Send)>,
     pub(crate) sendq: &'a mut SendQueue,
     pub(crate) subs: &'a mut Subscriptions,
+    pub(crate) timers: &'a mut HandlerTimers,
     pub(crate) hub: &'a Hub,
     pub(crate) close: &'a mut Option<(u16, String)>,
     /// Messages this callback queued (for `/metrics`).
@@ -220,6 +224,15 @@ impl ConnCtx<'_> {
     /// Subscribes this connection to `channel` on its own shard.
     pub fn subscribe(&mut self, channel: &str) {
         self.subs.subscribe(self.id.slot(), channel);
+    }
+    /// Calls [`Handler::on_timer`] with `token` on this connection once
+    /// `after` has passed (within one shard tick, at most 250 ms, after it
+    /// is due), unless the connection has gone by then. Set several for
+    /// several deadlines; a timer cannot be cancelled: keep the token you
+    /// are waiting for in the connection's state and ignore stale ones.
+    pub fn set_timer(&mut self, after: std::time::Duration, token: u64) {
+        let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        self.timers.set(self.id, ms, token);
     }
     /// Removes this connection from `channel`.
     pub fn unsubscribe(&mut self, channel: &str) {

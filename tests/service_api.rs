@@ -1,7 +1,9 @@
 //! What services build on, over real sockets: per-connection state the
-//! handler changes (`identity_mut`), a broadcast that leaves out its sender,
-//! channel member counts across shards, and code run on a shard through the
-//! hub that learns at once whether a connection is still there.
+//! handler changes (`identity_mut`), per-connection timers, a broadcast that
+//! leaves out its sender, channels as a directory from an application key
+//! to its connections on every shard, one send to several connections, and
+//! code run on a shard through the hub that learns at once whether a
+//! connection is still there.
 
 mod common;
 
@@ -39,11 +41,32 @@ impl Handler for Counter {
                 .broadcast_except(ROOM, Message::Text(said), ctx.id());
             return;
         }
+        if let Some(ms) = text.strip_prefix("timer:") {
+            // Two timers, set out of order: they fire in due order.
+            let ms: u64 = ms.parse().unwrap();
+            ctx.set_timer(Duration::from_millis(2 * ms), 2);
+            ctx.set_timer(Duration::from_millis(ms), 1);
+            return;
+        }
+        if let Some(key) = text.strip_prefix("as:") {
+            ctx.subscribe(key);
+            ctx.send(Message::Text("registered"));
+            return;
+        }
         let count = ctx.identity_mut::<u64>().map(|n| {
             *n += 1;
             *n
         });
         ctx.send(Message::Text(&format!("{count:?}")));
+    }
+
+    /// Timer 1 says so; timer 2 closes the connection.
+    fn on_timer(&self, ctx: &mut ConnCtx<'_>, token: u64) {
+        if token == 2 {
+            ctx.close(4003, "timer 2");
+        } else {
+            ctx.send(Message::Text(&format!("timer {token}")));
+        }
     }
 }
 
@@ -146,4 +169,46 @@ fn a_panic_in_code_run_on_a_shard_is_an_error_and_the_shard_lives_on() {
         block_on(hub.run_on(hub.shards(), |_| ())),
         Err(HubError::NoSuchShard(hub.shards()))
     );
+}
+
+#[test]
+fn timers_fire_in_order_and_can_close_the_connection() {
+    let (handle, _) = start();
+    let mut ws = RawWs::connect(handle.local_addr(), "/room");
+    let set = std::time::Instant::now();
+    ws.send_text("timer:300");
+    assert_eq!(text(&mut ws), "timer 1");
+    let first = set.elapsed();
+    assert!(
+        first >= Duration::from_millis(300),
+        "fired early: {first:?}"
+    );
+    assert_eq!(ws.expect_close(WAIT), Some(4003), "timer 2 closes");
+    assert!(set.elapsed() >= Duration::from_millis(600));
+}
+
+#[test]
+fn a_key_finds_its_connections_on_every_shard_and_one_send_reaches_them() {
+    let (handle, _) = start();
+    let addr = handle.local_addr();
+    let hub = handle.hub();
+    let mut user: Vec<RawWs> = (0..4).map(|_| RawWs::connect(addr, "/room")).collect();
+    let mut other = RawWs::connect(addr, "/room");
+    for ws in &mut user {
+        ws.send_text("as:user:42");
+        assert_eq!(text(ws), "registered");
+    }
+    let ids = block_on(hub.channel_member_ids("user:42")).unwrap();
+    assert_eq!(ids.len(), 4);
+    hub.send_many(&ids, Message::Text("private")).unwrap();
+    for ws in &mut user {
+        assert_eq!(text(ws), "private");
+    }
+    other.send_text("count");
+    assert_eq!(text(&mut other), "Some(1)", "the others got nothing");
+    // A departed connection leaves the directory.
+    drop(user.pop());
+    assert!(eventually(WAIT, || {
+        block_on(hub.channel_member_ids("user:42")).map(|ids| ids.len()) == Ok(3)
+    }));
 }

@@ -103,6 +103,8 @@ pub(crate) type SharedFrame = Bytes;
 /// What a shard's mailbox carries.
 pub(crate) enum Command {
     Send(ConnId, SharedFrame),
+    /// To each of several connections of one shard.
+    SendMany(Vec<ConnId>, SharedFrame),
     /// To every member of a channel but one connection, if given.
     Broadcast(Arc<str>, SharedFrame, Option<ConnId>),
     Subscribe(ConnId, Arc<str>),
@@ -116,7 +118,9 @@ impl Command {
     /// Frame bytes the command holds (what the mailbox's byte bound counts).
     fn frame_bytes(&self) -> usize {
         match self {
-            Command::Send(_, frame) | Command::Broadcast(_, frame, _) => frame.len(),
+            Command::Send(_, frame)
+            | Command::SendMany(_, frame)
+            | Command::Broadcast(_, frame, _) => frame.len(),
             _ => 0,
         }
     }
@@ -188,6 +192,29 @@ impl Hub {
         self.post(id.shard(), Command::Send(id, encode_shared(msg)))
     }
 
+    /// Sends `msg` to each of `ids` (on any shards): the frame is encoded
+    /// once, and each shard gets one command for all of its connections.
+    /// Shards whose mailbox is full are skipped and reported in the error.
+    pub fn send_many(&self, ids: &[ConnId], msg: Message<'_>) -> Result<(), HubError> {
+        let frame = encode_shared(msg);
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<ConnId>> = Default::default();
+        for &id in ids {
+            by_shard.entry(id.shard()).or_default().push(id);
+        }
+        let mut full = 0;
+        for (shard, ids) in by_shard {
+            match self.post(shard, Command::SendMany(ids, frame.clone())) {
+                Ok(()) => {}
+                Err(HubError::MailboxFull { .. }) => full += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        match full {
+            0 => Ok(()),
+            shards => Err(HubError::MailboxFull { shards }),
+        }
+    }
+
     /// Sends `msg` to every connection subscribed to `channel`, on every shard.
     /// The frame is encoded once and shared by all of them. Shards whose
     /// mailbox is full are skipped and reported in the error; the others
@@ -230,6 +257,18 @@ impl Hub {
             0 => Ok(()),
             shards => Err(HubError::MailboxFull { shards }),
         }
+    }
+
+    /// The ids of the connections subscribed to `channel`, all shards: with
+    /// a channel per application key (`user:42`), where that key's
+    /// connections are, for [`Hub::send_many`] or [`Hub::run_on`].
+    pub fn channel_member_ids(
+        &self,
+        channel: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<ConnId>, HubError>> + Send + 'static {
+        let channel: Arc<str> = Arc::from(channel);
+        let ids = self.run_on_all(move |shard| shard.channel_member_ids(&channel));
+        async move { Ok(ids.await?.into_iter().flatten().collect()) }
     }
 
     /// Connections subscribed to `channel`, all shards (asked of each

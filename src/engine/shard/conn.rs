@@ -6,6 +6,7 @@
 use crate::engine::descriptor::Descriptor;
 use crate::engine::handoff::Ticket;
 use crate::engine::sendq::SendQueue;
+use crate::engine::shard::handler_timers::HandlerTimers;
 use crate::engine::socket::PeerAddr;
 use crate::handler::{ConnCtx, Identity};
 use crate::hub::{ConnId, Hub, Subscriptions};
@@ -131,6 +132,7 @@ impl Conn {
         &'a mut self,
         peer: PeerAddr,
         subs: &'a mut Subscriptions,
+        timers: &'a mut HandlerTimers,
         hub: &'a Hub,
         close: &'a mut Option<(u16, String)>,
     ) -> (&'a mut MessageReader, ConnCtx<'a>) {
@@ -145,6 +147,7 @@ impl Conn {
             identity,
             sendq: &mut self.sendq,
             subs,
+            timers,
             hub,
             close,
             sent: 0,

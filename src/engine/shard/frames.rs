@@ -49,7 +49,13 @@ impl Shard {
         let mut messages = 0u64;
         let mut close_req = None;
         let mut handler_failed = false;
-        let (reader, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close_req);
+        let (reader, mut ctx) = conn.split(
+            peer,
+            &mut self.subs,
+            &mut self.handler_timers,
+            &self.shared.hub,
+            &mut close_req,
+        );
         let result = reader.feed(data, &mut |event| {
             let msg = match event {
                 Event::Text(text) => Message::Text(text),

@@ -7,6 +7,7 @@ mod admission;
 mod closes;
 mod conn;
 mod frames;
+mod handler_timers;
 mod timers;
 mod upgrade;
 mod view;
@@ -23,12 +24,14 @@ use admission::AcceptBackoff;
 pub(crate) use admission::Room;
 use closes::CloseCounts;
 use conn::{Closing, Conn, Phase};
+pub(crate) use handler_timers::HandlerTimers;
 pub use view::{ConnInfo, ShardCtx};
 
 use super::descriptor::Descriptor;
 use super::handoff::{PlainHttp, Ticket};
 use super::socket::PeerAddr;
 use super::{ShardEvent, Shared};
+use crate::handler::{ConnCtx, Handler};
 use crate::hub::{CloseReason, Command, ConnId, ShardInbox, ShardMetrics, Subscriptions};
 use crate::protocol::close::code;
 use crate::protocol::writer::encode_close;
@@ -92,6 +95,8 @@ pub(crate) struct Shard {
     messages_out: u64,
     /// What `/metrics` reports of this shard.
     metrics: ShardMetrics,
+    /// Timers handlers set on their connections.
+    handler_timers: HandlerTimers,
     /// The wall-clock time when `clock` started.
     epoch: SystemTime,
 }
@@ -126,6 +131,7 @@ impl Shard {
             messages_in: 0,
             messages_out: 0,
             metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
+            handler_timers: HandlerTimers::default(),
             epoch: SystemTime::now(),
             shared,
         }
@@ -133,6 +139,7 @@ impl Shard {
 
     pub(crate) fn update_clock(&mut self) {
         self.now = self.clock.elapsed().as_millis() as u64;
+        self.handler_timers.now = self.now;
     }
 
     /// The eventfd the driver watches for hub commands.
@@ -405,8 +412,54 @@ impl Shard {
         let conn = &mut self.conns[key];
         // A close is already under way: sends from on_close are discarded.
         let mut close = Some((0, String::new()));
-        let (_, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close);
+        let (_, mut ctx) = conn.split(
+            peer,
+            &mut self.subs,
+            &mut self.handler_timers,
+            &self.shared.hub,
+            &mut close,
+        );
         guarded(|| handler.on_close(&mut ctx, code, reason));
+    }
+
+    /// Runs a handler callback on open connection `key` under the panic
+    /// guard, then acts on what it asked: a close (a panic closes with
+    /// 1011), and the send-queue bound for what it queued.
+    fn callback(&mut self, key: usize, f: impl FnOnce(&dyn Handler, &mut ConnCtx<'_>)) {
+        let handler = self
+            .shared
+            .routes
+            .ws_handler(self.conns[key].route as usize)
+            .clone();
+        let peer = self.peer(key);
+        let conn = &mut self.conns[key];
+        let mut close = None;
+        let (_, mut ctx) = conn.split(
+            peer,
+            &mut self.subs,
+            &mut self.handler_timers,
+            &self.shared.hub,
+            &mut close,
+        );
+        if !guarded(|| f(&*handler, &mut ctx)) {
+            close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
+            self.count_close(CloseReason::HandlerFailed);
+        }
+        if let Some((code, reason)) = close {
+            let wait = self.close_wait_ms();
+            self.start_close(key, code, &reason, wait);
+        }
+        self.enforce_send_limit(key);
+    }
+
+    /// Fires the handler timers that are due, on connections still open.
+    fn fire_handler_timers(&mut self) {
+        for (id, token) in self.handler_timers.take_due(self.now) {
+            let key = id.slot() as usize;
+            if self.is_open(id) && self.conns[key].closing == Closing::No {
+                self.callback(key, |handler, ctx| handler.on_timer(ctx, token));
+            }
+        }
     }
 
     /// Starts a server-initiated close: send a close frame, then wait for the
@@ -522,6 +575,12 @@ impl Shard {
     fn execute(&mut self, cmd: Command) -> usize {
         match cmd {
             Command::Send(id, frame) => return self.deliver(id, &frame) as usize,
+            Command::SendMany(ids, frame) => {
+                for &id in &ids {
+                    self.deliver(id, &frame);
+                }
+                return ids.len();
+            }
             Command::Broadcast(channel, frame, except) => {
                 let members: Vec<u32> = self.subs.members(&channel).collect();
                 for &slot in &members {

@@ -110,6 +110,7 @@ impl Shard {
                 }
             }
         }
+        self.fire_handler_timers();
         self.report_accept_failures();
         self.report_closes();
         self.publish_counters();

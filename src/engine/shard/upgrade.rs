@@ -5,8 +5,6 @@
 use super::conn::{Attached, PartialHead};
 use super::{guarded, Closing, Phase, Shard, OVERLOADED};
 use crate::handler::{Accept, Reject, UpgradeRequest};
-use crate::hub::CloseReason;
-use crate::protocol::close::code;
 use crate::protocol::handshake::{
     accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
 };
@@ -178,7 +176,6 @@ impl Shard {
         response: &[u8],
     ) {
         let ws = &self.shared.config.websocket;
-        let handler = self.shared.routes.ws_handler(route as usize).clone();
         let limits = ReaderLimits {
             max_message_size: ws.max_message_size,
             max_fragments: ws.max_fragments,
@@ -205,19 +202,7 @@ impl Shard {
             .connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-        let peer = self.peer(key);
-        let conn = &mut self.conns[key];
-        let mut close = None;
-        let (_, mut ctx) = conn.split(peer, &mut self.subs, &self.shared.hub, &mut close);
-        if !guarded(|| handler.on_open(&mut ctx)) {
-            close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
-            self.count_close(CloseReason::HandlerFailed);
-        }
-        if let Some((code, reason)) = close {
-            let wait = self.close_wait_ms();
-            self.start_close(key, code, &reason, wait);
-        }
-        self.enforce_send_limit(key);
+        self.callback(key, |handler, ctx| handler.on_open(ctx));
     }
 }
 

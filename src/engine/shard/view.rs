@@ -98,6 +98,18 @@ impl ShardCtx<'_> {
         self.shard.subs.member_count(channel)
     }
 
+    /// The ids of this shard's connections subscribed to `channel`: with a
+    /// channel per application key (`user:42`, `cp:CP-1`), the directory
+    /// from that key to its connections.
+    pub fn channel_member_ids(&self, channel: &str) -> Vec<ConnId> {
+        let shard = &*self.shard;
+        shard
+            .subs
+            .members(channel)
+            .filter_map(|slot| shard.conns.get(slot as usize).map(|c| c.id))
+            .collect()
+    }
+
     /// A copy of this shard's counters.
     pub fn metrics(&self) -> ShardMetrics {
         let shard = &*self.shard;
