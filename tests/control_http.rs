@@ -316,6 +316,34 @@ fn admin_routes_need_the_token_when_one_is_set() {
     assert_eq!(http_get(addr, "/ws/health").status, 200);
 }
 
+/// This machine's address on its default route, when it has one that is
+/// not loopback (a UDP "connect" sends nothing; it only picks the route).
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    probe.connect("192.0.2.1:9").ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn without_a_token_other_peers_are_refused_admin_routes() {
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("skipped: this machine has no non-loopback address");
+        return;
+    };
+    // Bound to that one address only, so the peer is not loopback.
+    let (handle, _) = start(|cfg| cfg.server.host = ip.to_string());
+    let addr = handle.local_addr();
+    let resp = http_get(addr, "/metrics");
+    assert_eq!(resp.status, 403, "{resp:?}");
+    assert_eq!(resp.json()["error"]["code"], "forbidden");
+    assert_eq!(
+        http_get(addr, "/health").status,
+        200,
+        "public routes stay public"
+    );
+}
+
 #[test]
 fn without_a_token_loopback_peers_are_admins() {
     let (handle, _) = start(|_| {});
