@@ -175,6 +175,36 @@ fn keep_alive_ends_with_the_request_limit() {
 }
 
 #[test]
+fn plain_http_goes_on_when_the_handle_is_dropped() {
+    // Dropping a ServerHandle without join leaves the shards running; plain
+    // HTTP must keep answering with them.
+    let (handle, _) = start(|_| {});
+    let addr = handle.local_addr();
+    drop(handle);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(http_get(addr, "/health").status, 200);
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed() {
+    let (handle, _) = start(|cfg| cfg.http.idle_timeout = Duration::from_millis(500));
+    let mut s = connect(handle.local_addr(), WAIT);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (resp, _) = read_response(&mut s).expect("first answer");
+    assert_eq!(resp.status, 200);
+    let idle = Instant::now();
+    let mut byte = [0u8; 1];
+    let end = s.read(&mut byte);
+    assert!(matches!(end, Ok(0)), "closed, not {end:?}");
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let (handle, _) = start(|_| {});
     let mut s = connect(handle.local_addr(), WAIT);

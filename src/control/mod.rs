@@ -163,7 +163,7 @@ async fn run(
     gate: HttpGate,
     mut handoffs: UnboundedReceiver<PlainHttp>,
     admin_listener: Option<std::net::TcpListener>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
     grace: Duration,
 ) {
     let admin = admin_listener.and_then(|l| {
@@ -178,6 +178,7 @@ async fn run(
             }
         }
     });
+    let mut watch_stop = stopped.clone();
     loop {
         tokio::select! {
             conn = handoffs.recv() => match conn {
@@ -201,7 +202,7 @@ async fn run(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = stopped.changed() => break,
+            () = serve::stop_requested(&mut watch_stop) => break,
         }
     }
     let deadline = tokio::time::Instant::now() + grace;

@@ -62,13 +62,7 @@ pub(super) async fn serve(
         .pipeline_flush(true);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    let stopped = async {
-        while !*stop.borrow_and_update() {
-            if stop.changed().await.is_err() {
-                break;
-            }
-        }
-    };
+    let stopped = stop_requested(&mut stop);
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
@@ -78,6 +72,17 @@ pub(super) async fn serve(
         () = stopped => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
+        }
+    }
+}
+
+/// Resolves once the control plane is told to stop; never if its handle was
+/// dropped without a word (a library user who let the `ServerHandle` go:
+/// the shards serve on, and so does plain HTTP).
+pub(super) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

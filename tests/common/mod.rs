@@ -320,17 +320,6 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     http_exchange(addr, req.as_bytes())
 }
 
-/// A read that tries again when a signal interrupted it (EINTR was seen on
-/// these reads with in-process servers running in parallel tests).
-fn read_retrying(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match s.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
 /// Reads one response from `s` (whose read timeout bounds each read).
 /// Returns it and the bytes read past its end (frames after a 101).
 pub fn read_response(s: &mut TcpStream) -> io::Result<(HttpResponse, Vec<u8>)> {
@@ -340,7 +329,7 @@ pub fn read_response(s: &mut TcpStream) -> io::Result<(HttpResponse, Vec<u8>)> {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i + 4;
         }
-        let n = read_retrying(s, &mut chunk)?;
+        let n = s.read(&mut chunk)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -388,7 +377,7 @@ pub fn read_response(s: &mut TcpStream) -> io::Result<(HttpResponse, Vec<u8>)> {
     match resp.header("Content-Length").map(|v| v.parse::<usize>()) {
         Some(Ok(len)) => {
             while rest.len() < len {
-                let n = read_retrying(s, &mut chunk)?;
+                let n = s.read(&mut chunk)?;
                 if n == 0 {
                     break;
                 }
@@ -401,7 +390,7 @@ pub fn read_response(s: &mut TcpStream) -> io::Result<(HttpResponse, Vec<u8>)> {
         _ => {
             // No length: the body runs to EOF.
             loop {
-                match read_retrying(s, &mut chunk) {
+                match s.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => rest.extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,

@@ -63,8 +63,20 @@ fn user_data(kind: u64, key: usize) -> u64 {
 }
 
 /// Checks that this kernel and sandbox give us what the driver needs: a ring,
-/// a provided-buffer ring, and multishot receive (kernel 6.0+).
+/// a provided-buffer ring, and multishot receive (kernel 6.0+). The test
+/// ring lives on a thread of its own: the kernel's clean-up work for a ring
+/// is queued on the thread that made it, and wakes that thread's next
+/// blocking call with EINTR (a socket read with a timeout returns it to the
+/// caller), which a library user's thread should never see.
 pub(super) fn probe() -> io::Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(probe_here)
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the io_uring probe panicked")))
+    })
+}
+
+fn probe_here() -> io::Result<()> {
     if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
         if v.trim() == "2" {
             return Err(io::Error::other("disabled by kernel.io_uring_disabled"));
