@@ -207,6 +207,9 @@ impl ServerBuilder {
             "listening on {local_addr} with {shards} shards on {}",
             driver.name()
         );
+        if let Some(admin) = handle.admin_addr {
+            tracing::info!("admin routes, /metrics and health also on {admin}");
+        }
         Ok(handle)
     }
 }
