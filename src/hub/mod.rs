@@ -201,9 +201,19 @@ impl Hub {
         for &id in ids {
             by_shard.entry(id.shard()).or_default().push(id);
         }
+        self.post_each(
+            by_shard
+                .into_iter()
+                .map(|(shard, ids)| (shard, Command::SendMany(ids, frame.clone()))),
+        )
+    }
+
+    /// Posts each command to its shard. Shards whose mailbox is full are
+    /// skipped and counted in the error; the others get theirs.
+    fn post_each(&self, posts: impl Iterator<Item = (usize, Command)>) -> Result<(), HubError> {
         let mut full = 0;
-        for (shard, ids) in by_shard {
-            match self.post(shard, Command::SendMany(ids, frame.clone())) {
+        for (shard, cmd) in posts {
+            match self.post(shard, cmd) {
                 Ok(()) => {}
                 Err(HubError::MailboxFull { .. }) => full += 1,
                 Err(e) => return Err(e),
@@ -242,21 +252,10 @@ impl Hub {
     ) -> Result<(), HubError> {
         let frame = encode_shared(msg);
         let channel: Arc<str> = Arc::from(channel);
-        let mut full = 0;
-        for shard in 0..self.shards() {
-            match self.post(
-                shard,
-                Command::Broadcast(channel.clone(), frame.clone(), except),
-            ) {
-                Ok(()) => {}
-                Err(HubError::MailboxFull { .. }) => full += 1,
-                Err(e) => return Err(e),
-            }
-        }
-        match full {
-            0 => Ok(()),
-            shards => Err(HubError::MailboxFull { shards }),
-        }
+        self.post_each((0..self.shards()).map(|shard| {
+            let cmd = Command::Broadcast(channel.clone(), frame.clone(), except);
+            (shard, cmd)
+        }))
     }
 
     /// The ids of the connections subscribed to `channel`, all shards: with

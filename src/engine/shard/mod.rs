@@ -407,25 +407,21 @@ impl Shard {
             return;
         }
         conn.close_notified = true;
-        let handler = self.shared.routes.ws_handler(conn.route as usize).clone();
-        let peer = self.peer(key);
-        let conn = &mut self.conns[key];
-        // A close is already under way: sends from on_close are discarded.
-        let mut close = Some((0, String::new()));
-        let (_, mut ctx) = conn.split(
-            peer,
-            &mut self.subs,
-            &mut self.handler_timers,
-            &self.shared.hub,
-            &mut close,
-        );
-        guarded(|| handler.on_close(&mut ctx, code, reason));
+        self.with_handler(key, true, |handler, ctx| {
+            handler.on_close(ctx, code, reason)
+        });
     }
 
-    /// Runs a handler callback on open connection `key` under the panic
-    /// guard, then acts on what it asked: a close (a panic closes with
-    /// 1011), and the send-queue bound for what it queued.
-    fn callback(&mut self, key: usize, f: impl FnOnce(&dyn Handler, &mut ConnCtx<'_>)) {
+    /// Runs `f` with the route handler of connection `key` and a context on
+    /// it, under the panic guard. Returns whether it finished and the close
+    /// it asked for. With `closing`, the context discards sends and closes
+    /// (the connection is closing already).
+    fn with_handler(
+        &mut self,
+        key: usize,
+        closing: bool,
+        f: impl FnOnce(&dyn Handler, &mut ConnCtx<'_>),
+    ) -> (bool, Option<(u16, String)>) {
         let handler = self
             .shared
             .routes
@@ -433,7 +429,7 @@ impl Shard {
             .clone();
         let peer = self.peer(key);
         let conn = &mut self.conns[key];
-        let mut close = None;
+        let mut close = closing.then(|| (0, String::new()));
         let (_, mut ctx) = conn.split(
             peer,
             &mut self.subs,
@@ -441,7 +437,16 @@ impl Shard {
             &self.shared.hub,
             &mut close,
         );
-        if !guarded(|| f(&*handler, &mut ctx)) {
+        let finished = guarded(|| f(&*handler, &mut ctx));
+        (finished, close.filter(|_| !closing))
+    }
+
+    /// Runs a handler callback on open connection `key` under the panic
+    /// guard, then acts on what it asked: a close (a panic closes with
+    /// 1011), and the send-queue bound for what it queued.
+    fn callback(&mut self, key: usize, f: impl FnOnce(&dyn Handler, &mut ConnCtx<'_>)) {
+        let (finished, mut close) = self.with_handler(key, false, f);
+        if !finished {
             close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
             self.count_close(CloseReason::HandlerFailed);
         }
