@@ -54,6 +54,8 @@ const WAKE: u64 = 4;
 const UNWATCHED: u64 = 5;
 /// The 503 to a refused direct descriptor was sent; the key is the descriptor.
 const REFUSED: u64 = 6;
+/// A direct descriptor's shutdown completed; the key is the slab key.
+const SHUT: u64 = 8;
 /// A direct descriptor handed to the control plane got its process
 /// descriptor; the key indexes `Driver::installing`.
 const INSTALLED: u64 = 7;
@@ -107,6 +109,10 @@ struct OpState {
     recv_armed: bool,
     send_in_flight: bool,
     shut_down: bool,
+    /// A direct descriptor's shutdown has not completed: its table entry
+    /// may not be closed yet (a shutdown still queued would otherwise hit
+    /// whatever socket the next accept puts in that entry).
+    shutdown_in_flight: bool,
     /// The receive was cancelled for a hand-off.
     recv_cancelled: bool,
 }
@@ -364,6 +370,10 @@ impl Driver {
             // SAFETY: a close points to no buffer.
             REFUSED => unsafe { self.push(direct::close(key as RawFd), user_data(UNWATCHED, 0)) },
             INSTALLED => self.on_installed(shard, key, res),
+            SHUT => {
+                self.state(key).shutdown_in_flight = false;
+                shard.mark_writable(key);
+            }
             WAKE => {
                 shard.drain_inbox();
                 if !cqueue::more(flags) {
@@ -656,14 +666,18 @@ impl Driver {
     /// their completions bring the connection back here.
     fn close(&mut self, shard: &mut Shard, key: usize, reset: bool) {
         let state = *self.state(key);
+        if state.shutdown_in_flight {
+            return; // its completion brings the connection back here
+        }
         if state.send_in_flight || state.recv_armed {
             if !state.shut_down {
                 self.state(key).shut_down = true;
                 let fd = shard.socket_fd(key);
                 if self.direct.is_some() {
+                    self.state(key).shutdown_in_flight = true;
                     let entry = opcode::Shutdown::new(types::Fd(fd), libc::SHUT_RDWR).build();
                     // SAFETY: a shutdown points to no buffer.
-                    unsafe { self.push(direct::fixed(entry), user_data(UNWATCHED, 0)) };
+                    unsafe { self.push(direct::fixed(entry), user_data(SHUT, key)) };
                 } else {
                     socket::shutdown(fd);
                 }
