@@ -43,12 +43,16 @@ impl Shard {
                         &e.to_string(),
                     );
                 }
-                if self.goes_to_control_plane(&req) {
-                    let bytes = buf.to_vec();
-                    return self.start_hand_off(key, bytes);
+                match self.websocket_route(&req) {
+                    Some(route) => {
+                        let rest = buf[used..].to_vec();
+                        self.on_request(key, route, req, rest);
+                    }
+                    None => {
+                        let bytes = buf.to_vec();
+                        self.start_hand_off(key, bytes);
+                    }
                 }
-                let rest = buf[used..].to_vec();
-                self.on_request(key, req, rest);
             }
         }
     }
@@ -68,16 +72,14 @@ impl Shard {
         self.respond_and_close(key, &out);
     }
 
-    /// Plain HTTP goes to the control plane: every request but one on a
-    /// WebSocket route, which is answered as an upgrade (a plain GET there
-    /// gets the handshake's 400) unless an HTTP route shares its path and
-    /// the request does not ask to upgrade.
-    fn goes_to_control_plane(&self, req: &RequestHead) -> bool {
+    /// The WebSocket route that answers this request as an upgrade (a plain
+    /// GET there gets the handshake's 400), unless an HTTP route shares its
+    /// path and the request does not ask to upgrade; `None` sends it to the
+    /// control plane, as every other request.
+    fn websocket_route(&self, req: &RequestHead) -> Option<usize> {
         let routes = &self.shared.routes;
-        match routes.find_ws(&req.path) {
-            Some(_) => !wants_upgrade(req) && routes.has_http(&req.path),
-            None => true,
-        }
+        let route = routes.find_ws(&req.path)?;
+        (wants_upgrade(req) || !routes.has_http(&req.path)).then_some(route)
     }
 
     /// Starts handing connection `key` to the control plane with the bytes
@@ -100,10 +102,7 @@ impl Shard {
         }));
     }
 
-    fn on_request(&mut self, key: usize, req: RequestHead, rest: Vec<u8>) {
-        let Some(route) = self.shared.routes.find_ws(&req.path) else {
-            return self.error_and_close(key, 404, "not_found", "no route at this path");
-        };
+    fn on_request(&mut self, key: usize, route: usize, req: RequestHead, rest: Vec<u8>) {
         let info = match validate_upgrade(&req) {
             Ok(info) => info,
             Err(e) => {
