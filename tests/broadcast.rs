@@ -35,9 +35,7 @@ impl Handler for Broadcaster {
 
 fn config() -> Config {
     // Follows RINGGATE_IO (and the rest of the environment), like the binary.
-    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config from environment");
-    cfg.server.host = "127.0.0.1".into();
-    cfg.server.port = 0;
+    let mut cfg = common::loopback_config();
     cfg.server.shards = 2;
     cfg
 }

@@ -57,9 +57,7 @@ async fn count(
 /// A server on an ephemeral loopback port with test routes, configured from
 /// the environment (so the driver variants apply) and then by `tune`.
 fn start(tune: impl FnOnce(&mut Config)) -> (ServerHandle, Arc<Flags>) {
-    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
-    cfg.server.host = "127.0.0.1".into();
-    cfg.server.port = 0;
+    let mut cfg = common::loopback_config();
     cfg.http.max_body = 1024;
     tune(&mut cfg);
     let flags = Arc::new(Flags::default());

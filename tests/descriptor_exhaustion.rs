@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{read_response, RawWs, UpgradeRequest};
-use ringgate::{Config, Server};
+use ringgate::Server;
 use socket2::{Domain, Socket, Type};
 
 /// Counts the lines the server logs.
@@ -87,9 +87,7 @@ fn descriptor_exhaustion_pauses_accepting_and_recovers() {
         .with_writer(move || writer.clone())
         .with_max_level(tracing::Level::INFO)
         .init();
-    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
-    cfg.server.host = "127.0.0.1".into();
-    cfg.server.port = 0;
+    let mut cfg = common::loopback_config();
     cfg.server.shards = 1;
     cfg.server.direct_descriptors = false;
     let server = Server::builder(cfg).start().expect("server starts");

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server};
+use ringgate::{Accept, ConnCtx, Handler, Message, Reject, Server};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,9 +52,7 @@ async fn handlers_see_the_peer_address_with_either_kind_of_descriptor() {
         return;
     }
     for direct in [false, true] {
-        let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
-        cfg.server.host = "127.0.0.1".into();
-        cfg.server.port = 0;
+        let mut cfg = common::loopback_config();
         cfg.server.shards = 1;
         cfg.server.direct_descriptors = direct;
         let server = Server::builder(cfg)

@@ -16,7 +16,7 @@ use ringgate::axum::response::IntoResponse;
 use ringgate::axum::routing::{get, MethodRouter};
 use ringgate::hub::HubError;
 use ringgate::{
-    Accept, Config, ConnCtx, ConnId, Handler, Message, Reject, Server, UpgradeRequest as Upgrade,
+    Accept, ConnCtx, ConnId, Handler, Message, Reject, Server, UpgradeRequest as Upgrade,
 };
 use std::sync::{Arc, Mutex};
 
@@ -76,9 +76,7 @@ struct Fixture {
 }
 
 fn start() -> Fixture {
-    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
-    cfg.server.host = "127.0.0.1".into();
-    cfg.server.port = 0;
+    let cfg = common::loopback_config();
     let ids = Arc::new(Mutex::new(Vec::new()));
     let handle = Server::builder(cfg)
         .websocket("/*", Careless { ids: ids.clone() })

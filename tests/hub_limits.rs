@@ -37,9 +37,7 @@ impl Handler for Recorder {
 }
 
 fn start(configure: impl FnOnce(&mut Config)) -> (ringgate::ServerHandle, Arc<Mutex<Vec<ConnId>>>) {
-    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
-    cfg.server.host = "127.0.0.1".into();
-    cfg.server.port = 0;
+    let mut cfg = common::loopback_config();
     cfg.server.shards = 1;
     configure(&mut cfg);
     let ids = Arc::new(Mutex::new(Vec::new()));

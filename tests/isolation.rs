@@ -10,7 +10,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::{RawWs, ReadEvent, ServerProcess, UpgradeRequest, OP_CLOSE, OP_TEXT};
-use ringgate::{Config, ConnCtx, Handler, Message, Server};
+use ringgate::{ConnCtx, Handler, Message, Server};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -28,9 +28,7 @@ impl Handler for Fragile {
 
 #[test]
 fn a_panicking_handler_closes_only_its_connection() {
-    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
-    cfg.server.host = "127.0.0.1".into();
-    cfg.server.port = 0;
+    let mut cfg = common::loopback_config();
     cfg.server.shards = 1; // both connections share the shard that sees the panic
     let server = Server::builder(cfg)
         .websocket("/fragile", Fragile)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{eventually, RawWs};
 use ringgate::hub::HubError;
-use ringgate::{Accept, Config, ConnCtx, ConnId, Handler, Message, Reject, Server, ServerHandle};
+use ringgate::{Accept, ConnCtx, ConnId, Handler, Message, Reject, Server, ServerHandle};
 
 const WAIT: Duration = Duration::from_secs(5);
 const ROOM: &str = "room";
@@ -71,9 +71,7 @@ impl Handler for Counter {
 }
 
 fn start() -> (ServerHandle, Arc<Mutex<Vec<ConnId>>>) {
-    let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
-    cfg.server.host = "127.0.0.1".into();
-    cfg.server.port = 0;
+    let cfg = common::loopback_config();
     let ids = Arc::new(Mutex::new(Vec::new()));
     let handle = Server::builder(cfg)
         .websocket("/room", Counter { ids: ids.clone() })

@@ -295,6 +295,16 @@ impl HttpResponse {
     }
 }
 
+/// The configuration for an in-process server: the environment's (so the
+/// driver variants of the suite apply), on an ephemeral loopback port.
+pub fn loopback_config() -> ringgate::Config {
+    let mut cfg =
+        ringgate::Config::load(None, &|k| std::env::var(k).ok()).expect("config from environment");
+    cfg.server.host = "127.0.0.1".into();
+    cfg.server.port = 0;
+    cfg
+}
+
 /// Connects to `addr` with read and write timeouts of `timeout`.
 pub fn connect(addr: SocketAddr, timeout: Duration) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, timeout)
