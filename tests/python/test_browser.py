@@ -5,6 +5,8 @@ the DevTools protocol with the websockets client."""
 
 import contextlib
 import json
+import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -31,13 +33,16 @@ class Chromium:
         binary = shutil.which("chromium") or shutil.which("chromium-browser")
         if binary is None:
             pytest.skip("chromium is not installed (.ci/run installs it)")
-        self.profile = tempfile.TemporaryDirectory()
+        # Chromium's helper processes may still write to the profile while it
+        # is removed: kill the whole process group, and clean up leniently.
+        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         port = free_port()
         self.proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              f"--remote-debugging-port={port}", f"--user-data-dir={self.profile.name}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + TIMEOUT
         while True:
@@ -75,7 +80,10 @@ class Chromium:
     def close(self):
         if getattr(self, "stack", None):
             self.stack.close()
-        self.proc.kill()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait(timeout=10)
         self.profile.cleanup()
 
