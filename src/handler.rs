@@ -7,7 +7,7 @@ use std::any::Any;
 use std::net::SocketAddr;
 
 use crate::engine::sendq::SendQueue;
-use crate::engine::shard::HandlerTimers;
+use crate::engine::shard::{HandlerTimers, ShardLocals};
 use crate::engine::socket::PeerAddr;
 use crate::hub::{ConnId, Hub, Subscriptions};
 use crate::protocol::close::{code, is_valid_wire_code};
@@ -93,6 +93,7 @@ pub struct Accept {
     pub(crate) protocol: Option<String>,
     pub(crate) identity: Option<Identity>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) max_message_size: Option<usize>,
 }
 
 impl Accept {
@@ -108,6 +109,13 @@ impl Accept {
     /// Attaches a value the handler can read back with [`ConnCtx::identity`].
     pub fn identity<T: Any + Send>(mut self, value: T) -> Self {
         self.identity = Some(Box::new(value));
+        self
+    }
+    /// The largest message this connection may send, after reassembly
+    /// (a larger one is closed with 1009), instead of the server's
+    /// `websocket.max_message_size`: a route's own limit.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = Some(bytes.max(1));
         self
     }
     /// Adds a header to the 101 response. The name must be an HTTP token,
@@ -182,6 +190,7 @@ pub struct ConnCtx<'a> {
     pub(crate) sendq: &'a mut SendQueue,
     pub(crate) subs: &'a mut Subscriptions,
     pub(crate) timers: &'a mut HandlerTimers,
+    pub(crate) locals: &'a mut ShardLocals,
     pub(crate) hub: &'a Hub,
     pub(crate) close: &'a mut Option<(u16, String)>,
     /// Messages this callback queued (for `/metrics`).
@@ -258,5 +267,12 @@ impl ConnCtx<'_> {
     /// The hub, for sends and broadcasts to other connections.
     pub fn hub(&self) -> &Hub {
         self.hub
+    }
+    /// This shard's value of type `T` (created with `T::default()` on first
+    /// use): per-shard state a service keeps, seen by every connection of
+    /// the shard and by code the hub runs there ([`crate::ShardCtx::local`]).
+    /// Only this shard's thread ever touches it, so it needs no lock.
+    pub fn local<T: Default + Send + 'static>(&mut self) -> &mut T {
+        self.locals.get::<T>()
     }
 }

@@ -17,8 +17,9 @@ pub mod server;
 
 pub use axum;
 pub use config::Config;
-pub use control::{ApiError, ServerView};
+pub use control::{ApiError, MetricsSource, ServerView};
 pub use engine::shard::{ConnInfo, ShardCtx};
 pub use handler::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
-pub use hub::{ConnId, Hub, HubStats};
+pub use hub::{ConnId, Frame, Hub, HubError, HubStats};
+pub use prometheus_client;
 pub use server::{Server, ServerBuilder, ServerHandle};

@@ -86,6 +86,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a service's figures to `/metrics`: `source` runs on each scrape.
+    pub fn metrics(mut self, source: crate::control::MetricsSource) -> Self {
+        self.http.metrics(source);
+        self
+    }
+
+    /// The configuration the server will start with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Binds the listeners and starts the shards and the control plane.
     /// Built-in routes (`/echo` when enabled, `/health`, `/ws/health`) come
     /// after the ones added here.

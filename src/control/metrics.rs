@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Error as FmtError;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,12 +22,21 @@ use prometheus_client::registry::Registry;
 
 use super::errors::ApiError;
 use super::ServerView;
-use crate::hub::{CloseReason, ShardMetrics, DURATION_BUCKETS};
+use crate::hub::{CloseReason, Hub, ShardMetrics, DURATION_BUCKETS};
 
 /// The content type of what prometheus-client writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub(super) async fn metrics(Extension(server): Extension<ServerView>) -> Response {
+/// A service's figures for `/metrics`, gathered on each scrape: a
+/// prometheus-client [`Collector`] made from the hub (asking the shards
+/// through it, say). Add one with [`crate::ServerBuilder::metrics`].
+pub type MetricsSource =
+    Arc<dyn Fn(Hub) -> Pin<Box<dyn Future<Output = Box<dyn Collector>> + Send>> + Send + Sync>;
+
+pub(super) async fn metrics(
+    Extension(server): Extension<ServerView>,
+    sources: Arc<Vec<MetricsSource>>,
+) -> Response {
     let shards = match server.hub.run_on_all(|shard| shard.metrics()).await {
         Ok(shards) => shards,
         Err(e) => {
@@ -43,6 +55,9 @@ pub(super) async fn metrics(Extension(server): Extension<ServerView>) -> Respons
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));
+    for source in sources.iter() {
+        registry.register_collector(source(server.hub.clone()).await);
+    }
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         return ApiError::new(
@@ -86,7 +101,7 @@ impl Scrape {
 }
 
 /// Writes one metric without labels.
-fn single(
+pub fn single(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -97,7 +112,7 @@ fn single(
 }
 
 /// Writes one metric family: a value per label set.
-fn family<'a, L, M>(
+pub fn family<'a, L, M>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use errors::ApiError;
+pub use metrics::{family as metric_family, single as metric_single, MetricsSource};
 
 use crate::config::Config;
 use crate::engine::handoff::{HttpGate, PlainHttp};
@@ -55,6 +56,8 @@ pub(crate) struct HttpRoutes {
     public: Router,
     admin: Router,
     paths: Vec<String>,
+    /// Figures services add to `/metrics`.
+    metrics: Vec<MetricsSource>,
 }
 
 impl HttpRoutes {
@@ -70,6 +73,11 @@ impl HttpRoutes {
         self.paths.push(path.to_owned());
     }
 
+    /// A service's figures for `/metrics`.
+    pub(crate) fn metrics(&mut self, source: MetricsSource) {
+        self.metrics.push(source);
+    }
+
     /// Every path a route was added at.
     pub(crate) fn paths(&self) -> &[String] {
         &self.paths
@@ -79,7 +87,11 @@ impl HttpRoutes {
     pub(crate) fn add_builtin(&mut self) {
         self.public("/health", get(health::health));
         self.public("/ws/health", get(health::health));
-        self.admin("/metrics", get(metrics::metrics));
+        let sources = Arc::new(std::mem::take(&mut self.metrics));
+        self.admin(
+            "/metrics",
+            get(move |server| metrics::metrics(server, sources.clone())),
+        );
         self.admin("/connections", get(inspect::connections));
         self.admin("/stats", get(inspect::stats));
     }

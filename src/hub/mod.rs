@@ -100,6 +100,24 @@ pub enum HubError {
 /// A pre-encoded server frame shared by every connection it goes to.
 pub(crate) type SharedFrame = Bytes;
 
+/// A server frame encoded once, for many connections (see
+/// [`ShardCtx::broadcast`]); a clone shares the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame(pub(crate) SharedFrame);
+
+impl Frame {
+    /// Encodes `msg` as one unmasked server frame.
+    pub fn new(msg: Message<'_>) -> Frame {
+        Frame(encode_shared(msg))
+    }
+}
+
+impl From<Message<'_>> for Frame {
+    fn from(msg: Message<'_>) -> Frame {
+        Frame::new(msg)
+    }
+}
+
 /// What a shard's mailbox carries.
 pub(crate) enum Command {
     Send(ConnId, SharedFrame),
@@ -181,6 +199,17 @@ impl Hub {
         })
     }
 
+    /// Runs `f` on shard `shard`'s thread like [`Hub::run_on`], without
+    /// waiting for it or its result: the cheap form for updates that answer
+    /// nobody. Only posting can fail (a full mailbox, a stopped server); a
+    /// panic in `f` is caught and logged on the shard.
+    pub fn post_run<F>(&self, shard: usize, f: F) -> Result<(), HubError>
+    where
+        F: FnOnce(&mut ShardCtx<'_>) + Send + 'static,
+    {
+        self.post(shard, Command::Run(Box::new(f)))
+    }
+
     /// Number of shards.
     pub fn shards(&self) -> usize {
         self.inner.mailboxes.len()
@@ -192,11 +221,16 @@ impl Hub {
         self.post(id.shard(), Command::Send(id, encode_shared(msg)))
     }
 
-    /// Sends `msg` to each of `ids` (on any shards): the frame is encoded
-    /// once, and each shard gets one command for all of its connections.
-    /// Shards whose mailbox is full are skipped and reported in the error.
-    pub fn send_many(&self, ids: &[ConnId], msg: Message<'_>) -> Result<(), HubError> {
-        let frame = encode_shared(msg);
+    /// Sends `msg` (a [`Message`], or a [`Frame`] encoded already) to each
+    /// of `ids` (on any shards): the frame is encoded once, and each shard
+    /// gets one command for all of its connections. Shards whose mailbox is
+    /// full are skipped and reported in the error.
+    pub fn send_many<'m>(
+        &self,
+        ids: &[ConnId],
+        msg: impl Into<Frame> + 'm,
+    ) -> Result<(), HubError> {
+        let frame = msg.into().0;
         let mut by_shard: std::collections::BTreeMap<usize, Vec<ConnId>> = Default::default();
         for &id in ids {
             by_shard.entry(id.shard()).or_default().push(id);

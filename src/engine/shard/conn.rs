@@ -7,6 +7,7 @@ use crate::engine::descriptor::Descriptor;
 use crate::engine::handoff::Ticket;
 use crate::engine::sendq::SendQueue;
 use crate::engine::shard::handler_timers::HandlerTimers;
+use crate::engine::shard::locals::ShardLocals;
 use crate::engine::socket::PeerAddr;
 use crate::handler::{ConnCtx, Identity};
 use crate::hub::{ConnId, Hub, Subscriptions};
@@ -133,6 +134,7 @@ impl Conn {
         peer: PeerAddr,
         subs: &'a mut Subscriptions,
         timers: &'a mut HandlerTimers,
+        locals: &'a mut ShardLocals,
         hub: &'a Hub,
         close: &'a mut Option<(u16, String)>,
     ) -> (&'a mut MessageReader, ConnCtx<'a>) {
@@ -148,6 +150,7 @@ impl Conn {
             sendq: &mut self.sendq,
             subs,
             timers,
+            locals,
             hub,
             close,
             sent: 0,

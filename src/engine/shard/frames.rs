@@ -53,6 +53,7 @@ impl Shard {
             peer,
             &mut self.subs,
             &mut self.handler_timers,
+            &mut self.locals,
             &self.shared.hub,
             &mut close_req,
         );

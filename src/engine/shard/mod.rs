@@ -8,6 +8,7 @@ mod closes;
 mod conn;
 mod frames;
 mod handler_timers;
+mod locals;
 mod timers;
 mod upgrade;
 mod view;
@@ -25,6 +26,7 @@ pub(crate) use admission::Room;
 use closes::CloseCounts;
 use conn::{Closing, Conn, Phase};
 pub(crate) use handler_timers::HandlerTimers;
+pub(crate) use locals::ShardLocals;
 pub use view::{ConnInfo, ShardCtx};
 
 use super::descriptor::Descriptor;
@@ -97,6 +99,8 @@ pub(crate) struct Shard {
     metrics: ShardMetrics,
     /// Timers handlers set on their connections.
     handler_timers: HandlerTimers,
+    /// Values handlers keep per shard.
+    locals: ShardLocals,
     /// The wall-clock time when `clock` started.
     epoch: SystemTime,
 }
@@ -132,6 +136,7 @@ impl Shard {
             messages_out: 0,
             metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
             handler_timers: HandlerTimers::default(),
+            locals: ShardLocals::default(),
             epoch: SystemTime::now(),
             shared,
         }
@@ -434,6 +439,7 @@ impl Shard {
             peer,
             &mut self.subs,
             &mut self.handler_timers,
+            &mut self.locals,
             &self.shared.hub,
             &mut close,
         );
@@ -587,14 +593,7 @@ impl Shard {
                 return ids.len();
             }
             Command::Broadcast(channel, frame, except) => {
-                let members: Vec<u32> = self.subs.members(&channel).collect();
-                for &slot in &members {
-                    let id = self.conns.get(slot as usize).map(|c| c.id);
-                    if let Some(id) = id.filter(|&id| Some(id) != except) {
-                        self.deliver(id, &frame);
-                    }
-                }
-                return members.len();
+                return self.deliver_to_channel(&channel, &frame, except).1;
             }
             Command::Subscribe(id, channel) => {
                 if self.is_open(id) {
@@ -623,6 +622,25 @@ impl Shard {
             }
         }
         0
+    }
+
+    /// Delivers `frame` to this shard's members of `channel` but `except`;
+    /// returns the deliveries made and the members tried.
+    pub(super) fn deliver_to_channel(
+        &mut self,
+        channel: &str,
+        frame: &bytes::Bytes,
+        except: Option<ConnId>,
+    ) -> (usize, usize) {
+        let members: Vec<u32> = self.subs.members(channel).collect();
+        let mut delivered = 0;
+        for &slot in &members {
+            let id = self.conns.get(slot as usize).map(|c| c.id);
+            if let Some(id) = id.filter(|&id| Some(id) != except) {
+                delivered += usize::from(self.deliver(id, frame));
+            }
+        }
+        (delivered, members.len())
     }
 
     pub(super) fn is_open(&self, id: ConnId) -> bool {

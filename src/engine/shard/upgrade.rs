@@ -158,7 +158,15 @@ impl Shard {
             protocol.as_deref(),
             &accept.headers,
         );
-        self.open(key, route as u32, protocol, accept.identity, &out);
+        let max_message_size = accept.max_message_size;
+        self.open(
+            key,
+            route as u32,
+            protocol,
+            accept.identity,
+            max_message_size,
+            &out,
+        );
         if !rest.is_empty() {
             let mut rest = rest;
             self.on_frame_bytes(key, &mut rest);
@@ -172,11 +180,12 @@ impl Shard {
         route: u32,
         protocol: Option<String>,
         identity: Option<crate::handler::Identity>,
+        max_message_size: Option<usize>,
         response: &[u8],
     ) {
         let ws = &self.shared.config.websocket;
         let limits = ReaderLimits {
-            max_message_size: ws.max_message_size,
+            max_message_size: max_message_size.unwrap_or(ws.max_message_size),
             max_fragments: ws.max_fragments,
             ..ReaderLimits::default()
         };

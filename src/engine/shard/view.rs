@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::conn::Phase;
 use super::Shard;
 use crate::handler::Message;
-use crate::hub::{encode_shared, ConnId, ShardMetrics};
+use crate::hub::{encode_shared, ConnId, Frame, ShardMetrics};
 use crate::protocol::close::{code, is_valid_wire_code};
 
 /// One open WebSocket connection, as `/connections` shows it.
@@ -34,6 +34,11 @@ impl ShardCtx<'_> {
     /// This shard's index.
     pub fn index(&self) -> usize {
         self.shard.index
+    }
+
+    /// The hub, to reach other shards from here.
+    pub fn hub(&self) -> &crate::Hub {
+        &self.shard.shared.hub
     }
 
     /// Open WebSocket connections on this shard.
@@ -91,6 +96,56 @@ impl ShardCtx<'_> {
         self.shard
             .start_close(id.slot() as usize, code, reason, wait);
         true
+    }
+
+    /// Queues a pre-encoded frame to connection `id`; false as for
+    /// [`ShardCtx::send`].
+    pub fn send_frame(&mut self, id: ConnId, frame: &Frame) -> bool {
+        self.shard.deliver(id, &frame.0)
+    }
+
+    /// Queues `frame` to every open connection of this shard subscribed to
+    /// `channel`; returns how many got it.
+    pub fn broadcast(&mut self, channel: &str, frame: &Frame) -> usize {
+        self.shard.deliver_to_channel(channel, &frame.0, None).0
+    }
+
+    /// Subscribes open connection `id` of this shard to `channel`; false
+    /// when `id` names no open connection here.
+    pub fn subscribe(&mut self, id: ConnId, channel: &str) -> bool {
+        let open = self.shard.is_open(id);
+        if open {
+            self.shard.subs.subscribe(id.slot(), channel);
+        }
+        open
+    }
+
+    /// Removes connection `id` of this shard from `channel`.
+    pub fn unsubscribe(&mut self, id: ConnId, channel: &str) {
+        if self.shard.is_open(id) {
+            self.shard.subs.unsubscribe(id.slot(), channel);
+        }
+    }
+
+    /// The identity open connection `id` of this shard was accepted with,
+    /// if it has type `T`: the handler's per-connection state, for code
+    /// that acts on many connections (a room deleted, say).
+    pub fn identity_mut<T: std::any::Any>(&mut self, id: ConnId) -> Option<&mut T> {
+        if !self.shard.is_open(id) {
+            return None;
+        }
+        self.shard.conns[id.slot() as usize]
+            .attached
+            .as_deref_mut()?
+            .identity
+            .as_deref_mut()?
+            .downcast_mut::<T>()
+    }
+
+    /// This shard's value of type `T`, the same one handlers see with
+    /// [`crate::ConnCtx::local`].
+    pub fn local<T: Default + Send + 'static>(&mut self) -> &mut T {
+        self.shard.locals.get::<T>()
     }
 
     /// Connections of this shard subscribed to `channel`.
