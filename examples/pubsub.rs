@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         std::env::var(key).ok().or(default)
     };
     let mut config = Config::load(cli.config.as_deref(), &env)?;
-    cli.apply(&mut config);
+    cli.apply(&mut config)?;
     config.validate()?;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(&config.log_level))

@@ -14,6 +14,7 @@ pub mod hub;
 pub mod protocol;
 pub mod routes;
 pub mod server;
+pub mod services;
 
 pub use axum;
 pub use config::Config;

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use mimalloc::MiMalloc;
 use ringgate::config::{Cli, Config};
+use ringgate::services::realtime;
 use ringgate::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
 /// File < environment < flags, then the cross-field checks.
 fn configure(cli: &Cli) -> Result<Config, ringgate::config::ConfigError> {
     let mut cfg = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())?;
-    cli.apply(&mut cfg);
+    cli.apply(&mut cfg)?;
     cfg.validate()?;
     Ok(cfg)
 }
@@ -56,7 +57,8 @@ fn configure(cli: &Cli) -> Result<Config, ringgate::config::ConfigError> {
 fn run(cfg: Config) -> anyhow::Result<()> {
     // Registered before the listener opens, so an early SIGTERM still drains.
     let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
-    let handle = Server::builder(cfg).start()?;
+    let builder = realtime::install(Server::builder(cfg))?;
+    let handle = builder.start()?;
 
     let addr = handle.local_addr();
     println!("listening on {addr}");

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::settings::env_help;
-use super::{Config, IoMode};
+use super::settings::{env_help, SETTINGS};
+use super::{Config, ConfigError, IoMode};
 
 /// Command-line flags; each one overrides the file and the environment.
 #[derive(Debug, clap::Parser)]
@@ -36,11 +36,17 @@ pub struct Cli {
     /// Do not serve the echo route [RINGGATE_ECHO=false]
     #[arg(long)]
     pub no_echo: bool,
+    /// Any setting, by YAML key or variable name: --set realtime.max_rooms=10
+    /// or --set WS_MAX_ROOMS=10 (repeatable; beats the other flags)
+    #[arg(short, long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
 }
 
 impl Cli {
-    /// Overrides `cfg` with every flag given; call [`Config::validate`] afterwards.
-    pub fn apply(&self, cfg: &mut Config) {
+    /// Overrides `cfg` with every flag given, `--set` last; call
+    /// [`Config::validate`] afterwards. An unknown key or a bad value is an
+    /// error naming the flag.
+    pub fn apply(&self, cfg: &mut Config) -> Result<(), ConfigError> {
         if let Some(host) = &self.host {
             cfg.server.host.clone_from(host);
         }
@@ -59,7 +65,32 @@ impl Cli {
         if self.no_echo {
             cfg.echo.enabled = false;
         }
+        self.settings
+            .iter()
+            .try_for_each(|pair| apply_set(cfg, pair))
     }
+}
+
+/// One `--set KEY=VALUE`.
+fn apply_set(cfg: &mut Config, pair: &str) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "--set".to_owned(),
+        value: pair.to_owned(),
+        message,
+    };
+    let (name, value) = pair
+        .split_once('=')
+        .ok_or_else(|| invalid("expected KEY=VALUE".to_owned()))?;
+    let name = name.trim();
+    let setting = SETTINGS
+        .iter()
+        .find(|s| s.key == name || s.var == name)
+        .ok_or_else(|| invalid(format!("no setting {name:?} (see --help)")))?;
+    (setting.set)(cfg, value.trim()).map_err(|expected| ConfigError::Invalid {
+        key: format!("--set {}", setting.key),
+        value: value.trim().to_owned(),
+        message: format!("expected {expected}"),
+    })
 }
 
 #[cfg(test)]
@@ -90,9 +121,13 @@ mod tests {
             "--log-level",
             "ringgate=trace",
             "--no-echo",
+            "--set",
+            "WS_MAX_ROOMS=7",
+            "-s",
+            "realtime.default_rooms=a, b",
         ])
         .unwrap();
-        cli.apply(&mut cfg);
+        cli.apply(&mut cfg).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.server.port, 9200);
         assert_eq!(cfg.server.host, "::1");
@@ -100,12 +135,34 @@ mod tests {
         assert_eq!(cfg.server.io, IoMode::Epoll);
         assert_eq!(cfg.log_level, "ringgate=trace");
         assert!(!cfg.echo.enabled);
+        assert_eq!(cfg.realtime.max_rooms, 7);
+        assert_eq!(cfg.realtime.default_rooms, ["a", "b"]);
+    }
+
+    #[test]
+    fn bad_set_flags_name_the_problem() {
+        let mut cfg = Config::default();
+        for (flag, want) in [
+            ("WS_MAX_ROOMS", "expected KEY=VALUE"),
+            ("nope=1", "no setting \"nope\""),
+            (
+                "server.port=high",
+                "--set server.port: expected a port number",
+            ),
+        ] {
+            let cli = Cli::try_parse_from(["ringgate", "--set", flag]).unwrap();
+            let line = cli.apply(&mut cfg).unwrap_err().to_string();
+            assert!(line.contains(want), "{line}");
+        }
     }
 
     #[test]
     fn absent_flags_change_nothing() {
         let mut cfg = load_with(None, &[("SERVER_PORT", "9100")]).unwrap();
-        Cli::try_parse_from(["ringgate"]).unwrap().apply(&mut cfg);
+        Cli::try_parse_from(["ringgate"])
+            .unwrap()
+            .apply(&mut cfg)
+            .unwrap();
         assert_eq!(cfg.server.port, 9100);
         assert!(cfg.echo.enabled);
     }
@@ -131,6 +188,7 @@ mod tests {
             "--io",
             "--log-level",
             "--no-echo",
+            "--set",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

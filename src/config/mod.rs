@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::hub::ConnId;
 use settings::SETTINGS;
-use values::{check_log_level, from_kind, Bytes, Dur};
+use values::{check_log_level, from_kind, list, Bytes, Dur};
 
 /// Which I/O driver the shards run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
@@ -40,6 +40,7 @@ pub struct Config {
     pub echo: EchoConfig,
     pub http: HttpConfig,
     pub admin: AdminConfig,
+    pub realtime: RealtimeConfig,
     /// A `tracing` filter: a level (`info`) or directives (`info,ringgate=debug`).
     pub log_level: String,
 }
@@ -152,6 +153,75 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The realtime service on `/ws` and `/ws/connect` (README, "Realtime").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    pub enabled: bool,
+    /// HS256 secret the tokens are signed with; empty = anonymous users.
+    pub jwt_secret: Secret,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
+    pub jwt_leeway: Duration,
+    /// Largest message on the realtime routes (larger: close 1009).
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub max_message_size: usize,
+    /// Messages a connection may send a minute, on average; 0 = no limit.
+    pub rate_limit_per_minute: u32,
+    /// Messages a connection may send at once; 0 = a tenth of the minute's.
+    pub rate_limit_burst: u32,
+    /// Refused messages in a row after which the connection is closed (1008).
+    pub rate_limit_close_after: u32,
+    /// Refuse upgrades whose `Origin` is not in `allowed_origins` (403).
+    pub enable_origin_check: bool,
+    /// Exact origins, `*.example.com` wildcards, or `*`.
+    #[serde(deserialize_with = "list")]
+    pub allowed_origins: Vec<String>,
+    /// Peer addresses allowed to connect (CIDRs or addresses); empty = all.
+    #[serde(deserialize_with = "list")]
+    pub ip_allowlist: Vec<String>,
+    /// Rooms that may exist at once.
+    pub max_rooms: usize,
+    /// Rooms created at start.
+    #[serde(deserialize_with = "list")]
+    pub default_rooms: Vec<String>,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_user: usize,
+    /// A `join` of a room that does not exist creates it (up to `max_rooms`).
+    pub auto_create_rooms: bool,
+    /// Announce `user_joined` / `user_left` to room members.
+    pub presence: bool,
+    /// Rooms with more users than this stop announcing joins and leaves.
+    pub presence_max_members: usize,
+    /// `POST /ws/cleanup` closes connections silent for this long.
+    #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
+    pub cleanup_idle: Duration,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        RealtimeConfig {
+            enabled: true,
+            jwt_secret: Secret::default(),
+            jwt_leeway: Duration::from_secs(30),
+            max_message_size: 512 << 10,
+            rate_limit_per_minute: 1000,
+            rate_limit_burst: 0,
+            rate_limit_close_after: 100,
+            enable_origin_check: false,
+            allowed_origins: Vec::new(),
+            ip_allowlist: Vec::new(),
+            max_rooms: 100,
+            default_rooms: vec!["general".to_owned()],
+            max_rooms_per_user: 50,
+            auto_create_rooms: false,
+            presence: true,
+            presence_max_members: 1000,
+            cleanup_idle: Duration::from_secs(300),
+        }
+    }
+}
+
 /// The `/echo` route used by Autobahn and the benchmarks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -168,6 +238,7 @@ impl Default for Config {
             echo: EchoConfig::default(),
             http: HttpConfig::default(),
             admin: AdminConfig::default(),
+            realtime: RealtimeConfig::default(),
             log_level: "info".to_owned(),
         }
     }
@@ -370,6 +441,21 @@ impl Config {
                 "must be an address like 127.0.0.1:9090",
             ),
             (
+                "realtime.max_message_size",
+                self.realtime.max_message_size >= 1,
+                "must be at least 1",
+            ),
+            (
+                "realtime.max_rooms",
+                self.realtime.default_rooms.len() <= self.realtime.max_rooms,
+                "must be at least the number of default rooms",
+            ),
+            (
+                "realtime.max_rooms_per_user",
+                self.realtime.max_rooms_per_user >= 1,
+                "must be at least 1",
+            ),
+            (
                 "echo.path",
                 !self.echo.enabled || self.echo.path.starts_with('/'),
                 "must start with /",
@@ -527,7 +613,7 @@ log_level: debug
             ("SERVER_PORT", "9100"),
             ("WS_PING_PERIOD", "5m"),
             ("RINGGATE_ECHO", "off"),
-            ("WS_MAX_MESSAGE_SIZE", "1MB"),
+            ("RINGGATE_MAX_MESSAGE_SIZE", "1MB"),
             ("RINGGATE_IO", "URING"),
             ("SERVER_HOST", ""),
         ];
@@ -584,6 +670,33 @@ log_level: debug
     }
 
     #[test]
+    fn the_example_file_loads_and_names_every_setting_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ringgate.example.yaml");
+        let cfg = Config::load(Some(&path), &|_| None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let defaults = Config::default();
+        for setting in SETTINGS {
+            let found = setting
+                .key
+                .split('.')
+                .try_fold(&yaml, |node, part| node.get(part));
+            assert!(found.is_some(), "{} missing from the example", setting.key);
+            assert_eq!(
+                (setting.show)(&cfg),
+                (setting.show)(&defaults),
+                "{}",
+                setting.key
+            );
+            assert!(
+                text.contains(&format!("[{}]", setting.var)),
+                "{} not named",
+                setting.var
+            );
+        }
+    }
+
+    #[test]
     fn missing_file_is_an_error() {
         let err =
             Config::load(Some(Path::new("/nonexistent/ringgate.yaml")), &|_| None).unwrap_err();
@@ -608,7 +721,12 @@ log_level: debug
                 "1000",
                 "websocket.max_send_queue",
             ),
-            ("WS_MAX_MESSAGE_SIZE", "0", "websocket.max_message_size"),
+            (
+                "RINGGATE_MAX_MESSAGE_SIZE",
+                "0",
+                "websocket.max_message_size",
+            ),
+            ("WS_MAX_MESSAGE_SIZE", "0", "realtime.max_message_size"),
             ("RINGGATE_MAX_FRAGMENTS", "0", "websocket.max_fragments"),
             ("MAX_CONNECTIONS", "0", "server.max_connections"),
             ("SERVER_READ_TIMEOUT", "0", "server.read_timeout"),

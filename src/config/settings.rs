@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::values::{Bool, Bytes, Count, Dur, Io, Kind, Port, Text, Token};
+use super::values::{Bool, Bytes, Count, Dur, Io, Kind, List, Port, Text, Token};
 use super::Config;
 
 /// One setting that has an environment variable.
@@ -51,7 +51,7 @@ settings! {
     "RINGGATE_ADMIN_RESERVE", server.admin_reserve, Count, "sockets past MAX_CONNECTIONS kept for plain HTTP (health, admin)";
     "RINGGATE_MAILBOX_COMMANDS", server.mailbox_commands, Count, "hub commands a shard's mailbox holds (more: refused)";
     "RINGGATE_MAILBOX_BYTES", server.mailbox_bytes, Bytes, "frame bytes a shard's mailbox holds (more: refused)";
-    "WS_MAX_MESSAGE_SIZE", websocket.max_message_size, Bytes, "largest message, bytes or 16MiB-style";
+    "RINGGATE_MAX_MESSAGE_SIZE", websocket.max_message_size, Bytes, "largest message on routes without their own limit (/echo)";
     "RINGGATE_MAX_FRAGMENTS", websocket.max_fragments, Count, "most frames in one message";
     "WS_PING_PERIOD", websocket.ping_period, Dur, "server ping interval (0 = no pings)";
     "WS_PONG_WAIT", websocket.pong_wait, Dur, "after a ping, close a peer silent this long";
@@ -64,6 +64,23 @@ settings! {
     "RINGGATE_HTTP_MAX_CONNECTIONS", http.max_connections, Count, "plain HTTP connections held at once (more: 503)";
     "ADMIN_TOKEN", admin.token, Token, "bearer token for admin routes (unset: loopback peers only)";
     "RINGGATE_ADMIN_LISTEN", admin.listen, Text, "second address for admin routes and /metrics, e.g. 127.0.0.1:9090";
+    "RINGGATE_REALTIME", realtime.enabled, Bool, "serve the realtime service on /ws and /ws/connect";
+    "JWT_SECRET", realtime.jwt_secret, Token, "HS256 secret of the realtime tokens (unset: anonymous users)";
+    "WS_JWT_LEEWAY", realtime.jwt_leeway, Dur, "clock skew allowed on a token's exp and nbf";
+    "WS_MAX_MESSAGE_SIZE", realtime.max_message_size, Bytes, "largest realtime message (over: close 1009)";
+    "WS_RATE_LIMIT_PER_MINUTE", realtime.rate_limit_per_minute, Count, "messages per connection a minute (0 = no limit)";
+    "WS_RATE_LIMIT_BURST", realtime.rate_limit_burst, Count, "messages a connection may send at once (0 = a tenth of the minute's)";
+    "WS_RATE_LIMIT_CLOSE_AFTER", realtime.rate_limit_close_after, Count, "refused messages in a row before a close with 1008";
+    "WS_ENABLE_ORIGIN_CHECK", realtime.enable_origin_check, Bool, "refuse realtime upgrades from origins not allowed (403)";
+    "WS_ALLOWED_ORIGINS", realtime.allowed_origins, List, "allowed origins: https://a.example, *.example.com, *";
+    "WS_IP_ALLOWLIST", realtime.ip_allowlist, List, "peers allowed on the realtime routes: CIDRs or addresses (empty = all)";
+    "WS_MAX_ROOMS", realtime.max_rooms, Count, "rooms that may exist at once";
+    "WS_DEFAULT_ROOMS", realtime.default_rooms, List, "rooms created at start";
+    "WS_MAX_ROOMS_PER_USER", realtime.max_rooms_per_user, Count, "rooms one connection may be in";
+    "WS_AUTO_CREATE_ROOMS", realtime.auto_create_rooms, Bool, "a join of an unknown room creates it";
+    "WS_ENABLE_USER_PRESENCE", realtime.presence, Bool, "announce user_joined / user_left to room members";
+    "WS_PRESENCE_MAX_MEMBERS", realtime.presence_max_members, Count, "rooms with more users stop announcing joins and leaves";
+    "WS_CLEANUP_IDLE_TIMEOUT", realtime.cleanup_idle, Dur, "POST /ws/cleanup closes connections silent this long";
     "RINGGATE_ECHO", echo.enabled, Bool, "serve the echo route";
     "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";
     "LOG_LEVEL", log_level, Text, "tracing filter: trace, debug, info, warn, error or directives";

@@ -46,6 +46,9 @@ pub(super) struct Bool;
 pub(super) struct Io;
 /// A secret: any string, shown only as set or not.
 pub(super) struct Token;
+/// A list of words: comma-separated in the environment, a sequence (or
+/// the same comma-separated string) in YAML; blank entries are dropped.
+pub(super) struct List;
 
 impl Kind<String> for Text {
     fn parse(s: &str) -> Result<String, &'static str> {
@@ -54,6 +57,47 @@ impl Kind<String> for Text {
     fn show(value: &String) -> String {
         value.clone()
     }
+}
+
+impl Kind<Vec<String>> for List {
+    fn parse(s: &str) -> Result<Vec<String>, &'static str> {
+        Ok(s.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+    fn show(value: &Vec<String>) -> String {
+        value.join(",")
+    }
+}
+
+/// Reads a [`List`] from a YAML sequence of strings or one comma-separated string.
+pub(super) fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct Visit;
+    impl<'de> de::Visitor<'de> for Visit {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of strings or one comma-separated string")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Vec<String>, E> {
+            List::parse(s).map_err(E::custom)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Vec<String>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = seq.next_element::<String>()? {
+                let entry = entry.trim();
+                if !entry.is_empty() {
+                    out.push(entry.to_owned());
+                }
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_any(Visit)
 }
 
 impl Kind<Secret> for Token {

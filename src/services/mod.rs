@@ -1,0 +1,5 @@
+//! Services built on the public library API (handlers, hub, HTTP routes):
+//! each is a user of the engine, never a part of it, and imports nothing
+//! from `engine/`.
+
+pub mod realtime;

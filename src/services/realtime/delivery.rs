@@ -1,0 +1,97 @@
+//! Where messages go: a room's members on every shard (one encoded frame
+//! for all of them), every connection of a user (through the user's home
+//! shard, which knows them), or everyone; and the replies to the sender.
+
+use std::sync::Arc;
+
+use crate::hub::{ConnId, Frame, Hub, HubError};
+use crate::{ConnCtx, Message};
+
+use super::envelope::{error_message, Outbound};
+use super::figures::ShardFigures;
+use super::presence::{home_shard, Presence};
+use super::session::ALL_CHANNEL;
+
+/// Queues `message` to the connection itself.
+pub(super) fn send_json(ctx: &mut ConnCtx<'_>, message: &Outbound<'_>) {
+    ctx.send(Message::Text(&message.encode()));
+}
+
+/// Answers the connection with an `error` message; it stays open.
+pub(super) fn reply_error(ctx: &mut ConnCtx<'_>, code: &str, message: &str) {
+    ctx.local::<ShardFigures>().errors += 1;
+    ctx.send(Message::Text(&error_message(code, message)));
+}
+
+/// Sends `text` to every member of the room whose channel is `channel`.
+pub(super) fn to_room(hub: &Hub, channel: &str, text: &str) -> Result<(), HubError> {
+    hub.broadcast(channel, Message::Text(text))
+}
+
+/// Sends `text` to every realtime connection.
+pub(super) fn to_everyone(hub: &Hub, text: &str) -> Result<(), HubError> {
+    hub.broadcast(ALL_CHANNEL, Message::Text(text))
+}
+
+/// Sends `text` to every realtime connection, counting the deliveries.
+pub(super) async fn to_everyone_counted(hub: &Hub, text: &str) -> Result<usize, HubError> {
+    let frame = Frame::new(Message::Text(text));
+    let counts = hub
+        .run_on_all(move |shard| shard.broadcast(ALL_CHANNEL, &frame))
+        .await?;
+    Ok(counts.into_iter().sum())
+}
+
+/// Sends `text` to every member of a room, counting the deliveries.
+pub(super) async fn to_room_counted(
+    hub: &Hub,
+    channel: Arc<str>,
+    text: &str,
+) -> Result<usize, HubError> {
+    let frame = Frame::new(Message::Text(text));
+    let counts = hub
+        .run_on_all(move |shard| shard.broadcast(&channel, &frame))
+        .await?;
+    Ok(counts.into_iter().sum())
+}
+
+/// Sends `text` to every connection of user `to`, from a connection: the
+/// user's home shard sends it, or answers `sender` with `user_offline`.
+pub(super) fn to_user_from(
+    hub: &Hub,
+    to: &str,
+    text: &str,
+    sender: ConnId,
+) -> Result<(), HubError> {
+    let frame = Frame::new(Message::Text(text));
+    let to: Arc<str> = Arc::from(to);
+    hub.post_run(home_shard(&to, hub.shards()), move |shard| {
+        let conns = shard.local::<Presence>().connections(&to).to_vec();
+        let result = if conns.is_empty() {
+            shard.local::<ShardFigures>().errors += 1;
+            let text = error_message("user_offline", &format!("user {to:?} is not online"));
+            shard.hub().send(sender, Message::Text(&text))
+        } else {
+            shard.hub().send_many(&conns, frame)
+        };
+        if let Err(e) = result {
+            tracing::warn!(user = %to, "private message not delivered: {e}");
+        }
+    })
+}
+
+/// Sends `text` to every connection of user `to`, for the admin API:
+/// the number of connections it went to (0: the user is not online).
+pub(super) async fn to_user_counted(hub: &Hub, to: &str, text: &str) -> Result<usize, HubError> {
+    let frame = Frame::new(Message::Text(text));
+    let user: Arc<str> = Arc::from(to);
+    let conns = hub
+        .run_on(home_shard(to, hub.shards()), move |shard| {
+            shard.local::<Presence>().connections(&user).to_vec()
+        })
+        .await?;
+    if !conns.is_empty() {
+        hub.send_many(&conns, frame)?;
+    }
+    Ok(conns.len())
+}

@@ -1,0 +1,191 @@
+//! The realtime service on `/ws` and `/ws/connect`: JWT users, rooms across
+//! shards, room / private / broadcast messages, presence, limits and its
+//! admin API (README, "Realtime"). Built only on the library's public API:
+//! a [`crate::Handler`], hub channels (one per room, one per user, one for
+//! everyone), shard-local state and admin HTTP routes.
+//!
+//! Where each fact lives: a connection's user and rooms in its [`Session`];
+//! a user's presence on the user's home shard ([`presence`]); the room table
+//! behind a lock read on joins and admin calls only; counters per shard.
+
+pub mod access;
+mod admin;
+pub mod auth;
+mod delivery;
+pub mod envelope;
+mod figures;
+mod handler;
+mod membership;
+mod metrics;
+pub mod presence;
+pub mod rate;
+pub mod rooms;
+mod session;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::config::RealtimeConfig;
+use crate::server::ServerBuilder;
+use access::{AccessError, IpAllowlist, OriginPolicy};
+use auth::{AuthError, Verifier};
+use envelope::Kind;
+use rooms::{RoomError, RoomTable};
+
+/// The WebSocket routes of the service.
+pub const ROUTES: [&str; 2] = ["/ws", "/ws/connect"];
+
+/// Why the service could not be set up; names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    #[error("invalid WS_ALLOWED_ORIGINS: {0}")]
+    Origins(AccessError),
+    #[error("invalid WS_IP_ALLOWLIST: {0}")]
+    Allowlist(AccessError),
+    #[error("invalid WS_DEFAULT_ROOMS entry {room:?}: {source}")]
+    DefaultRoom { room: String, source: RoomError },
+}
+
+/// Why an upgrade was refused, other than a token (counted for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Origin,
+    Address,
+    RoomNotFound,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 3] = [Refusal::Origin, Refusal::Address, Refusal::RoomNotFound];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Origin => "origin_not_allowed",
+            Refusal::Address => "ip_not_allowed",
+            Refusal::RoomNotFound => "room_not_found",
+        }
+    }
+}
+
+/// What every shard and the admin API share: settings, checks, rooms and
+/// the counters of refused upgrades (rare, so shared atomics do).
+pub(crate) struct Service {
+    cfg: RealtimeConfig,
+    verifier: Option<Verifier>,
+    /// `None`: the origin check is off.
+    origins: Option<OriginPolicy>,
+    allowlist: IpAllowlist,
+    rooms: RoomTable,
+    auth_failures: [AtomicU64; AuthError::ALL_REASONS.len()],
+    refusals: [AtomicU64; Refusal::ALL.len()],
+    /// Messages the admin API sent, by type.
+    api_messages: [AtomicU64; figures::KINDS],
+}
+
+impl Service {
+    fn new(cfg: &RealtimeConfig) -> Result<Service, RealtimeError> {
+        let origins = if cfg.enable_origin_check {
+            Some(OriginPolicy::new(&cfg.allowed_origins).map_err(RealtimeError::Origins)?)
+        } else {
+            None
+        };
+        let allowlist = IpAllowlist::new(&cfg.ip_allowlist).map_err(RealtimeError::Allowlist)?;
+        let rooms = RoomTable::new(cfg.max_rooms);
+        for room in &cfg.default_rooms {
+            rooms
+                .create(room, &title_case(room), "")
+                .map_err(|source| RealtimeError::DefaultRoom {
+                    room: room.clone(),
+                    source,
+                })?;
+        }
+        let verifier = match cfg.jwt_secret.0.as_str() {
+            "" => None,
+            secret => Some(Verifier::new(secret.as_bytes(), cfg.jwt_leeway)),
+        };
+        Ok(Service {
+            cfg: cfg.clone(),
+            verifier,
+            origins,
+            allowlist,
+            rooms,
+            auth_failures: Default::default(),
+            refusals: Default::default(),
+            api_messages: Default::default(),
+        })
+    }
+
+    fn count_auth_failure(&self, error: &AuthError) {
+        if let Some(i) = AuthError::ALL_REASONS
+            .iter()
+            .position(|&r| r == error.reason())
+        {
+            self.auth_failures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count_refusal(&self, refusal: Refusal) {
+        self.refusals[refusal as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_api_message(&self, kind: Kind) {
+        self.api_messages[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `general` → `General`: a default room's display name.
+fn title_case(id: &str) -> String {
+    let mut chars = id.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// Adds the service to `builder` when `realtime.enabled`: the WebSocket
+/// routes, the admin routes and the `/metrics` figures. Logs one warning
+/// when no JWT secret is set (anonymous users).
+pub fn install(builder: ServerBuilder) -> Result<ServerBuilder, RealtimeError> {
+    let cfg = &builder.config().realtime;
+    if !cfg.enabled {
+        return Ok(builder);
+    }
+    let service = Arc::new(Service::new(cfg)?);
+    if service.verifier.is_none() {
+        tracing::warn!("JWT_SECRET is not set: /ws accepts anonymous users with generated ids");
+    }
+    let mut builder = builder;
+    for route in ROUTES {
+        builder = builder.websocket(route, handler::Realtime::new(service.clone(), route));
+    }
+    let builder = admin::routes(builder, &service);
+    Ok(builder.metrics(metrics::source(service)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rooms_get_a_display_name_and_bad_settings_name_themselves() {
+        let service = Service::new(&RealtimeConfig::default()).unwrap();
+        assert_eq!(service.rooms.get("general").unwrap().name, "General");
+        let cfg = RealtimeConfig {
+            enable_origin_check: true,
+            allowed_origins: vec!["not an origin".into()],
+            ..RealtimeConfig::default()
+        };
+        let err = Service::new(&cfg).err().unwrap().to_string();
+        assert!(err.starts_with("invalid WS_ALLOWED_ORIGINS"), "{err}");
+        let cfg = RealtimeConfig {
+            ip_allowlist: vec!["10.0.0.0/33".into()],
+            ..RealtimeConfig::default()
+        };
+        let err = Service::new(&cfg).err().unwrap().to_string();
+        assert!(err.starts_with("invalid WS_IP_ALLOWLIST"), "{err}");
+        let cfg = RealtimeConfig {
+            default_rooms: vec!["a b".into()],
+            ..RealtimeConfig::default()
+        };
+        let err = Service::new(&cfg).err().unwrap().to_string();
+        assert!(err.contains("WS_DEFAULT_ROOMS"), "{err}");
+    }
+}
