@@ -98,7 +98,7 @@ fn invalid_utf8_close_reason_is_1007() {
 
 #[test]
 fn message_over_max_size_is_1009() {
-    let server = ServerProcess::spawn(&[("WS_MAX_MESSAGE_SIZE", "1024")]);
+    let server = ServerProcess::spawn(&[("RINGGATE_MAX_MESSAGE_SIZE", "1024")]);
     // exactly at the limit: echoed
     let mut ws = RawWs::connect(server.addr, "/echo");
     ws.send(true, OP_BINARY, &[7u8; 1024]);
@@ -168,7 +168,7 @@ fn nothing_is_echoed_after_the_close_frame() {
 
 #[test]
 fn a_failing_connection_does_not_disturb_a_healthy_one() {
-    let server = ServerProcess::spawn(&[("WS_MAX_MESSAGE_SIZE", "1024")]);
+    let server = ServerProcess::spawn(&[("RINGGATE_MAX_MESSAGE_SIZE", "1024")]);
     let mut healthy = RawWs::connect(server.addr, "/echo");
     healthy.assert_echo("before");
     let bad_inputs: Vec<(Vec<u8>, u16)> = vec![

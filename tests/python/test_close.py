@@ -29,7 +29,7 @@ def test_invalid_utf8_text_is_closed_with_1007(server):
 
 
 def test_message_over_the_limit_is_closed_with_1009(start_server):
-    server = start_server(env={"WS_MAX_MESSAGE_SIZE": "1024"})
+    server = start_server(env={"RINGGATE_MAX_MESSAGE_SIZE": "1024"})
     with connect(server.url(), open_timeout=TIMEOUT) as ws:
         ws.send("a" * 1024)  # at the limit: fine
         assert ws.recv(timeout=TIMEOUT) == "a" * 1024

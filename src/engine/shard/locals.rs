@@ -4,18 +4,26 @@
 //! Only the shard's thread touches them, so they need no lock.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 
-/// A type-keyed map, created empty with the shard.
+/// A type-keyed list, created empty with the shard. A shard holds a few
+/// types at most, and a message may look one up several times, so a
+/// linear scan beats hashing here.
 #[derive(Default)]
-pub(crate) struct ShardLocals(HashMap<TypeId, Box<dyn Any + Send>>);
+pub(crate) struct ShardLocals(Vec<(TypeId, Box<dyn Any + Send>)>);
 
 impl ShardLocals {
     /// The shard's `T`, created with `T::default()` on first use.
     pub(crate) fn get<T: Default + Send + 'static>(&mut self) -> &mut T {
-        self.0
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(T::default()))
+        let key = TypeId::of::<T>();
+        let at = match self.0.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                self.0.push((key, Box::new(T::default())));
+                self.0.len() - 1
+            }
+        };
+        self.0[at]
+            .1
             .downcast_mut::<T>()
             .expect("keyed by its own TypeId")
     }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use crate::hub::{ConnId, Frame, Hub};
+use crate::hub::{ConnId, Frame, Hub, HubError};
 use crate::{ConnCtx, Message, ShardCtx};
 
 use super::delivery::{reply_error, send_json};
@@ -193,8 +193,10 @@ fn remove_members(shard: &mut ShardCtx<'_>, room: &Arc<Room>, frame: &Frame) -> 
 /// Runs `f` on `user`'s home shard. A refused post (a mailbox over its
 /// bound) is logged: presence then misses one change.
 fn at_home(hub: &Hub, user: &User, f: impl FnOnce(&mut ShardCtx<'_>) + Send + 'static) {
-    if let Err(e) = hub.post_run(user.home(hub.shards()), f) {
-        tracing::warn!(user = %user.id, "presence update lost: {e}");
+    match hub.post_run(user.home(hub.shards()), f) {
+        // Shutting down: nobody will ask about presence again.
+        Ok(()) | Err(HubError::Stopped) => {}
+        Err(e) => tracing::warn!(user = %user.id, "presence update lost: {e}"),
     }
 }
 
