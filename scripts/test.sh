@@ -14,13 +14,14 @@
 #   venv           ./.venv from tests/python/requirements.txt (created or updated when needed)
 #   pytest         pytest tests/python                       (default driver)
 #   pytest-epoll   RINGGATE_IO=epoll pytest tests/python
+#   node           node --test tests/node/*.test.mjs         (npm ci into tests/node/node_modules when needed)
 #   release        cargo build --release
 #   autobahn-uring Autobahn|Testsuite, strict (FAILED,NON-STRICT fail), RINGGATE_IO=uring
 #   autobahn-epoll the same with RINGGATE_IO=epoll
 #   fuzz-build     cargo +nightly fuzz build                 (when fuzz/Cargo.toml exists)
 #
 # The last line printed is always "N passed, N failed, N skipped" (steps).
-# Environment: RINGGATE_BIN (binary for pytest, default target/debug/ringgate),
+# Environment: RINGGATE_BIN (binary for pytest and node, default target/debug/ringgate),
 # AUTOBAHN_TIMEOUT (seconds per Autobahn run, default 1500).
 set -uo pipefail
 
@@ -33,7 +34,7 @@ while (($#)); do
     --quick) QUICK=1 ;;
     --only) ONLY=",${2:?--only needs step names},"; shift ;;
     --only=*) ONLY=",${1#--only=}," ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -115,6 +116,30 @@ pytest_run() {  # pytest_run [RINGGATE_IO value or ""]
   fi
 }
 
+# tests/node/node_modules from package-lock.json, reinstalled (npm ci) when the lock changed.
+ensure_node_modules() {
+  local dir=tests/node want
+  local stamp=$dir/node_modules/.package-lock.sha256
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "test.sh: node and npm are needed (.ci/run installs Debian's nodejs and npm)" >&2
+    return 1
+  fi
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ ! -d $dir/node_modules || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    (cd "$dir" && npm ci --no-audit --no-fund) || return 1
+    echo "$want" >"$stamp"
+  fi
+}
+
+node_run() {  # the realtime service from Node clients (ws, jsonwebtoken), default driver
+  local bin=${RINGGATE_BIN:-$ROOT/target/debug/ringgate}
+  ensure_node_modules || return 1
+  if [[ -z ${RINGGATE_BIN:-} ]]; then cargo build --quiet --bin ringgate || return 1; fi
+  echo "node $(node --version)"
+  # Files, not the directory: Node 21+ reads a directory argument as a file name.
+  (unset RINGGATE_IO; RINGGATE_BIN=$bin node --test tests/node/*.test.mjs)
+}
+
 # start_server DRIVER: target/release/ringgate on an ephemeral port; sets SERVER_PID, PORT.
 start_server() {
   local driver=$1 out=$WORK/server-$1.out err=$WORK/server-$1.err
@@ -175,6 +200,7 @@ step test-direct default_driver env RINGGATE_DIRECT_DESCRIPTORS=true cargo test 
 step venv ensure_venv
 step pytest pytest_run ""
 step pytest-epoll pytest_run epoll
+step node node_run
 
 if [[ $QUICK == 1 ]]; then
   skip release "--quick"

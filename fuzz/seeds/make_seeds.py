@@ -103,3 +103,24 @@ write("utf8", "overlong", b"\x04\xc0\xaf \xe0\x80\xaf")
 # Input: [key0..key3, offset, align, split, payload...].
 write("mask", "rfc", b"\x37\xfa\x21\x3d\x00\x00\x02Hello")
 write("mask", "long_unaligned", b"\x01\x02\x03\x04\x05\x03\x11" + bytes(range(64)))
+
+# ---------------------------------------------------------------- realtime_envelope
+# Input: the text of one client message.
+write("realtime_envelope", "room_message",
+      b'{"message_type":"room_message","room":"general","data":{"content":"hi","n":[1,2.5,null]}}')
+write("realtime_envelope", "seed_002", b'{"type":"room_message","room_id":"r","content":"\\u00e9","to":"u"}')
+write("realtime_envelope", "private", b'{"id":"1","message_type":"private_message","to_user_id":"bob","data":{}}')
+write("realtime_envelope", "bad_data", b'{"message_type":"join","room":7,"data":[1]}')
+write("realtime_envelope", "deep", b'{"message_type":"ping","data":{"a":' + b"[" * 200 + b"]" * 200 + b"}}")
+write("realtime_envelope", "not_json", b"{\"message_type\":")
+
+# ---------------------------------------------------------------- realtime_upgrade
+# Input: query token \n Authorization header \n offered subprotocols \n Origin.
+JWT = (b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInVzZXJuYW1lIjoiQWxpY2UiLCJleHAiOjQ"
+       b"xMDI0NDQ4MDB9.c2lnbmF0dXJl")
+NONE = b"eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIiwidXNlcm5hbWUiOiJhIiwiZXhwIjo0MTAyNDQ0ODAwfQ."
+write("realtime_upgrade", "query", JWT + b"\n\n\nhttps://app.example.com")
+write("realtime_upgrade", "bearer", b"\nBearer " + JWT + b"\n\nhttps://x.example.org")
+write("realtime_upgrade", "protocol", b"\n\naccess_token, " + JWT + b"\nhttp://a.test:8080")
+write("realtime_upgrade", "alg_none", NONE + b"\n\n\nnull")
+write("realtime_upgrade", "garbage", b"a.b.c\nBasic eA==\naccess_token\n10.0.0.0/8")

@@ -88,13 +88,16 @@ impl Handler for Realtime {
             service.count_auth_failure(&e);
             Reject::new(401, e.reason(), e.to_string())
         })?;
-        let room_id = req.query_param("room_id").or_else(|| {
+        let asked = req.query_param("room_id").filter(|id| !id.is_empty());
+        // `/ws/connect`'s default room, unless an admin deleted it since.
+        let default_room = || {
+            let first = service.cfg.default_rooms.first()?;
             self.joins_default_room
-                .then(|| service.cfg.default_rooms.first().cloned())
+                .then(|| service.rooms.get(first))
                 .flatten()
-        });
-        let connect_room = match room_id.filter(|id| !id.is_empty()) {
-            None => None,
+        };
+        let connect_room = match asked {
+            None => default_room(),
             Some(id) => match service
                 .rooms
                 .get_or_create(&id, service.cfg.auto_create_rooms)
