@@ -122,6 +122,11 @@ impl Subscriber {
         }
     }
 
+    /// How many publishers' sequences it follows.
+    pub fn publishers(&self) -> usize {
+        self.tracks.len()
+    }
+
     /// Messages of `published` (a count per publisher) this subscriber has
     /// neither received nor counted as skipped. A joining subscriber misses
     /// nothing from a publisher it has not heard from yet.

@@ -11,6 +11,7 @@ use crate::monitor::{Monitor, Watch};
 use crate::phases::{rendezvous_count, run_worker};
 use crate::procinfo;
 use crate::progress::Progress;
+use crate::rooms::RoomSetup;
 use crate::stats::{LiveSum, Stats};
 use crate::worker::Shared;
 
@@ -51,6 +52,8 @@ pub struct Outcome {
     pub timed_out: bool,
     /// Soak: what the monitor saw (health, server samples).
     pub watch: Option<Watch>,
+    /// Realtime: what making the rooms did (set by the caller).
+    pub rooms: Option<RoomSetup>,
 }
 
 /// Runs `plan` to the end.
@@ -113,5 +116,6 @@ pub fn run(plan: Plan) -> Outcome {
         up_after_connect,
         timed_out: !all_arrived || worked.at >= shared.deadline,
         watch,
+        rooms: None,
     }
 }
