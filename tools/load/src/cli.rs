@@ -136,6 +136,11 @@ pub enum ModeCmd {
         /// Bearer token for the room-creating requests.
         #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Once every member joined, wait until none has heard from the
+        /// server for this long before publishing (presence after many
+        /// joins); 0 does not wait.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        settle: Duration,
     },
     /// About N connections (-c, default 5,000) to a pub/sub URL for
     /// --duration: polite subscribers, churners, never-readers and garbage
@@ -221,7 +226,8 @@ pub struct Common {
     /// Print the progress line even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
-    /// Hard cap on the whole run [default: 120s; soak --duration + 2m].
+    /// Hard cap on the whole run [default: 120s; soak --duration + 2m;
+    /// realtime --duration + 3m].
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// A handshake not done this long after connect() counts as `timeout`
@@ -349,6 +355,9 @@ const SOAK_CONNECTIONS: u64 = 5000;
 /// [`SOAK_TIMEOUT_SLACK`]).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const SOAK_TIMEOUT_SLACK: Duration = Duration::from_secs(120);
+/// Realtime's default cap beyond `--duration`: joining and settling a big
+/// room takes a while.
+const REALTIME_TIMEOUT_SLACK: Duration = Duration::from_secs(180);
 
 /// Largest payload accepted (ringgate's default message limit).
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -465,6 +474,7 @@ impl Cli {
                 publishers_per_room,
                 jwt_secret,
                 admin_token,
+                settle,
             } => {
                 check_range("--rooms", u64::from(rooms), 1, u64::from(MAX_ROOMS))?;
                 check_range(
@@ -499,7 +509,11 @@ impl Cli {
                     publishers_per_room,
                     jwt_secret: secret(jwt_secret),
                     admin_token: secret(admin_token),
+                    settle,
                 });
+                common
+                    .timeout
+                    .get_or_insert(duration + REALTIME_TIMEOUT_SLACK);
                 let payload = PayloadArgs {
                     payload,
                     text: true,
@@ -802,6 +816,8 @@ mod tests {
         };
         assert_eq!((rt.rate, rt.rooms, rt.publishers_per_room), (10, 100, 1));
         assert_eq!(rt.duration, Duration::from_secs(10));
+        assert_eq!(rt.settle, Duration::from_secs(1));
+        assert_eq!(p.timeout, Duration::from_secs(10 + 180));
         assert_eq!(p.mode.name(), "realtime");
         assert!(p.mode.delivers());
         let p = plan(&[

@@ -60,6 +60,37 @@ impl Worker {
         self.connect_phase();
     }
 
+    /// Realtime: turns until no member (of any thread) has heard from the
+    /// server for `quiet`, or the run's deadline; counts this thread as
+    /// unsettled in the latter case.
+    pub(crate) fn settle(&mut self, quiet: Duration) {
+        if quiet.is_zero() {
+            return;
+        }
+        let quiet_ns = quiet.as_nanos() as u64;
+        let shared = self.shared.clone();
+        let last = &shared.last_heard_ns;
+        last.fetch_max(self.now_ns(), Relaxed);
+        let mut heard = self.stats.realtime.heard();
+        loop {
+            let now = self.now_ns();
+            if self.stats.realtime.heard() != heard {
+                heard = self.stats.realtime.heard();
+                last.fetch_max(now, Relaxed);
+            }
+            let since = now.saturating_sub(last.load(Relaxed));
+            if since >= quiet_ns {
+                return;
+            }
+            let Some(left) = self.left(self.shared.deadline) else {
+                self.stats.realtime.unsettled += 1;
+                return;
+            };
+            let wait = Duration::from_nanos(quiet_ns - since);
+            self.turn(wait.min(left).min(MAX_WAIT));
+        }
+    }
+
     /// Publishes for `duration`, then drains.
     pub(crate) fn fanout(&mut self, rate: u64, duration: Duration) {
         let plan = &self.shared.plan;

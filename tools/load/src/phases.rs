@@ -21,12 +21,13 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// How many rendezvous a run has: after connecting (fanout, soak, realtime: after
-/// the subscribers, then after the publishers) and after the work.
+/// the subscribers, then after the publishers; realtime: then after settling)
+/// and after the work.
 pub fn rendezvous_count(mode: &Mode) -> usize {
-    if mode.delivers() {
-        3
-    } else {
-        2
+    match mode {
+        Mode::Realtime(_) => 4,
+        _ if mode.delivers() => 3,
+        _ => 2,
     }
 }
 
@@ -50,6 +51,11 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
     w.rendezvous();
     if w.shared.plan.mode.delivers() {
         w.connect_publishers();
+        w.rendezvous();
+    }
+    if let Mode::Realtime(rt) = &w.shared.plan.mode {
+        let quiet = rt.settle;
+        w.settle(quiet);
         w.rendezvous();
     }
     match w.shared.plan.mode.clone() {

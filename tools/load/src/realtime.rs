@@ -61,6 +61,9 @@ pub struct RealtimePlan {
     pub jwt_secret: Option<Secret>,
     /// `Authorization: Bearer` of the room-creating requests.
     pub admin_token: Option<Secret>,
+    /// Before publishing, wait until no member has heard from the server
+    /// for this long (zero: do not wait).
+    pub settle: Duration,
 }
 
 impl RealtimePlan {
@@ -365,6 +368,8 @@ pub struct RealtimeStats {
     pub expected: u64,
     /// Server messages ignored (welcome, presence, ...).
     pub ignored: u64,
+    /// Threads whose settling ended at the deadline instead of in quiet.
+    pub unsettled: u64,
 }
 
 impl RealtimeStats {
@@ -389,6 +394,12 @@ impl RealtimeStats {
         self.joins += other.joins;
         self.expected += other.expected;
         self.ignored += other.ignored;
+        self.unsettled += other.unsettled;
+    }
+
+    /// Server messages heard so far other than deliveries and errors.
+    pub fn heard(&self) -> u64 {
+        self.joins + self.ignored
     }
 
     /// What this thread's members should have had of `published` (a count
@@ -496,6 +507,7 @@ mod tests {
             publishers_per_room: per_room,
             jwt_secret: None,
             admin_token: None,
+            settle: Duration::ZERO,
         }
     }
 

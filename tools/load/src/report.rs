@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::cli::{Mode, Plan};
 use crate::progress::group;
 use crate::realtime::RealtimePlan;
-use crate::rooms::RoomSetup;
 use crate::run::{Outcome, Sample};
 use crate::soak_report::SoakReport;
 use crate::stats::{Cause, Stats};
@@ -137,18 +136,21 @@ pub struct RealtimeReport {
     pub server_errors: u64,
     /// Other server messages (welcome, presence, ...), not looked at.
     pub ignored_messages: u64,
+    /// The wait for quiet after everyone joined (`--settle`), its server
+    /// CPU-seconds, and whether it ended in quiet (not at the deadline).
+    pub settle_s: f64,
+    pub settle_server_cpu_s: Option<f64>,
+    pub settled: bool,
     /// Server CPU-seconds of the measured phase per million deliveries.
     pub server_cpu_s_per_million_deliveries: Option<f64>,
 }
 
 impl RealtimeReport {
-    fn new(
-        rt: &RealtimePlan,
-        s: &Stats,
-        rooms: Option<RoomSetup>,
-        server_cpu: Option<f64>,
-    ) -> RealtimeReport {
+    fn new(rt: &RealtimePlan, s: &Stats, out: &Outcome, server_cpu: Option<f64>) -> RealtimeReport {
         let r = &s.realtime;
+        let rooms = out.rooms;
+        let joined = out.joined.as_ref().unwrap_or(&out.connected);
+        let settle_s = out.connected.at.duration_since(joined.at).as_secs_f64();
         let per_room = (0..rt.rooms as usize).map(|i| r.room_members.get(i).copied().unwrap_or(0));
         let missing = r.expected.saturating_sub(s.received);
         let duplicates = s.failures_of(Cause::Duplicate);
@@ -167,6 +169,9 @@ impl RealtimeReport {
             rate_limited: s.failures_of(Cause::RateLimited),
             server_errors: s.failures_of(Cause::ServerError),
             ignored_messages: r.ignored,
+            settle_s: round(settle_s, 3),
+            settle_server_cpu_s: cpu_between(joined, &out.connected).map(|c| round(c, 3)),
+            settled: r.unsettled == 0,
             server_cpu_s_per_million_deliveries: server_cpu
                 .filter(|_| s.received > 0)
                 .map(|cpu| round(cpu * 1e6 / s.received as f64, 3)),
@@ -190,6 +195,18 @@ impl RealtimeReport {
                 if self.jwt { "JWT" } else { "anonymous" }
             ),
         );
+    }
+
+    /// The settling row.
+    fn write_settle(&self, row: &mut impl FnMut(&str, String)) {
+        let mut v = format!("{:.3} s", self.settle_s);
+        if let Some(cpu) = self.settle_server_cpu_s {
+            let _ = write!(v, ", server {cpu:.3} CPU-s");
+        }
+        if !self.settled {
+            v.push_str(", never quiet: the run hit --timeout");
+        }
+        row("settle", v);
     }
 
     /// The exactly-once verdict and the server's other messages.
@@ -232,7 +249,9 @@ fn cpu_between(a: &Sample, b: &Sample) -> Option<f64> {
 impl Report {
     pub fn new(plan: &Plan, out: &Outcome) -> Report {
         let s = &out.stats;
-        let connect_s = out.connected.at.duration_since(out.start.at).as_secs_f64();
+        // Realtime: connecting ends when every member joined (then settling).
+        let joined = out.joined.as_ref().unwrap_or(&out.connected);
+        let connect_s = joined.at.duration_since(out.start.at).as_secs_f64();
         let (from, to) = match plan.mode {
             Mode::Storm { .. } => (&out.start, &out.connected),
             _ => (&out.connected, &out.worked),
@@ -295,10 +314,7 @@ impl Report {
             connect_s: round(connect_s, 4),
             handshakes_per_s: per(s.handshakes as f64, Some(connect_s)).unwrap_or(0.0),
             handshake_us: Percentiles::of(&s.handshake),
-            handshakes_per_server_cpu_s: per(
-                s.handshakes as f64,
-                cpu_between(&out.start, &out.connected),
-            ),
+            handshakes_per_server_cpu_s: per(s.handshakes as f64, cpu_between(&out.start, joined)),
             elapsed_s: round(elapsed, 4),
             messages: s.received,
             messages_sent: s.sent,
@@ -351,7 +367,7 @@ impl Report {
                 _ => None,
             },
             realtime: match &plan.mode {
-                Mode::Realtime(rt) => Some(RealtimeReport::new(rt, s, out.rooms, server_cpu)),
+                Mode::Realtime(rt) => Some(RealtimeReport::new(rt, s, out, server_cpu)),
                 _ => None,
             },
         }
@@ -414,6 +430,9 @@ impl Report {
         row("connect", connect);
         if let Some(p) = &self.handshake_us {
             row("handshake µs", fmt_percentiles(p));
+        }
+        if let Some(r) = &self.realtime {
+            r.write_settle(&mut row);
         }
         row("measured", format!("{:.3} s", self.elapsed_s));
         if let (Some(subs_n), Some(pubs), Some(rate), Some(expected)) = (

@@ -174,6 +174,7 @@ mod tests {
             publishers_per_room: 1,
             jwt_secret: None,
             admin_token: token.map(|t| Secret(t.into())),
+            settle: Duration::ZERO,
         }
     }
 

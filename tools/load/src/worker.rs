@@ -46,6 +46,9 @@ pub struct Shared {
     pub published: Vec<AtomicU64>,
     /// Fanout: threads done publishing (their `published` entries are final).
     pub published_done: AtomicUsize,
+    /// Realtime: when a member last heard from the server while settling,
+    /// ns since `epoch`.
+    pub last_heard_ns: AtomicU64,
 }
 
 impl Shared {
@@ -58,6 +61,7 @@ impl Shared {
             epoch: start,
             published: (0..plan.publishers).map(|_| AtomicU64::new(0)).collect(),
             published_done: AtomicUsize::new(0),
+            last_heard_ns: AtomicU64::new(0),
             plan,
         }
     }

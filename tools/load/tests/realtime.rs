@@ -242,6 +242,9 @@ fn every_member_gets_every_room_message_once() {
     // A welcome each, and the presence of everyone who joined after them.
     assert!(rt["ignored_messages"].as_u64().unwrap() >= 200, "{r}");
     assert!(rt["server_cpu_s_per_million_deliveries"].is_number(), "{r}");
+    // Publishing waited for a second of quiet after the last join.
+    assert_eq!(rt["settled"], true, "{r}");
+    assert!(rt["settle_s"].as_f64().unwrap() >= 1.0, "{r}");
     // Each connection was its own user.
     let mut seen = users.lock().unwrap().clone();
     seen.sort();
@@ -252,7 +255,7 @@ fn every_member_gets_every_room_message_once() {
     // Again with two publishers per room: the rooms are there already.
     let flags = format!(
         "-c 60 --rooms 3 --publishers-per-room 2 --rate 40 --duration 500ms \
-         --payload 48 --jwt-secret {SECRET} --admin-token {ADMIN}"
+         --payload 48 --settle 0s --jwt-secret {SECRET} --admin-token {ADMIN}"
     );
     let (out, r) = realtime(&s, &flags);
     assert!(out.status.success(), "{r}\n{}", stderr(&out));
@@ -262,6 +265,7 @@ fn every_member_gets_every_room_message_once() {
     assert_eq!(r["realtime"]["rooms_existing"], 3, "{r}");
     assert_eq!(r["realtime"]["rooms_created"], 0, "{r}");
     assert_eq!(r["realtime"]["exactly_once"], true, "{r}");
+    assert!(r["realtime"]["settle_s"].as_f64().unwrap() < 1.0, "{r}");
     stop(s);
 }
 
