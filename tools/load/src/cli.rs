@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::realtime::{RealtimePlan, Secret, MAX_ROOMS};
 use crate::soak::SoakPlan;
 use crate::url::{self, WsUrl};
 
@@ -100,6 +101,47 @@ pub enum ModeCmd {
         #[arg(long, default_value_t = 1)]
         publishers: u64,
     },
+    /// Chat-room fan-out against a realtime service's JSON envelope: -c
+    /// members (publishers included) spread evenly over --rooms rooms
+    /// `load-0`.. (created first with POST .../rooms), each joining with
+    /// `?token=JWT&room_id=ROOM`; --publishers-per-room members of each room
+    /// send --rate `room_message`s/s for --duration. Every member checks that
+    /// it gets each of its room's messages exactly once (the sender its own
+    /// copy too). Report deliveries/s, publish-to-delivery latency, and with
+    /// --pid server CPU-seconds per million deliveries. Exits 1 when a
+    /// delivery was missing or duplicated.
+    Realtime {
+        #[command(flatten)]
+        common: Common,
+        /// Messages per second from each publisher.
+        #[arg(long, default_value_t = 10)]
+        rate: u64,
+        /// How long to publish.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        duration: Duration,
+        /// Bytes of each message's data object: 48 (the header alone) or at
+        /// least 55 (header and padding).
+        #[arg(long, value_parser = parse_size, default_value = "64")]
+        payload: usize,
+        /// Rooms the members are spread over (`load-0`, `load-1`, ...).
+        #[arg(long, default_value_t = 1)]
+        rooms: u32,
+        /// Members of each room that publish.
+        #[arg(long, default_value_t = 1)]
+        publishers_per_room: u32,
+        /// HS256 secret to sign each member's token (`sub`/`username`
+        /// `load-N`); without one, members connect with no token.
+        #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+        /// Bearer token for the room-creating requests.
+        #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Once every member joined, wait until none has heard from the
+        /// server for this long before publishing (presence after many
+        /// joins); 0 does not wait.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        settle: Duration,
+    },
     /// About N connections (-c, default 5,000) to a pub/sub URL for
     /// --duration: polite subscribers, churners, never-readers and garbage
     /// senders, each one that ends replaced by another of its kind, while one
@@ -157,10 +199,12 @@ pub enum ModeCmd {
 #[derive(Debug, Args)]
 pub struct Common {
     /// Server URL (ws:// only) [default: ws://127.0.0.1:8080/echo; for
-    /// fanout ws://127.0.0.1:8080/pubsub?channel=bench].
+    /// fanout ws://127.0.0.1:8080/pubsub?channel=bench; for realtime
+    /// ws://127.0.0.1:8080/ws].
     #[arg(long)]
     pub url: Option<String>,
-    /// Connections to open (fanout: subscribers) [default: 100; soak 5000].
+    /// Connections to open (fanout: subscribers; realtime: room members,
+    /// publishers included) [default: 100; soak 5000].
     #[arg(short = 'c', long)]
     pub connections: Option<u64>,
     /// Most handshakes in flight at once (over all threads).
@@ -182,10 +226,12 @@ pub struct Common {
     /// Print the progress line even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
-    /// Hard cap on the whole run [default: 120s; soak --duration + 2m].
+    /// Hard cap on the whole run [default: 120s; soak --duration + 2m;
+    /// realtime --duration + 3m].
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// A handshake not done this long after connect() counts as `timeout`.
+    /// A handshake not done this long after connect() counts as `timeout`
+    /// (realtime: a member without its `room_joined` by then, `not_joined`).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub handshake_timeout: Duration,
     /// Allow a target that is not a loopback address.
@@ -229,6 +275,7 @@ pub enum Mode {
         duration: Duration,
     },
     Soak(SoakPlan),
+    Realtime(RealtimePlan),
 }
 
 impl Mode {
@@ -241,6 +288,7 @@ impl Mode {
             Mode::Idle { .. } => "idle",
             Mode::Fanout { .. } => "fanout",
             Mode::Soak(_) => "soak",
+            Mode::Realtime(_) => "realtime",
         }
     }
 
@@ -248,13 +296,21 @@ impl Mode {
     pub fn sends(&self) -> bool {
         matches!(
             self,
-            Mode::Throughput { .. } | Mode::Sustained { .. } | Mode::Fanout { .. } | Mode::Soak(_)
+            Mode::Throughput { .. }
+                | Mode::Sustained { .. }
+                | Mode::Fanout { .. }
+                | Mode::Soak(_)
+                | Mode::Realtime(_)
         )
     }
 
-    /// Whether subscribers receive broadcasts (fanout, soak) rather than echoes.
+    /// Whether subscribers receive broadcasts (fanout, soak, realtime)
+    /// rather than echoes.
     pub fn delivers(&self) -> bool {
-        matches!(self, Mode::Fanout { .. } | Mode::Soak(_))
+        matches!(
+            self,
+            Mode::Fanout { .. } | Mode::Soak(_) | Mode::Realtime(_)
+        )
     }
 
     /// The URL used when `--url` is not given.
@@ -262,6 +318,7 @@ impl Mode {
         match self {
             Mode::Fanout { .. } => "ws://127.0.0.1:8080/pubsub?channel=bench",
             Mode::Soak(_) => "ws://127.0.0.1:8080/pubsub?channel=soak",
+            Mode::Realtime(_) => "ws://127.0.0.1:8080/ws",
             _ => "ws://127.0.0.1:8080/echo",
         }
     }
@@ -272,10 +329,11 @@ impl Mode {
 pub struct Plan {
     pub mode: Mode,
     pub url: WsUrl,
-    /// Connections to open (fanout: subscribers).
+    /// Connections to open (fanout: subscribers; realtime: the members that
+    /// do not publish).
     pub connections: u64,
-    /// Publishers (fanout's, soak's one), opened after the subscribers (0 in
-    /// other modes).
+    /// Publishers (fanout's, soak's one, realtime's rooms × per room),
+    /// opened after the subscribers (0 in other modes).
     pub publishers: u64,
     pub max_concurrent: u64,
     pub threads: usize,
@@ -297,6 +355,9 @@ const SOAK_CONNECTIONS: u64 = 5000;
 /// [`SOAK_TIMEOUT_SLACK`]).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const SOAK_TIMEOUT_SLACK: Duration = Duration::from_secs(120);
+/// Realtime's default cap beyond `--duration`: joining and settling a big
+/// room takes a while.
+const REALTIME_TIMEOUT_SLACK: Duration = Duration::from_secs(180);
 
 /// Largest payload accepted (ringgate's default message limit).
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -332,14 +393,13 @@ pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsS
     let mode = match flag.strip_prefix("--test-type=") {
         Some(mode) => mode.to_owned(),
         None if at < args.len() => args.remove(at).to_string_lossy().into_owned(),
-        None => {
-            return Err(
-                "--test-type needs a mode: storm, throughput, sustained, idle, fanout, soak".into(),
-            )
-        }
+        None => return Err(
+            "--test-type needs a mode: storm, throughput, sustained, idle, fanout, soak, realtime"
+                .into(),
+        ),
     };
     if mode == "all" {
-        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout, soak)".into());
+        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout, soak, realtime)".into());
     }
     args.insert(1.min(args.len()), mode.into());
     Ok(args)
@@ -404,6 +464,61 @@ impl Cli {
                     text: false,
                 };
                 (common, payload, Mode::Fanout { rate, duration }, 1)
+            }
+            ModeCmd::Realtime {
+                mut common,
+                rate,
+                duration,
+                payload,
+                rooms,
+                publishers_per_room,
+                jwt_secret,
+                admin_token,
+                settle,
+            } => {
+                check_range("--rooms", u64::from(rooms), 1, u64::from(MAX_ROOMS))?;
+                check_range(
+                    "--publishers-per-room",
+                    u64::from(publishers_per_room),
+                    1,
+                    MAX_PUBLISHERS,
+                )?;
+                check_range("--rate", rate, 1, MAX_RATE)?;
+                crate::realtime::check_payload(payload)?;
+                if crate::fanout::Schedule::new(rate, duration, 0, 1).total == 0 {
+                    return Err("--rate × --duration must come to at least one message".into());
+                }
+                let members = common.connections.unwrap_or(DEFAULT_CONNECTIONS);
+                let publishers = u64::from(rooms) * u64::from(publishers_per_room);
+                let least = u64::from(rooms) * (u64::from(publishers_per_room) + 1);
+                if members < least {
+                    return Err(format!(
+                        "--connections {members}: {rooms} rooms of {publishers_per_room} \
+                         publisher(s) and at least one listener each need {least}"
+                    ));
+                }
+                check_range("--connections", members, 1, MAX_CONNECTIONS)?;
+                // From here on, connections are the listening members.
+                common.connections = Some(members - publishers);
+                fanout_publishers = publishers;
+                let secret = |s: Option<String>| s.filter(|s| !s.is_empty()).map(Secret);
+                let mode = Mode::Realtime(RealtimePlan {
+                    rate,
+                    duration,
+                    rooms,
+                    publishers_per_room,
+                    jwt_secret: secret(jwt_secret),
+                    admin_token: secret(admin_token),
+                    settle,
+                });
+                common
+                    .timeout
+                    .get_or_insert(duration + REALTIME_TIMEOUT_SLACK);
+                let payload = PayloadArgs {
+                    payload,
+                    text: true,
+                };
+                (common, payload, mode, 1)
             }
             ModeCmd::Soak {
                 mut common,
@@ -687,6 +802,65 @@ mod tests {
         );
         assert_eq!(plan(&["storm"]).unwrap().url.target, "/echo");
         assert_eq!(plan(&["storm"]).unwrap().publishers, 0);
+    }
+
+    #[test]
+    fn builds_realtime_plans() {
+        let p = plan(&["realtime", "-c", "10000", "--rooms", "100"]).unwrap();
+        assert_eq!(p.url.target, "/ws", "realtime's default URL");
+        assert_eq!((p.connections, p.publishers), (9900, 100));
+        assert_eq!(p.total_connections(), 10_000);
+        assert_eq!(p.payload, 64);
+        let Mode::Realtime(rt) = &p.mode else {
+            panic!("{:?}", p.mode)
+        };
+        assert_eq!((rt.rate, rt.rooms, rt.publishers_per_room), (10, 100, 1));
+        assert_eq!(rt.duration, Duration::from_secs(10));
+        assert_eq!(rt.settle, Duration::from_secs(1));
+        assert_eq!(p.timeout, Duration::from_secs(10 + 180));
+        assert_eq!(p.mode.name(), "realtime");
+        assert!(p.mode.delivers());
+        let p = plan(&[
+            "realtime",
+            "-c",
+            "9",
+            "--rooms",
+            "3",
+            "--publishers-per-room",
+            "2",
+            "--jwt-secret",
+            "k",
+            "--admin-token",
+            "",
+            "--payload",
+            "48",
+        ])
+        .unwrap();
+        assert_eq!((p.connections, p.publishers), (3, 6));
+        let Mode::Realtime(rt) = &p.mode else {
+            panic!("{:?}", p.mode)
+        };
+        assert_eq!(rt.jwt_secret, Some(Secret("k".into())));
+        assert_eq!(rt.admin_token, None, "an empty token is none");
+        for bad in [
+            &[
+                "realtime",
+                "-c",
+                "8",
+                "--rooms",
+                "3",
+                "--publishers-per-room",
+                "2",
+            ][..],
+            &["realtime", "--rooms", "0"],
+            &["realtime", "--publishers-per-room", "65"],
+            &["realtime", "--payload", "50"],
+            &["realtime", "--payload", "20"],
+            &["realtime", "--rate", "0"],
+            &["realtime", "--rate", "1", "--duration", "500ms"],
+        ] {
+            assert!(plan(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One client connection: its nonblocking socket (opened with an optional
 //! source address), its state and role, its pending output, and the
 //! [`EchoSink`] that checks echoes and answers pings and closes (fanout
-//! subscribers and soak connections use `fanout::DeliverySink` instead).
+//! subscribers and soak connections use `fanout::DeliverySink` instead,
+//! realtime members `realtime::RealtimeSink`).
 //! Owns no event loop; the worker drives it.
 
 use std::io::{self, Read as _, Write as _};
@@ -14,6 +15,7 @@ use ringgate::protocol::writer::encode_client_frame;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::fanout::{DeliverySink, Subscriber};
+use crate::realtime::{Member, RealtimeSink};
 use crate::soak::Life;
 use crate::stats::{Cause, Stats};
 use crate::wire::{stamp, DecodeError, FrameDecoder, FrameSink};
@@ -43,6 +45,8 @@ pub enum Role {
     Subscriber(Box<Subscriber>),
     /// Soak connection: a subscriber with a behaviour.
     Soak(Box<Life>),
+    /// Realtime room member (a publishing one too).
+    Member(Box<Member>),
 }
 
 impl Role {
@@ -62,6 +66,33 @@ impl Role {
             Role::Soak(life) => life.checked_subscriber(),
             _ => None,
         }
+    }
+
+    /// Messages of `published` (a count per publisher) this connection
+    /// should have had and has not: a fanout subscriber's, a polite soak
+    /// subscriber's, a realtime member's (of its room's publishers).
+    pub fn undelivered(&self, published: &[u64]) -> u64 {
+        match self {
+            Role::Member(m) => m.missing(published),
+            _ => self
+                .checked_subscriber()
+                .map_or(0, |sub| sub.missing(published)),
+        }
+    }
+
+    /// The publisher index of a fanout or soak publisher or a publishing
+    /// realtime member.
+    pub fn publisher_index(&self) -> Option<u32> {
+        match self {
+            Role::Publisher { index } => Some(*index),
+            Role::Member(m) => m.publisher,
+            _ => None,
+        }
+    }
+
+    /// A realtime member still waiting for its `room_joined`.
+    pub fn joining(&self) -> bool {
+        matches!(self, Role::Member(m) if !m.joined)
     }
 }
 
@@ -232,6 +263,18 @@ impl Conn {
         now_ns: u64,
         slot: Option<usize>,
     ) -> Result<u64, DecodeError> {
+        if let Role::Member(member) = &mut self.role {
+            let mut sink = RealtimeSink {
+                member,
+                msgs: &mut self.msgs,
+                stats,
+                replies,
+                mask: spec.mask,
+                payload: spec.payload_len as usize,
+                now_ns,
+            };
+            return self.decoder.feed(bytes, &mut sink).map(|()| 0);
+        }
         let sub = match &mut self.role {
             Role::Subscriber(sub) => Some(&mut **sub),
             Role::Soak(life) => Some(&mut life.sub),

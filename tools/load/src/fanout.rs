@@ -122,6 +122,11 @@ impl Subscriber {
         }
     }
 
+    /// How many publishers' sequences it follows.
+    pub fn publishers(&self) -> usize {
+        self.tracks.len()
+    }
+
     /// Messages of `published` (a count per publisher) this subscriber has
     /// neither received nor counted as skipped. A joining subscriber misses
     /// nothing from a publisher it has not heard from yet.
@@ -132,6 +137,31 @@ impl Subscriber {
             .filter(|(t, _)| t.first != JOINING)
             .map(|(t, sent)| sent.saturating_sub(t.next))
             .sum()
+    }
+
+    /// Takes message `seq` of publisher `publisher` (an index into this
+    /// subscriber's publishers): `None` for an unknown publisher, otherwise
+    /// where it falls in that publisher's sequence. A message at or after the
+    /// one expected is counted as delivered and moves the sequence on.
+    pub fn see(&mut self, publisher: usize, seq: u64) -> Option<Seen> {
+        let track = self.tracks.get_mut(publisher)?;
+        if track.first == JOINING {
+            *track = Track {
+                first: seq,
+                next: seq,
+            };
+        }
+        if seq < track.next {
+            return Some(Seen::Behind);
+        }
+        let skipped = seq - track.next;
+        track.next = seq + 1;
+        self.delivered += 1;
+        Some(if skipped == 0 {
+            Seen::InOrder
+        } else {
+            Seen::After(skipped)
+        })
     }
 
     /// Messages this subscriber should have had: from its start to
@@ -148,6 +178,17 @@ impl Subscriber {
             })
             .sum()
     }
+}
+
+/// Where a message fell in its publisher's sequence ([`Subscriber::see`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// The one expected next.
+    InOrder,
+    /// Later than expected: this many were skipped.
+    After(u64),
+    /// Before the one expected: a duplicate or a late (reordered) message.
+    Behind,
 }
 
 /// Checks deliveries to one subscriber (length, type, publisher, sequence),
@@ -178,23 +219,12 @@ impl FrameSink for DeliverySink<'_> {
             return self.stats.fail(Cause::EchoMismatch, 1);
         }
         let (seq, sent_ns, publisher) = parse_header(&self.sub.head);
-        let Some(track) = self.sub.tracks.get_mut(publisher as usize) else {
-            return self.stats.fail(Cause::EchoMismatch, 1);
-        };
-        if track.first == JOINING {
-            *track = Track {
-                first: seq,
-                next: seq,
-            };
+        match self.sub.see(publisher as usize, seq) {
+            None => return self.stats.fail(Cause::EchoMismatch, 1),
+            Some(Seen::Behind) => return self.stats.fail(Cause::FanoutGap, 1),
+            Some(Seen::After(skipped)) => self.stats.fail(Cause::FanoutGap, skipped),
+            Some(Seen::InOrder) => {}
         }
-        if seq < track.next {
-            return self.stats.fail(Cause::FanoutGap, 1);
-        }
-        if seq > track.next {
-            self.stats.fail(Cause::FanoutGap, seq - track.next);
-        }
-        track.next = seq + 1;
-        self.sub.delivered += 1;
         self.stats.received += 1;
         self.stats.bytes_received += len;
         let us = self.now_ns.saturating_sub(sent_ns) / 1000;

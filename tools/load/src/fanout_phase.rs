@@ -1,16 +1,20 @@
 //! The worker's side of a fanout run: connect this thread's publishers once
 //! every subscriber is up, send each publisher's messages on its schedule for
 //! `--duration`, then drain until every open subscriber has everything that
-//! was published (or the grace ends) and count what never arrived. Soak
-//! publishes and drains with the same pieces.
+//! was published (or the grace ends) and count what never arrived. Soak and
+//! realtime publish and drain with the same pieces (realtime publishers send
+//! their room's JSON envelope).
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
+use crate::cli::Mode;
 use crate::conn::{Role, State};
 use crate::fanout::{header, Schedule};
 use crate::phases::DRAIN;
+use crate::realtime::{hex_header, publish_template};
 use crate::stats::Cause;
+use crate::wire::MessageTemplate;
 use crate::worker::{share, Worker, MAX_WAIT};
 
 /// Longest wait between two looks at the subscribers while draining.
@@ -23,6 +27,9 @@ pub(crate) struct Publisher {
     index: u32,
     schedule: Schedule,
     sent: u64,
+    /// Realtime: its room's `room_message`, the header in hex; otherwise
+    /// the worker's binary template carries the header as is.
+    envelope: Option<MessageTemplate>,
 }
 
 impl Publisher {
@@ -34,6 +41,7 @@ impl Publisher {
             index,
             schedule,
             sent: 0,
+            envelope: None,
         }
     }
 
@@ -52,21 +60,53 @@ impl Worker {
         self.connect_phase();
     }
 
+    /// Realtime: turns until no member (of any thread) has heard from the
+    /// server for `quiet`, or the run's deadline; counts this thread as
+    /// unsettled in the latter case.
+    pub(crate) fn settle(&mut self, quiet: Duration) {
+        if quiet.is_zero() {
+            return;
+        }
+        let quiet_ns = quiet.as_nanos() as u64;
+        let shared = self.shared.clone();
+        let last = &shared.last_heard_ns;
+        last.fetch_max(self.now_ns(), Relaxed);
+        let mut heard = self.stats.realtime.heard();
+        loop {
+            let now = self.now_ns();
+            if self.stats.realtime.heard() != heard {
+                heard = self.stats.realtime.heard();
+                last.fetch_max(now, Relaxed);
+            }
+            let since = now.saturating_sub(last.load(Relaxed));
+            if since >= quiet_ns {
+                return;
+            }
+            let Some(left) = self.left(self.shared.deadline) else {
+                self.stats.realtime.unsettled += 1;
+                return;
+            };
+            let wait = Duration::from_nanos(quiet_ns - since);
+            self.turn(wait.min(left).min(MAX_WAIT));
+        }
+    }
+
     /// Publishes for `duration`, then drains.
     pub(crate) fn fanout(&mut self, rate: u64, duration: Duration) {
-        let publishers = self.shared.plan.publishers;
+        let plan = &self.shared.plan;
+        let publishers = plan.publishers;
         let mut pubs: Vec<Publisher> = self
             .conns
             .iter()
             .filter(|(_, c)| c.state == State::Open)
-            .filter_map(|(key, c)| match c.role {
-                Role::Publisher { index } => Some(Publisher::new(
-                    key,
-                    c.id,
-                    index,
-                    Schedule::new(rate, duration, index, publishers),
-                )),
-                _ => None,
+            .filter_map(|(key, c)| {
+                let index = c.role.publisher_index()?;
+                let schedule = Schedule::new(rate, duration, index, publishers);
+                let mut p = Publisher::new(key, c.id, index, schedule);
+                if let (Role::Member(m), Mode::Realtime(_)) = (&c.role, &plan.mode) {
+                    p.envelope = Some(publish_template(m.room, plan.payload, self.spec.mask));
+                }
+                Some(p)
             })
             .collect();
         let start_ns = self.now_ns();
@@ -89,7 +129,10 @@ impl Worker {
             self.shared.published[p.index as usize].store(p.sent, Relaxed);
         }
         self.shared.published_done.fetch_add(1, Release);
-        self.drain_deliveries();
+        let published = self.drain_deliveries();
+        if let Mode::Realtime(rt) = &self.shared.plan.mode {
+            self.stats.realtime.expected = self.stats.realtime.expected_of(rt, &published);
+        }
     }
 
     /// Sends what is due `elapsed_ns` into the run on every open publisher;
@@ -112,8 +155,11 @@ impl Worker {
             let now = self.now_ns();
             self.tx.clear();
             for seq in p.sent..due {
-                self.template
-                    .append_with(&mut self.tx, &header(seq, now, p.index));
+                let head = header(seq, now, p.index);
+                match &p.envelope {
+                    Some(t) => t.append_with(&mut self.tx, &hex_header(&head)),
+                    None => self.template.append_with(&mut self.tx, &head),
+                }
             }
             self.stats.sent += due - p.sent;
             p.sent = due;
@@ -129,8 +175,8 @@ impl Worker {
 
     /// Waits until every thread stopped publishing and every open subscriber
     /// here has all that was published, or the drain grace ends; counts the
-    /// rest as `undelivered`.
-    fn drain_deliveries(&mut self) {
+    /// rest as `undelivered`. Returns what each publisher published.
+    fn drain_deliveries(&mut self) -> Vec<u64> {
         let shared = self.shared.clone();
         let drain_end = Instant::now() + DRAIN;
         let published =
@@ -160,16 +206,16 @@ impl Worker {
         if missing > 0 {
             self.stats.fail(Cause::Undelivered, missing);
         }
+        totals
     }
 
     /// Messages of `published` that open subscribers here (fanout's, soak's
-    /// polite ones) have not had.
+    /// polite ones, realtime members) have not had.
     fn undelivered(&self, published: &[u64]) -> u64 {
         self.conns
             .iter()
             .filter(|(_, c)| c.state == State::Open)
-            .filter_map(|(_, c)| c.role.checked_subscriber())
-            .map(|sub| sub.missing(published))
+            .map(|(_, c)| c.role.undelivered(published))
             .sum()
     }
 }

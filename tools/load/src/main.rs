@@ -1,8 +1,9 @@
 //! `ringgate-load`: a WebSocket load and stress client for any server.
 //!
 //! Process concerns only: parse the flags, raise the open-files limit, check
-//! the connection count fits it, run, print the report. Modes: `storm`,
-//! `throughput`, `sustained`, `idle`, `fanout`, `soak` (see `--help`). Each thread runs one mio
+//! the connection count fits it (realtime: make the rooms), run, print the
+//! report. Modes: `storm`, `throughput`, `sustained`, `idle`, `fanout`,
+//! `soak`, `realtime` (see `--help`). Each thread runs one mio
 //! event loop over nonblocking sockets with hand-written client framing, so
 //! a message costs a copy of a pre-masked frame and no allocation.
 
@@ -15,7 +16,9 @@ mod monitor;
 mod phases;
 mod procinfo;
 mod progress;
+mod realtime;
 mod report;
+mod rooms;
 mod run;
 mod soak;
 mod soak_phase;
@@ -59,14 +62,25 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let outcome = run::run(plan.clone());
+    let rooms = match &plan.mode {
+        cli::Mode::Realtime(rt) => match rooms::create_rooms(&plan.url, rt) {
+            Ok(setup) => Some(setup),
+            Err(e) => {
+                eprintln!("ringgate-load: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let mut outcome = run::run(plan.clone());
+    outcome.rooms = rooms;
     let report = report::Report::new(&plan, &outcome);
     if plan.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_table());
     }
-    if report.connected == 0 {
+    if report.connected == 0 || report.failed_check() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -20,13 +20,14 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// How long the close handshakes may take at the end.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-/// How many rendezvous a run has: after connecting (fanout and soak: after
-/// the subscribers, then after the publishers) and after the work.
+/// How many rendezvous a run has: after connecting (fanout, soak, realtime: after
+/// the subscribers, then after the publishers; realtime: then after settling)
+/// and after the work.
 pub fn rendezvous_count(mode: &Mode) -> usize {
-    if mode.delivers() {
-        3
-    } else {
-        2
+    match mode {
+        Mode::Realtime(_) => 4,
+        _ if mode.delivers() => 3,
+        _ => 2,
     }
 }
 
@@ -52,6 +53,11 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
         w.connect_publishers();
         w.rendezvous();
     }
+    if let Mode::Realtime(rt) = &w.shared.plan.mode {
+        let quiet = rt.settle;
+        w.settle(quiet);
+        w.rendezvous();
+    }
     match w.shared.plan.mode.clone() {
         Mode::Storm { hold } => w.hold(hold),
         Mode::Idle { duration } => w.hold(duration),
@@ -62,6 +68,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
             report_interval,
         } => w.sustained(duration, interval, report_interval),
         Mode::Fanout { rate, duration } => w.fanout(rate, duration),
+        Mode::Realtime(rt) => w.fanout(rt.rate, rt.duration),
         Mode::Soak(_) => w.soak(),
     }
     w.stats.up_at_end = w.up;
@@ -78,14 +85,15 @@ impl Worker {
             .filter(|d| !d.is_zero())
     }
 
-    /// Opens this thread's share of connections.
+    /// Opens this thread's share of connections (realtime: until each has
+    /// joined its room).
     pub(crate) fn connect_phase(&mut self) {
         let far = self.shared.deadline;
         loop {
             while self.connecting < self.max_handshaking && self.opened < self.to_open {
                 self.start_connect();
             }
-            if self.opened >= self.to_open && self.connecting == 0 {
+            if self.opened >= self.to_open && self.connecting == 0 && self.awaiting_join() == 0 {
                 break;
             }
             let Some(left) = self.left(far) else {

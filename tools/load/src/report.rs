@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use crate::cli::{Mode, Plan};
 use crate::progress::group;
+use crate::realtime::RealtimePlan;
 use crate::run::{Outcome, Sample};
 use crate::soak_report::SoakReport;
-use crate::stats::Cause;
+use crate::stats::{Cause, Stats};
 
 /// Latency percentiles in µs.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -104,6 +105,132 @@ pub struct Report {
     pub timed_out: bool,
     /// Soak: behaviours, health, server samples and the flat verdict.
     pub soak: Option<SoakReport>,
+    /// Realtime: rooms, exactly-once, rate limiting, CPU per delivery.
+    pub realtime: Option<RealtimeReport>,
+}
+
+/// A realtime run's own figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RealtimeReport {
+    pub rooms: u32,
+    pub publishers_per_room: u32,
+    /// Members signed in with a JWT (`--jwt-secret`), or anonymous.
+    pub jwt: bool,
+    /// Rooms the POSTs created, and found there already.
+    pub rooms_created: Option<u32>,
+    pub rooms_existing: Option<u32>,
+    /// Members that had their `room_joined` (publishers included), and the
+    /// fewest and most in one room.
+    pub members_joined: u64,
+    pub members_per_room_min: u64,
+    pub members_per_room_max: u64,
+    /// Expected deliveries that did not arrive (`expected_deliveries` −
+    /// `deliveries`), and deliveries that came again or out of order.
+    pub missing: u64,
+    pub duplicates: u64,
+    /// Deliveries were expected, and each arrived once: nothing missing, no
+    /// duplicate.
+    pub exactly_once: bool,
+    /// `error` messages: `rate_limited` ones, and any other.
+    pub rate_limited: u64,
+    pub server_errors: u64,
+    /// Other server messages (welcome, presence, ...), not looked at.
+    pub ignored_messages: u64,
+    /// The wait for quiet after everyone joined (`--settle`), its server
+    /// CPU-seconds, and whether it ended in quiet (not at the deadline).
+    pub settle_s: f64,
+    pub settle_server_cpu_s: Option<f64>,
+    pub settled: bool,
+    /// Server CPU-seconds of the measured phase per million deliveries.
+    pub server_cpu_s_per_million_deliveries: Option<f64>,
+}
+
+impl RealtimeReport {
+    fn new(rt: &RealtimePlan, s: &Stats, out: &Outcome, server_cpu: Option<f64>) -> RealtimeReport {
+        let r = &s.realtime;
+        let rooms = out.rooms;
+        let joined = out.joined.as_ref().unwrap_or(&out.connected);
+        let settle_s = out.connected.at.duration_since(joined.at).as_secs_f64();
+        let per_room = (0..rt.rooms as usize).map(|i| r.room_members.get(i).copied().unwrap_or(0));
+        let missing = r.expected.saturating_sub(s.received);
+        let duplicates = s.failures_of(Cause::Duplicate);
+        RealtimeReport {
+            rooms: rt.rooms,
+            publishers_per_room: rt.publishers_per_room,
+            jwt: rt.jwt_secret.is_some(),
+            rooms_created: rooms.map(|r| r.created),
+            rooms_existing: rooms.map(|r| r.existing),
+            members_joined: r.joins,
+            members_per_room_min: per_room.clone().min().unwrap_or(0),
+            members_per_room_max: per_room.max().unwrap_or(0),
+            missing,
+            duplicates,
+            exactly_once: r.expected > 0 && missing == 0 && duplicates == 0,
+            rate_limited: s.failures_of(Cause::RateLimited),
+            server_errors: s.failures_of(Cause::ServerError),
+            ignored_messages: r.ignored,
+            settle_s: round(settle_s, 3),
+            settle_server_cpu_s: cpu_between(joined, &out.connected).map(|c| round(c, 3)),
+            settled: r.unsettled == 0,
+            server_cpu_s_per_million_deliveries: server_cpu
+                .filter(|_| s.received > 0)
+                .map(|cpu| round(cpu * 1e6 / s.received as f64, 3)),
+        }
+    }
+
+    /// The rooms row of the table.
+    fn write_rooms(&self, row: &mut impl FnMut(&str, String)) {
+        let rooms = match (self.rooms_created, self.rooms_existing) {
+            (Some(c), Some(e)) => format!(", {c} created, {e} there already"),
+            _ => String::new(),
+        };
+        row(
+            "rooms",
+            format!(
+                "{} ({}..{} members each{rooms}), {} members joined, {}",
+                group(f64::from(self.rooms)),
+                group(self.members_per_room_min as f64),
+                group(self.members_per_room_max as f64),
+                group(self.members_joined as f64),
+                if self.jwt { "JWT" } else { "anonymous" }
+            ),
+        );
+    }
+
+    /// The settling row.
+    fn write_settle(&self, row: &mut impl FnMut(&str, String)) {
+        let mut v = format!("{:.3} s", self.settle_s);
+        if let Some(cpu) = self.settle_server_cpu_s {
+            let _ = write!(v, ", server {cpu:.3} CPU-s");
+        }
+        if !self.settled {
+            v.push_str(", never quiet: the run hit --timeout");
+        }
+        row("settle", v);
+    }
+
+    /// The exactly-once verdict and the server's other messages.
+    fn write_checks(&self, row: &mut impl FnMut(&str, String)) {
+        let verdict = if self.exactly_once {
+            "yes".to_owned()
+        } else {
+            format!(
+                "NO: {} missing, {} duplicates",
+                group(self.missing as f64),
+                group(self.duplicates as f64)
+            )
+        };
+        row("exactly once", verdict);
+        row(
+            "server msgs",
+            format!(
+                "{} rate_limited, {} other errors, {} ignored (welcome, presence, ...)",
+                group(self.rate_limited as f64),
+                group(self.server_errors as f64),
+                group(self.ignored_messages as f64)
+            ),
+        );
+    }
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -122,7 +249,9 @@ fn cpu_between(a: &Sample, b: &Sample) -> Option<f64> {
 impl Report {
     pub fn new(plan: &Plan, out: &Outcome) -> Report {
         let s = &out.stats;
-        let connect_s = out.connected.at.duration_since(out.start.at).as_secs_f64();
+        // Realtime: connecting ends when every member joined (then settling).
+        let joined = out.joined.as_ref().unwrap_or(&out.connected);
+        let connect_s = joined.at.duration_since(out.start.at).as_secs_f64();
         let (from, to) = match plan.mode {
             Mode::Storm { .. } => (&out.start, &out.connected),
             _ => (&out.connected, &out.worked),
@@ -131,8 +260,9 @@ impl Report {
         let server_cpu = cpu_between(from, to);
         let client_cpu = to.client_cpu_s - from.client_cpu_s;
         let sends = plan.mode.sends();
-        let fanout = match plan.mode {
-            Mode::Fanout { rate, .. } => Some(rate),
+        let fanout = match &plan.mode {
+            Mode::Fanout { rate, .. } => Some(*rate),
+            Mode::Realtime(rt) => Some(rt.rate),
             _ => None,
         };
 
@@ -172,7 +302,10 @@ impl Report {
             mode: plan.mode.name(),
             url: format!("ws://{}{}", plan.url.host_header, plan.url.target),
             threads: plan.threads,
-            connections: plan.connections,
+            connections: match plan.mode {
+                Mode::Realtime(_) => plan.total_connections(),
+                _ => plan.connections,
+            },
             payload_bytes: plan.payload,
             window: plan.window,
             connected: s.handshakes,
@@ -181,10 +314,7 @@ impl Report {
             connect_s: round(connect_s, 4),
             handshakes_per_s: per(s.handshakes as f64, Some(connect_s)).unwrap_or(0.0),
             handshake_us: Percentiles::of(&s.handshake),
-            handshakes_per_server_cpu_s: per(
-                s.handshakes as f64,
-                cpu_between(&out.start, &out.connected),
-            ),
+            handshakes_per_server_cpu_s: per(s.handshakes as f64, cpu_between(&out.start, joined)),
             elapsed_s: round(elapsed, 4),
             messages: s.received,
             messages_sent: s.sent,
@@ -197,7 +327,10 @@ impl Report {
             publishers: fanout.map(|_| s.publishers),
             rate: fanout,
             deliveries: fanout.map(|_| s.received),
-            expected_deliveries: fanout.map(|_| s.sent * subscribers),
+            expected_deliveries: fanout.map(|_| match plan.mode {
+                Mode::Realtime(_) => s.realtime.expected,
+                _ => s.sent * subscribers,
+            }),
             deliveries_per_s: fanout.map(|_| deliveries_per_s),
             deliveries_per_server_cpu_s: fanout.and_then(|_| per(messages, server_cpu)),
             latency_us: plan
@@ -233,7 +366,17 @@ impl Report {
                 }
                 _ => None,
             },
+            realtime: match &plan.mode {
+                Mode::Realtime(rt) => Some(RealtimeReport::new(rt, s, out, server_cpu)),
+                _ => None,
+            },
         }
+    }
+
+    /// Whether the run failed its purpose beyond connecting: a realtime run
+    /// that missed or duplicated a delivery (or expected none).
+    pub fn failed_check(&self) -> bool {
+        self.realtime.as_ref().is_some_and(|r| !r.exactly_once)
     }
 
     /// One JSON object.
@@ -245,6 +388,10 @@ impl Report {
     pub fn to_table(&self) -> String {
         let mut t = String::new();
         let who = match self.publishers {
+            Some(p) if self.realtime.is_some() => format!(
+                "{} members, {p} of them publishing",
+                group(self.connections as f64)
+            ),
             Some(p) => format!(
                 "{} subscribers + {p} publisher{}",
                 group(self.connections as f64),
@@ -284,23 +431,33 @@ impl Report {
         if let Some(p) = &self.handshake_us {
             row("handshake µs", fmt_percentiles(p));
         }
+        if let Some(r) = &self.realtime {
+            r.write_settle(&mut row);
+        }
         row("measured", format!("{:.3} s", self.elapsed_s));
-        if let (Some(subs), Some(pubs), Some(rate), Some(expected)) = (
+        if let (Some(subs_n), Some(pubs), Some(rate), Some(expected)) = (
             self.subscribers,
             self.publishers,
             self.rate,
             self.expected_deliveries,
         ) {
+            let (what, subs, unit) = match self.realtime {
+                Some(_) => ("realtime", "listeners", "B data"),
+                None => ("fanout", "subscribers", "B payload"),
+            };
             row(
-                "fanout",
+                what,
                 format!(
-                    "{} subscribers, {pubs} publisher{} at {} msgs/s each, {} B payload",
-                    group(subs as f64),
+                    "{} {subs}, {pubs} publisher{} at {} msgs/s each, {} {unit}",
+                    group(subs_n as f64),
                     if pubs == 1 { "" } else { "s" },
                     group(rate as f64),
                     self.payload_bytes
                 ),
             );
+            if let Some(r) = &self.realtime {
+                r.write_rooms(&mut row);
+            }
             row(
                 "deliveries",
                 format!(
@@ -311,6 +468,9 @@ impl Report {
                     group(self.msgs_per_s)
                 ),
             );
+            if let Some(r) = &self.realtime {
+                r.write_checks(&mut row);
+            }
         } else if self.messages_sent > 0 && self.soak.is_none() {
             row(
                 "messages",
@@ -345,6 +505,13 @@ impl Report {
             let mut v = format!("{cpu:.3} s");
             if let Some(m) = self.msgs_per_server_cpu_s {
                 let _ = write!(v, ", {} {what} per server CPU-second", group(m));
+            }
+            if let Some(c) = self
+                .realtime
+                .as_ref()
+                .and_then(|r| r.server_cpu_s_per_million_deliveries)
+            {
+                let _ = write!(v, ", {c:.3} CPU-s per million deliveries");
             }
             row("server cpu", v);
         }

@@ -11,6 +11,7 @@ use crate::monitor::{Monitor, Watch};
 use crate::phases::{rendezvous_count, run_worker};
 use crate::procinfo;
 use crate::progress::Progress;
+use crate::rooms::RoomSetup;
 use crate::stats::{LiveSum, Stats};
 use crate::worker::Shared;
 
@@ -44,6 +45,9 @@ pub struct Outcome {
     /// Before connecting, after connecting, after the work phase.
     pub start: Sample,
     pub connected: Sample,
+    /// Realtime: when every member had joined (settling came next, until
+    /// `connected`).
+    pub joined: Option<Sample>,
     pub worked: Sample,
     /// Connections up when the connect phase ended.
     pub up_after_connect: u64,
@@ -51,6 +55,8 @@ pub struct Outcome {
     pub timed_out: bool,
     /// Soak: what the monitor saw (health, server samples).
     pub watch: Option<Watch>,
+    /// Realtime: what making the rooms did (set by the caller).
+    pub rooms: Option<RoomSetup>,
 }
 
 /// Runs `plan` to the end.
@@ -83,12 +89,18 @@ pub fn run(plan: Plan) -> Outcome {
     let mut progress = Progress::new(progress_on, shared.plan.mode.name(), start.at);
     let far = shared.deadline + RENDEZVOUS_SLACK;
     let tick = Duration::from_millis(100);
-    // Every rendezvous but the last ends a part of the connect phase.
+    // Every rendezvous but the last ends a part of the connect phase
+    // (realtime: the one before the settling ends the joining).
     let mut all_arrived = true;
-    for _ in 1..rendezvous_count(&shared.plan.mode) {
+    let mut joined = None;
+    let parts = rendezvous_count(&shared.plan.mode) - 1;
+    for part in 1..=parts {
         all_arrived &= shared
             .rendezvous
             .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
+        if part + 1 == parts && matches!(shared.plan.mode, Mode::Realtime(_)) {
+            joined = Some(Sample::take(pid));
+        }
     }
     let connected = Sample::take(pid);
     let up_after_connect = LiveSum::of(&shared.lives).up;
@@ -109,9 +121,11 @@ pub fn run(plan: Plan) -> Outcome {
         stats,
         start,
         connected,
+        joined,
         worked,
         up_after_connect,
         timed_out: !all_arrived || worked.at >= shared.deadline,
         watch,
+        rooms: None,
     }
 }

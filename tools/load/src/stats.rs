@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hdrhistogram::Histogram;
 
+use crate::realtime::RealtimeStats;
 use crate::soak::SoakStats;
 
 /// Every failure cause counted, with its stable JSON name.
@@ -45,11 +46,21 @@ pub enum Cause {
     /// Fanout: a message published but not delivered to an open subscriber
     /// by the end of the drain grace.
     Undelivered,
+    /// Realtime: a delivery behind its publisher's sequence (a duplicate, or
+    /// one that came after a later one).
+    Duplicate,
+    /// Realtime: a member without its `room_joined` `--handshake-timeout`
+    /// after connect().
+    NotJoined,
+    /// Realtime: an `error` message with the code `rate_limited`.
+    RateLimited,
+    /// Realtime: any other `error` message.
+    ServerError,
 }
 
 impl Cause {
     /// All causes, in report order.
-    pub const ALL: [Cause; 16] = [
+    pub const ALL: [Cause; 20] = [
         Cause::ConnectRefused,
         Cause::AddrUnavailable,
         Cause::SocketError,
@@ -66,6 +77,10 @@ impl Cause {
         Cause::WindowFull,
         Cause::FanoutGap,
         Cause::Undelivered,
+        Cause::Duplicate,
+        Cause::NotJoined,
+        Cause::RateLimited,
+        Cause::ServerError,
     ];
 
     /// The stable name used in the table and the JSON `failures` object.
@@ -87,6 +102,10 @@ impl Cause {
             Cause::WindowFull => "window_full",
             Cause::FanoutGap => "fanout_gap",
             Cause::Undelivered => "undelivered",
+            Cause::Duplicate => "duplicate",
+            Cause::NotJoined => "not_joined",
+            Cause::RateLimited => "rate_limited",
+            Cause::ServerError => "server_error",
         }
     }
 
@@ -143,6 +162,8 @@ pub struct Stats {
     pub up_at_end: u64,
     /// Soak: how connections ended, by behaviour.
     pub soak: SoakStats,
+    /// Realtime: joins per room, expected deliveries, messages ignored.
+    pub realtime: RealtimeStats,
 }
 
 impl Default for Stats {
@@ -160,6 +181,7 @@ impl Default for Stats {
             bytes_received: 0,
             up_at_end: 0,
             soak: SoakStats::default(),
+            realtime: RealtimeStats::default(),
         }
     }
 }
@@ -222,6 +244,7 @@ impl Stats {
         self.bytes_received += other.bytes_received;
         self.up_at_end += other.up_at_end;
         self.soak.merge(&other.soak);
+        self.realtime.merge(&other.realtime);
     }
 }
 

@@ -39,6 +39,9 @@ pub fn stamp_len(len: usize, text: bool) -> usize {
 pub struct MessageTemplate {
     frame: Vec<u8>,
     header_len: usize,
+    /// Where the stamp (or [`MessageTemplate::append_with`]'s head) starts
+    /// in the payload.
+    stamp_at: usize,
     stamp_len: usize,
     mask: [u8; 4],
     text: bool,
@@ -49,13 +52,22 @@ impl MessageTemplate {
     /// after the stamp is printable ASCII, valid for text and binary alike.
     pub fn new(len: usize, text: bool, mask: [u8; 4]) -> Self {
         let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut t = MessageTemplate::of_payload(&payload, text, mask, 0);
+        t.stamp_len = stamp_len(len, text);
+        t
+    }
+
+    /// A message of exactly `payload` whose variable part (written by
+    /// [`MessageTemplate::append_with`]) starts `stamp_at` bytes in.
+    pub fn of_payload(payload: &[u8], text: bool, mask: [u8; 4], stamp_at: usize) -> Self {
         let opcode = if text { OpCode::Text } else { OpCode::Binary };
-        let mut frame = Vec::with_capacity(len + MAX_HEADER_LEN);
-        encode_client_frame(&mut frame, true, opcode, &payload, mask);
+        let mut frame = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
+        encode_client_frame(&mut frame, true, opcode, payload, mask);
         MessageTemplate {
-            header_len: frame.len() - len,
+            header_len: frame.len() - payload.len(),
             frame,
-            stamp_len: stamp_len(len, text),
+            stamp_at,
+            stamp_len: 0,
             mask,
             text,
         }
@@ -78,17 +90,17 @@ impl MessageTemplate {
         self.append_with(out, &stamp(seq, self.text)[..self.stamp_len]);
     }
 
-    /// Appends a message whose payload starts with `head` (at most the
-    /// payload's length; the rest is the template's filler).
+    /// Appends a message whose payload has `head` at the template's stamp
+    /// position (it must fit in the payload; the rest is the template's).
     pub fn append_with(&self, out: &mut Vec<u8>, head: &[u8]) {
-        let start = out.len() + self.header_len;
+        let start = out.len() + self.header_len + self.stamp_at;
         out.extend_from_slice(&self.frame);
         for (i, (dst, s)) in out[start..start + head.len()]
             .iter_mut()
             .zip(head)
             .enumerate()
         {
-            *dst = s ^ self.mask[i & 3];
+            *dst = s ^ self.mask[(self.stamp_at + i) & 3];
         }
     }
 }
@@ -319,6 +331,26 @@ mod tests {
                 rest = &rest[n + len..];
             }
             assert!(rest.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_template_of_any_payload_rewrites_its_stamp_in_place() {
+        let payload = b"{\"h\":\"----\",\"p\":\"xyz\"}";
+        for stamp_at in [0, 1, 6, 7] {
+            let t = MessageTemplate::of_payload(payload, true, [0xA1, 0xB2, 0xC3, 0xD4], stamp_at);
+            let mut out = Vec::new();
+            t.append_with(&mut out, b"abcd");
+            let (h, n) = decode_header(&out).unwrap().unwrap();
+            assert_eq!(
+                (h.opcode, h.payload_len),
+                (OpCode::Text, payload.len() as u64)
+            );
+            let mut got = out[n..].to_vec();
+            apply_mask(&mut got, h.mask.unwrap(), 0);
+            let mut want = payload.to_vec();
+            want[stamp_at..stamp_at + 4].copy_from_slice(b"abcd");
+            assert_eq!(got, want, "stamp at {stamp_at}");
         }
     }
 

@@ -19,6 +19,7 @@ use crate::cli::{Mode, Plan};
 use crate::conn::{open_socket, Conn, EchoSpec, Msgs, Pending, ReadEnd, Role, State};
 use crate::fanout::Subscriber;
 use crate::handshake::{check_response, write_request, HandshakeError};
+use crate::realtime::{self, Member};
 use crate::soak_phase::SoakState;
 use crate::stats::{Cause, Live, Stats};
 use crate::sync::Rendezvous;
@@ -28,6 +29,8 @@ use crate::wire::{stamp_len, MessageTemplate};
 const READ_BUF: usize = 256 * 1024;
 /// Longest single poll wait, so deadlines are checked often enough.
 pub const MAX_WAIT: Duration = Duration::from_millis(50);
+/// Realtime tokens stay valid this long past the run's `--timeout`.
+const TOKEN_SLACK_S: u64 = 3600;
 
 /// What the threads share: the plan, the live counters and the rendezvous.
 #[derive(Debug)]
@@ -43,6 +46,9 @@ pub struct Shared {
     pub published: Vec<AtomicU64>,
     /// Fanout: threads done publishing (their `published` entries are final).
     pub published_done: AtomicUsize,
+    /// Realtime: when a member last heard from the server while settling,
+    /// ns since `epoch`.
+    pub last_heard_ns: AtomicU64,
 }
 
 impl Shared {
@@ -55,6 +61,7 @@ impl Shared {
             epoch: start,
             published: (0..plan.publishers).map(|_| AtomicU64::new(0)).collect(),
             published_done: AtomicUsize::new(0),
+            last_heard_ns: AtomicU64::new(0),
             plan,
         }
     }
@@ -97,9 +104,17 @@ pub struct Worker {
     pub(crate) slots: Option<(u64, u64)>,
     /// The close phase started: closes are expected, not failures.
     pub(crate) closing_all: bool,
-    /// Fanout: new connections are publishers; publishers opened so far.
+    /// Fanout: new connections are publishers; subscribers and publishers
+    /// opened so far.
     pub(crate) opening_publishers: bool,
+    subscribers_opened: u64,
     pub(crate) publishers_opened: u64,
+    /// Realtime: members upgraded, and of those, the ones that ended before
+    /// their `room_joined` (the others that joined are `stats.realtime.joins`).
+    members_upgraded: u64,
+    members_lost_unjoined: u64,
+    /// Realtime: the tokens' expiry, Unix seconds.
+    token_exp: u64,
     /// Fanout: the request target of publishers (`role=pub` added).
     publisher_target: String,
     /// Soak: the mix, the timers, the replacements.
@@ -122,6 +137,9 @@ impl Worker {
             ^ ((index as u64 + 1) << 48)
             ^ u64::from(std::process::id());
         let mut rng = seed | 1;
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mask = (xorshift(&mut rng) as u32).to_le_bytes();
         let template = MessageTemplate::new(plan.payload, plan.text, mask);
         let spec = EchoSpec {
@@ -168,7 +186,11 @@ impl Worker {
             slots: None,
             closing_all: false,
             opening_publishers: false,
+            subscribers_opened: 0,
             publishers_opened: 0,
+            members_upgraded: 0,
+            members_lost_unjoined: 0,
+            token_exp: unix_now + plan.timeout.as_secs() + TOKEN_SLACK_S,
             publisher_target: crate::url::add_query_param(&plan.url.target, "role=pub"),
             soak,
             shared,
@@ -256,18 +278,27 @@ impl Worker {
         if !plan.mode.delivers() {
             return Role::Echo;
         }
+        // Thread i's j-th subscriber (publisher) is j × threads + i:
+        // 0..connections (0..publishers) overall.
+        let threads = plan.threads as u64;
         if !self.opening_publishers {
             if self.soak.is_some() {
                 return self.soak_role();
             }
+            let index = self.subscribers_opened * threads + self.index as u64;
+            self.subscribers_opened += 1;
+            if let Mode::Realtime(rt) = &plan.mode {
+                return Role::Member(Box::new(Member::listener(rt, index)));
+            }
             return Role::Subscriber(Box::new(Subscriber::new(plan.publishers as usize)));
         }
-        // Thread i's j-th publisher is j × threads + i: 0..publishers overall.
-        let index = self.publishers_opened * plan.threads as u64 + self.index as u64;
+        let index = (self.publishers_opened * threads + self.index as u64) as u32;
         self.publishers_opened += 1;
-        Role::Publisher {
-            index: index as u32,
+        if let Mode::Realtime(rt) = &plan.mode {
+            let member = Member::publisher(rt, index, plan.connections);
+            return Role::Member(Box::new(member));
         }
+        Role::Publisher { index }
     }
 
     fn on_event(&mut self, event: &Event) {
@@ -315,9 +346,22 @@ impl Worker {
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&xorshift(&mut self.rng).to_le_bytes());
         nonce[8..].copy_from_slice(&xorshift(&mut self.rng).to_le_bytes());
-        let url = &self.shared.plan.url;
-        let target = match self.conns[key].role {
+        let plan = &self.shared.plan;
+        let url = &plan.url;
+        let member_target;
+        let target = match &self.conns[key].role {
             Role::Publisher { .. } => &self.publisher_target,
+            Role::Member(m) => {
+                let Mode::Realtime(rt) = &plan.mode else {
+                    unreachable!("members only in realtime runs")
+                };
+                let token = rt
+                    .jwt_secret
+                    .as_ref()
+                    .map(|secret| realtime::token(secret, m.user, self.token_exp));
+                member_target = realtime::member_target(&url.target, token.as_deref(), m.room);
+                &member_target
+            }
             _ => &url.target,
         };
         self.tx.clear();
@@ -378,8 +422,11 @@ impl Worker {
         let us = now.saturating_sub(conn.started_ns) / 1000;
         self.stats.handshake.saturating_record(us.max(1));
         self.stats.handshakes += 1;
-        if let Role::Publisher { .. } = conn.role {
+        if conn.role.publisher_index().is_some() {
             self.stats.publishers += 1;
+        }
+        if let Role::Member(_) = conn.role {
+            self.members_upgraded += 1;
         }
         self.connecting -= 1;
         self.up += 1;
@@ -528,6 +575,9 @@ impl Worker {
             State::Open => self.up -= 1,
             State::Closing => {}
         }
+        if matches!(conn.state, State::Open | State::Closing) && conn.role.joining() {
+            self.members_lost_unjoined += 1;
+        }
         let in_flight = conn.msgs.in_flight();
         if in_flight > 0 {
             self.stats.fail(Cause::Unanswered, in_flight);
@@ -543,6 +593,9 @@ impl Worker {
         }
     }
 
+    /// Drops the connections whose handshake (for a realtime member: its
+    /// handshake and `room_joined`) is not done `--handshake-timeout` after
+    /// connect().
     fn expire_handshakes(&mut self) {
         let now = self.now_ns();
         while let Some(&(deadline, key, id)) = self.hs_deadlines.front() {
@@ -550,12 +603,23 @@ impl Worker {
                 break;
             }
             self.hs_deadlines.pop_front();
-            if let Some(conn) = self.conns.get(key) {
-                if conn.id == id && matches!(conn.state, State::Connecting | State::Handshaking) {
+            let Some(conn) = self.conns.get(key).filter(|c| c.id == id) else {
+                continue;
+            };
+            match conn.state {
+                State::Connecting | State::Handshaking => {
                     self.drop_conn(key, Some(Cause::Timeout));
                 }
+                State::Open if conn.role.joining() => self.drop_conn(key, Some(Cause::NotJoined)),
+                _ => {}
             }
         }
+    }
+
+    /// Realtime members upgraded that wait for their `room_joined`.
+    pub(crate) fn awaiting_join(&self) -> u64 {
+        self.members_upgraded
+            .saturating_sub(self.members_lost_unjoined + self.stats.realtime.joins)
     }
 
     /// Keys of the connections in `state`.
