@@ -15,10 +15,14 @@ pub enum AccessError {
     BadCidr(String),
 }
 
-/// WS_ALLOWED_ORIGINS entries: `*` (any), an exact origin `https://app.example.com` (scheme://host[:port], compared case-insensitively, a trailing `/` ignored), a host wildcard `*.example.com` (any scheme, any subdomain depth, NOT the bare apex example.com), or `https://*.example.com` (scheme fixed).
+/// `WS_ALLOWED_ORIGINS` entries: `*` (any), an exact origin `https://app.example.com`
+/// (`scheme://host[:port]`, compared case-insensitively, a trailing `/` ignored), a host
+/// wildcard `*.example.com` (any scheme, any subdomain depth, NOT the bare apex
+/// `example.com`), or `https://*.example.com` (scheme fixed).
 ///
 /// A port is part of an origin: a pattern without one matches only origins without one
-/// (`*.example.com:8443` names a port). The `null` origin matches only `*`. An empty list
+/// (`*.example.com:8443` names a port); a scheme's default port (80 for http and ws, 443 for
+/// https and wss) is the same as none. The `null` origin matches only `*`. An empty list
 /// allows no origin.
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
@@ -71,7 +75,7 @@ impl OriginPolicy {
             };
             let (host, port) = split_authority(authority).ok_or_else(bad)?;
             let host = match host.strip_prefix('*') {
-                Some(suffix) if suffix.starts_with('.') && is_host(&suffix[1..]) => {
+                Some(suffix) if suffix.starts_with('.') && is_dns_name(&suffix[1..]) => {
                     HostRule::Subdomain(suffix.to_ascii_lowercase())
                 }
                 Some(_) => return Err(bad()),
@@ -81,7 +85,7 @@ impl OriginPolicy {
             policy.rules.push(OriginRule {
                 scheme: scheme.map(str::to_ascii_lowercase),
                 host,
-                port,
+                port: scheme.map_or(port, |scheme| explicit_port(scheme, port)),
             });
         }
         Ok(policy)
@@ -97,6 +101,7 @@ impl OriginPolicy {
         };
         match split_authority(authority) {
             Some((host, port)) if is_scheme(scheme) && is_host(host) => {
+                let port = explicit_port(scheme, port);
                 let origin = Origin { scheme, host, port };
                 self.rules.iter().any(|rule| rule.matches(&origin))
             }
@@ -146,11 +151,29 @@ fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
     (!host.is_empty()).then_some((host, port))
 }
 
-/// A DNS name (letters, digits, `-`, `_`, non-empty labels) or a bracketed IPv6 literal.
+/// `port` unless it is the scheme's default port.
+fn explicit_port(scheme: &str, port: Option<u16>) -> Option<u16> {
+    let is = |names: [&str; 2]| names.iter().any(|name| name.eq_ignore_ascii_case(scheme));
+    let default = if is(["http", "ws"]) {
+        80
+    } else if is(["https", "wss"]) {
+        443
+    } else {
+        return port;
+    };
+    port.filter(|&port| port != default)
+}
+
+/// A DNS name or IPv4 address (see [`is_dns_name`]) or a bracketed IPv6 literal.
 fn is_host(host: &str) -> bool {
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => is_dns_name(host),
     }
+}
+
+/// Dot-separated non-empty labels of letters, digits, `-` and `_`.
+fn is_dns_name(host: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
@@ -160,7 +183,9 @@ fn is_host(host: &str) -> bool {
         })
 }
 
-/// WS_IP_ALLOWLIST entries: IPv4/IPv6 CIDRs (`10.0.0.0/8`, `2001:db8::/32`) or bare addresses (a /32 or /128). Use the `ipnet` crate. An IPv4-mapped IPv6 peer (::ffff:1.2.3.4) is matched as its IPv4 address.
+/// `WS_IP_ALLOWLIST` entries: IPv4/IPv6 CIDRs (`10.0.0.0/8`, `2001:db8::/32`) or bare
+/// addresses (a /32 or /128); host bits in a CIDR are ignored. An IPv4-mapped IPv6 peer
+/// (`::ffff:1.2.3.4`) is matched as its IPv4 address (and as itself).
 #[derive(Debug, Clone)]
 pub struct IpAllowlist {
     nets: Vec<IpNet>,
@@ -280,6 +305,18 @@ mod tests {
     }
 
     #[test]
+    fn default_ports_are_no_port() {
+        let policy = origins(&["https://app.example.com:443", "http://*.example.com"]);
+        assert!(policy.allows("https://app.example.com"));
+        assert!(policy.allows("https://app.example.com:443"));
+        assert!(policy.allows("HTTP://a.example.com:80"));
+        assert!(!policy.allows("http://a.example.com:443"));
+        assert!(!policy.allows("https://app.example.com:80"));
+        // A wildcard of any scheme names no default port.
+        assert!(!origins(&["*.example.com:443"]).allows("https://a.example.com"));
+    }
+
+    #[test]
     fn host_wildcard() {
         let policy = origins(&["*.example.com"]);
         for origin in [
@@ -354,6 +391,7 @@ mod tests {
             "://app.example.com",
             "1http://app.example.com",
             "https://[not-ipv6]",
+            "*.[::1]",
             "https://exa mple.com",
         ] {
             let patterns = vec![pattern.to_string()];

@@ -57,8 +57,9 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// snake_case label used as the JSON error code and the metrics label:
-    /// missing_token, malformed_token, bad_signature, expired, not_yet_valid, algorithm_not_allowed, missing_claim, invalid_claim
+    /// The snake_case label used as the JSON error code and the metrics label:
+    /// `missing_token`, `malformed_token`, `bad_signature`, `expired`, `not_yet_valid`,
+    /// `algorithm_not_allowed`, `missing_claim`, `invalid_claim`.
     pub fn reason(&self) -> &'static str {
         match self {
             AuthError::Missing => "missing_token",
@@ -125,11 +126,7 @@ impl Verifier {
         }
         check_header(token)?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-            .map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature => AuthError::BadSignature,
-            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
-            _ => AuthError::Malformed,
-        })?;
+            .map_err(|e| refusal(e.kind()))?;
         let claims = claims_from(&data.claims)?;
         if now_secs >= claims.exp.saturating_add(self.leeway_secs) {
             return Err(AuthError::Expired);
@@ -141,6 +138,15 @@ impl Verifier {
             return Err(AuthError::NotYetValid);
         }
         Ok(claims)
+    }
+}
+
+/// The refusal a jsonwebtoken error stands for (claims and times are checked afterwards).
+fn refusal(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
+        _ => AuthError::Malformed,
     }
 }
 
@@ -227,11 +233,14 @@ pub enum TokenSource {
     Protocol,
 }
 
-/// The subprotocol a browser offers before its token: `new WebSocket(url, ["access_token", jwt])`; the server then selects "access_token".
+/// The subprotocol a browser offers before its token:
+/// `new WebSocket(url, ["access_token", jwt])`; the server then selects `access_token`.
 pub const TOKEN_PROTOCOL: &str = "access_token";
 
-/// The token: `?token=` first, then `Authorization: Bearer` (scheme case-insensitive), then the protocol entry that follows TOKEN_PROTOCOL in the offered list.
-/// Empty values count as absent; an `Authorization` header with another scheme is not a token.
+/// The token: `?token=` first, then `Authorization: Bearer` (scheme case-insensitive), then
+/// the protocol entry that follows [`TOKEN_PROTOCOL`] in the offered list. Empty values count
+/// as absent; an `Authorization` header with another scheme (or a space inside the
+/// credentials) is not a token.
 pub fn find_token(
     query: Option<String>,
     authorization: Option<&str>,

@@ -77,7 +77,8 @@ pub struct Inbound {
     pub kind: Kind,
     pub room: Option<String>,
     pub to_user_id: Option<String>,
-    /// `data` re-serialized as compact JSON text, `{}` when absent
+    /// `data` re-serialized as compact JSON text, `{}` when absent; a top-level `content`
+    /// is folded in as `data.content` unless `data` has one.
     pub data: String,
 }
 
@@ -101,7 +102,8 @@ pub enum EnvelopeError {
 }
 
 impl EnvelopeError {
-    /// machine code for the `error` reply: "bad_json" (NotJson, NotObject), "bad_message" (MissingType, BadField), "unknown_type"
+    /// The machine code for the `error` reply: `bad_json` (NotJson, NotObject), `bad_message`
+    /// (MissingType, BadField), `unknown_type`.
     pub fn code(&self) -> &'static str {
         match self {
             EnvelopeError::NotJson(_) | EnvelopeError::NotObject => "bad_json",
@@ -112,7 +114,8 @@ impl EnvelopeError {
 }
 
 /// Parses a client's text message. simd-json parses in place, so `text` is copied into
-/// `scratch` (cleared first), which the caller reuses across calls.
+/// `scratch` (cleared first), which the caller reuses across calls. A client's `from_user_id`
+/// and `timestamp`, and any unknown field, are ignored.
 pub fn parse_inbound(text: &str, scratch: &mut Vec<u8>) -> Result<Inbound, EnvelopeError> {
     if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
         return Err(EnvelopeError::NotJson(format!(
@@ -127,19 +130,14 @@ pub fn parse_inbound(text: &str, scratch: &mut Vec<u8>) -> Result<Inbound, Envel
         return Err(EnvelopeError::NotObject);
     };
 
-    let (type_field, message_type) = match field(&message, "message_type", "type") {
-        None => return Err(EnvelopeError::MissingType),
-        Some((name, value)) => (name, value),
-    };
-    let BorrowedValue::String(message_type) = message_type else {
-        return Err(bad(type_field, "a string"));
-    };
+    let message_type = string_field(&message, &["message_type", "type"])?;
+    let message_type = message_type.ok_or(EnvelopeError::MissingType)?;
     let kind = Kind::parse(message_type)
         .ok_or_else(|| EnvelopeError::UnknownType(truncated(message_type).to_owned()))?;
 
-    let id = string_field(&message, "id", "id")?.map(str::to_owned);
-    let room = id_field(&message, "room", "room_id")?;
-    let to_user_id = id_field(&message, "to_user_id", "to")?;
+    let id = string_field(&message, &["id"])?.map(str::to_owned);
+    let room = id_field(&message, &["room", "room_id"])?;
+    let to_user_id = id_field(&message, &["to_user_id", "to"])?;
 
     let mut data = match message.remove("data") {
         None | Some(BorrowedValue::Static(StaticNode::Null)) => Box::default(),
@@ -162,8 +160,10 @@ pub fn parse_inbound(text: &str, scratch: &mut Vec<u8>) -> Result<Inbound, Envel
     })
 }
 
-/// A server message; `encode` adds `id` (a fresh UUID v4) and `timestamp` (RFC 3339 UTC with milliseconds, humantime::format_rfc3339_millis) and writes
-/// {"id","message_type","data","timestamp", then "from_user_id","to_user_id","room" only when Some}. `data` is inserted verbatim (it is already JSON text).
+/// A server message; [`encode`](Outbound::encode) adds `id` (a fresh UUID v4) and `timestamp`
+/// (RFC 3339 UTC with milliseconds) and writes `{"id","message_type","data","timestamp"`, then
+/// `"from_user_id","to_user_id","room"` only when `Some`. `data` is inserted verbatim: it is
+/// already JSON text (the caller's to vouch for; [`Inbound::data`] always is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outbound<'a> {
     pub message_type: &'a str,
@@ -206,6 +206,7 @@ impl<'a> Outbound<'a> {
         }
     }
 
+    /// The message as JSON text.
     pub fn encode(&self) -> String {
         let data = if self.data.is_empty() {
             "{}"
@@ -270,28 +271,24 @@ fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
-/// The value of `name`, else of its seed-002 `alias`, with the key it came from;
-/// `null` counts as absent.
+/// The first of `keys` (a field's name, then its seed-002 alias) present and not `null`,
+/// with its value.
 fn field<'m, 'v>(
     message: &'m simd_json::borrowed::Object<'v>,
-    name: &'static str,
-    alias: &'static str,
+    keys: &[&'static str],
 ) -> Option<(&'static str, &'m BorrowedValue<'v>)> {
-    [name, alias]
-        .into_iter()
-        .find_map(|key| match message.get(key) {
-            None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
-            Some(value) => Some((key, value)),
-        })
+    keys.iter().find_map(|&key| match message.get(key) {
+        None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
+        Some(value) => Some((key, value)),
+    })
 }
 
-/// A string field (or its alias); anything but a string or null is a [`EnvelopeError::BadField`].
+/// A string field: absent (or `null`) is `None`, any other non-string a `BadField`.
 fn string_field<'m>(
     message: &'m simd_json::borrowed::Object<'_>,
-    name: &'static str,
-    alias: &'static str,
+    keys: &[&'static str],
 ) -> Result<Option<&'m str>, EnvelopeError> {
-    match field(message, name, alias) {
+    match field(message, keys) {
         None => Ok(None),
         Some((_, BorrowedValue::String(s))) => Ok(Some(s)),
         Some((key, _)) => Err(bad(key, "a string")),
@@ -301,16 +298,15 @@ fn string_field<'m>(
 /// A room or user id field: a string of 1..=128 bytes.
 fn id_field(
     message: &simd_json::borrowed::Object<'_>,
-    name: &'static str,
-    alias: &'static str,
+    keys: &[&'static str],
 ) -> Result<Option<String>, EnvelopeError> {
-    match string_field(message, name, alias)? {
+    match field(message, keys) {
         None => Ok(None),
-        Some(s) if (1..=MAX_ID_BYTES).contains(&s.len()) => Ok(Some(s.to_owned())),
-        Some(_) => {
-            let key = field(message, name, alias).map_or(name, |(key, _)| key);
-            Err(bad(key, "a string of 1 to 128 bytes"))
+        Some((_, BorrowedValue::String(s))) if (1..=MAX_ID_BYTES).contains(&s.len()) => {
+            Ok(Some(s.to_string()))
         }
+        Some((key, BorrowedValue::String(_))) => Err(bad(key, "a string of 1 to 128 bytes")),
+        Some((key, _)) => Err(bad(key, "a string")),
     }
 }
 

@@ -11,14 +11,14 @@ const UNITS_PER_TOKEN: u64 = 60_000;
 /// Kept as a GCRA ("virtual scheduling"): instead of a level and a last-refill time it
 /// stores the theoretical arrival time `tat`, the instant at which the bucket will be full
 /// again, in units of 1/`per_minute` ms (`now_ms * per_minute`), so one token is exactly
-/// [`UNITS_PER_TOKEN`] units for any rate and no fraction is ever rounded away.
+/// 60 000 units for any rate and no fraction is ever rounded away.
 ///
 /// `tat` is kept modulo 2^64 (the scaled clock wraps after 2^64 / `per_minute` ms: 49.7 days
 /// at `per_minute = u32::MAX`, 9.7 million years at 60). A `tat` more than a full bucket
-/// ahead of now therefore means "in the past": the bucket is full. The one blind spot is an
-/// idle gap that lands within one full bucket of a whole wrap period, which then counts as
-/// little time; and a clock that goes backwards by more than the bucket owes reads as a
-/// full bucket. Neither can panic.
+/// ahead of now therefore means "in the past": the bucket is full. The blind spots, neither
+/// of which can panic: an idle gap within one full bucket's time of a whole wrap period
+/// counts as almost no time; a clock that steps back counts the step as owed, unless that
+/// puts `tat` more than a full bucket ahead, which reads as a full bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBucket {
     /// `now_ms * per_minute` (mod 2^64) at which the bucket is full again.
