@@ -163,6 +163,9 @@ pub struct RealtimeConfig {
     /// Clock skew allowed on `exp` and `nbf`.
     #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
     pub jwt_leeway: Duration,
+    /// Close a connection (1008) when its token expires; otherwise a token
+    /// is checked at the upgrade only.
+    pub close_on_token_expiry: bool,
     /// Largest message on the realtime routes (larger: close 1009).
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub max_message_size: usize,
@@ -204,6 +207,7 @@ impl Default for RealtimeConfig {
             enabled: true,
             jwt_secret: Secret::default(),
             jwt_leeway: Duration::from_secs(30),
+            close_on_token_expiry: false,
             max_message_size: 512 << 10,
             rate_limit_per_minute: 1000,
             rate_limit_burst: 0,

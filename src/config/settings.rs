@@ -67,6 +67,7 @@ settings! {
     "RINGGATE_REALTIME", realtime.enabled, Bool, "serve the realtime service on /ws and /ws/connect";
     "JWT_SECRET", realtime.jwt_secret, Token, "HS256 secret of the realtime tokens (unset: anonymous users)";
     "WS_JWT_LEEWAY", realtime.jwt_leeway, Dur, "clock skew allowed on a token's exp and nbf";
+    "WS_CLOSE_ON_TOKEN_EXPIRY", realtime.close_on_token_expiry, Bool, "close a realtime connection (1008) when its token expires";
     "WS_MAX_MESSAGE_SIZE", realtime.max_message_size, Bytes, "largest realtime message (over: close 1009)";
     "WS_RATE_LIMIT_PER_MINUTE", realtime.rate_limit_per_minute, Count, "messages per connection a minute (0 = no limit)";
     "WS_RATE_LIMIT_BURST", realtime.rate_limit_burst, Count, "messages a connection may send at once (0 = a tenth of the minute's)";

@@ -388,6 +388,27 @@ def test_expired_token_within_the_default_leeway_is_accepted(start_server):
     drive(server, body)
 
 
+def test_connections_close_when_their_token_expires_only_when_asked(start_server):
+    strict = realtime(start_server, WS_JWT_LEEWAY="0", WS_CLOSE_ON_TOKEN_EXPIRY="true")
+
+    async def strict_body(net):
+        short = await net.open(tok=token("alice", ttl=2))
+        lasting = await net.open(tok=token("bob"))
+        code, _ = await short.closed_with(timeout=6)
+        assert (code, short.ws.close_reason) == (1008, "token expired")
+        await lasting.ping()
+
+    drive(strict, strict_body)
+    lenient = realtime(start_server, WS_JWT_LEEWAY="0")
+
+    async def lenient_body(net):
+        short = await net.open(tok=token("alice", ttl=1))
+        await asyncio.sleep(2.5)
+        await short.ping()
+
+    drive(lenient, lenient_body)
+
+
 def test_token_in_query(start_server):
     server = realtime(start_server)
 
@@ -427,6 +448,11 @@ def test_token_in_access_token_subprotocol(start_server):
             ws_url(server, "/ws"), subprotocols=["access_token", token("carol", secret="x" * 40)]
         )
         assert (status, doc["error"]["code"]) == (401, "bad_signature")
+        # Offered beside a token in the query, it is still selected: a
+        # browser fails a connection whose answer selects none it offered.
+        both = await net.open(tok=token("dave"), subprotocols=["access_token", "unused"])
+        assert both.ws.subprotocol == "access_token"
+        assert both.welcome["data"]["user_id"] == "dave"
 
     drive(server, body)
 

@@ -3,19 +3,23 @@
 //! parsed once and sent on, and the clean-up when a connection goes.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use crate::protocol::close::code;
 use crate::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
 
-use super::auth::{find_token, AuthError, TokenSource, TOKEN_PROTOCOL};
+use super::auth::{find_token, AuthError, TOKEN_PROTOCOL};
 use super::delivery::{reply_error, send_json, to_everyone, to_room, to_user_from};
 use super::envelope::{parse_inbound, Inbound, Kind, Outbound};
 use super::figures::ShardFigures;
 use super::membership;
 use super::session::{Admit, Session, User, ALL_CHANNEL};
 use super::{Refusal, Service};
+
+/// The timer that closes a connection when its token expires.
+const TOKEN_EXPIRED: u64 = 1;
 
 /// Reused buffer for the JSON parser, one per shard.
 #[derive(Default)]
@@ -42,10 +46,7 @@ impl Realtime {
     }
 
     /// The user of a request: from its token, or anonymous without a secret.
-    fn authenticate(
-        &self,
-        req: &UpgradeRequest<'_>,
-    ) -> Result<(User, Option<TokenSource>), AuthError> {
+    fn authenticate(&self, req: &UpgradeRequest<'_>) -> Result<(User, Option<u64>), AuthError> {
         let Some(verifier) = &self.service.verifier else {
             let id = format!("anon-{}", uuid::Uuid::new_v4().simple());
             let name = format!("guest-{}", &id[5..13]);
@@ -58,8 +59,10 @@ impl Realtime {
         )
         .ok_or(AuthError::Missing)?;
         let claims = verifier.verify(&token)?;
+        tracing::debug!(user = %claims.sub, ?source, "token accepted");
         let user = User::new(&claims.sub, &claims.username, claims.is_admin());
-        Ok((user, Some(source)))
+        let leeway = self.service.cfg.jwt_leeway.as_secs();
+        Ok((user, Some(claims.exp.saturating_add(leeway))))
     }
 }
 
@@ -84,7 +87,7 @@ impl Handler for Realtime {
                 ));
             }
         }
-        let (user, source) = self.authenticate(req).map_err(|e| {
+        let (user, expires_at) = self.authenticate(req).map_err(|e| {
             service.count_auth_failure(&e);
             Reject::new(401, e.reason(), e.to_string())
         })?;
@@ -115,12 +118,17 @@ impl Handler for Realtime {
             service.cfg.rate_limit_burst,
         );
         session.connect_room = connect_room;
+        session.expires_at = expires_at;
         let accept = Accept::new()
             .identity(session)
             .max_message_size(service.cfg.max_message_size);
-        Ok(match source {
-            Some(TokenSource::Protocol) => accept.protocol(TOKEN_PROTOCOL),
-            _ => accept,
+        // A browser that offered `access_token` (with or without a token
+        // after it) fails the connection unless the answer selects it.
+        let offered = req.protocols().iter().any(|p| p == TOKEN_PROTOCOL);
+        Ok(if offered {
+            accept.protocol(TOKEN_PROTOCOL)
+        } else {
+            accept
         })
     }
 
@@ -128,7 +136,14 @@ impl Handler for Realtime {
         let session = ctx.identity_mut::<Session>().expect("a session");
         let user = session.user.clone();
         let connect_room = session.connect_room.take();
+        let expires_at = session.expires_at;
         ctx.local::<ShardFigures>().sessions += 1;
+        if let (true, Some(at)) = (self.service.cfg.close_on_token_expiry, expires_at) {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            ctx.set_timer(Duration::from_secs(at.saturating_sub(now)), TOKEN_EXPIRED);
+        }
         ctx.subscribe(ALL_CHANNEL);
         ctx.subscribe(&user.channel);
         membership::connect(ctx, &user);
@@ -183,6 +198,12 @@ impl Handler for Realtime {
                 self.dispatch(ctx, inbound);
             }
             Err(e) => reply_error(ctx, e.code(), &e.to_string()),
+        }
+    }
+
+    fn on_timer(&self, ctx: &mut ConnCtx<'_>, token: u64) {
+        if token == TOKEN_EXPIRED {
+            ctx.close(code::POLICY_VIOLATION, "token expired");
         }
     }
 

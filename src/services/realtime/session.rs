@@ -53,6 +53,9 @@ pub struct Session {
     /// The room `?room_id=` (or `/ws/connect`'s default) asked for, joined
     /// when the connection opens.
     pub connect_room: Option<Arc<Room>>,
+    /// When the token stops being valid (its `exp` plus the leeway), as
+    /// Unix seconds; `None` for anonymous users.
+    pub expires_at: Option<u64>,
     bucket: Option<TokenBucket>,
     /// Messages refused by the rate limit since the last one let through.
     refused_in_row: u32,
@@ -83,6 +86,7 @@ impl Session {
             user,
             rooms: Vec::new(),
             connect_room: None,
+            expires_at: None,
             bucket,
             refused_in_row: 0,
         }
