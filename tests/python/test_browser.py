@@ -1,7 +1,8 @@
-"""A browser's fetch against the control plane: headless Chromium (Debian's
-`chromium`, which .ci/run installs) opens /health, then calls fetch() on the
-same origin for an admin route, a public one and a missing one, driven over
-the DevTools protocol with the websockets client."""
+"""Headless Chromium (Debian's `chromium`, which .ci/run installs), driven over
+the DevTools protocol with the websockets client: a page's fetch() against the
+control plane (an admin route, a public one, a missing one), and a page's
+WebSocket on the realtime route with its token in the query or in the
+subprotocol list, the two ways a browser can send one."""
 
 import contextlib
 import json
@@ -13,6 +14,8 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+
+import jwt
 
 import pytest
 from websockets.sync.client import connect
@@ -88,15 +91,20 @@ class Chromium:
         self.profile.cleanup()
 
 
+def open_health_page(browser, server):
+    """Loads the server's /health, so the page's origin is the server's."""
+    origin = f"http://{server.host}:{server.port}"
+    browser.call("Page.navigate", url=origin + "/health")
+    deadline = time.monotonic() + TIMEOUT
+    while browser.evaluate("document.readyState + ' ' + location.href") != f"complete {origin}/health":
+        assert time.monotonic() < deadline, "the page did not load"
+        time.sleep(0.1)
+
+
 def test_browser_fetch_reaches_the_admin_api(server):
     browser = Chromium()
     try:
-        origin = f"http://{server.host}:{server.port}"
-        browser.call("Page.navigate", url=origin + "/health")
-        deadline = time.monotonic() + TIMEOUT
-        while browser.evaluate("document.readyState + ' ' + location.href") != f"complete {origin}/health":
-            assert time.monotonic() < deadline, "the page did not load"
-            time.sleep(0.1)
+        open_health_page(browser, server)
         page = json.loads(browser.evaluate("document.body.innerText"))
         assert page["status"] == "healthy"
         answers = browser.evaluate(
@@ -108,5 +116,54 @@ def test_browser_fetch_reaches_the_admin_api(server):
             "])"
         )
         assert answers == [200, "healthy", "not_found", 405]
+    finally:
+        browser.close()
+
+
+# A page script: open a WebSocket, collect the message types until one of
+# `until` arrives, sending `send` (JSON) after the welcome; resolve with
+# [protocol, types, the last message] or ["closed", code].
+CHAT = """
+(url, protocols, send, until) => new Promise((resolve) => {
+  const ws = protocols ? new WebSocket(url, protocols) : new WebSocket(url);
+  const types = [];
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    types.push(m.message_type);
+    if (m.message_type === "welcome" && send) ws.send(JSON.stringify(send));
+    if (m.message_type === until) { resolve([ws.protocol, types, m]); ws.close(); }
+  };
+  ws.onclose = (e) => resolve(["closed", e.code]);
+  setTimeout(() => resolve(["timeout", types]), 10000);
+})
+"""
+
+
+def test_browser_websocket_on_the_realtime_route(start_server):
+    secret = "browser-secret-that-is-long-enough-for-hs256"
+    server = start_server(env={"JWT_SECRET": secret, "RINGGATE_SHARDS": "2"})
+    tok = jwt.encode({"sub": "ana", "username": "Ana", "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    base = f"ws://{server.host}:{server.port}"
+    browser = Chromium()
+    try:
+        open_health_page(browser, server)
+
+        def chat(url, protocols, send, until):
+            args = json.dumps([url, protocols, send, until])[1:-1]
+            return browser.evaluate(f"({CHAT})({args})")
+
+        message = {"message_type": "room_message", "room": "general", "data": {"content": "from chromium"}}
+        protocol, types, last = chat(f"{base}/ws/connect?token={tok}", None, message, "room_message")
+        assert protocol == ""
+        assert types == ["welcome", "room_joined", "room_message"]
+        assert last["from_user_id"] == "ana" and last["data"] == {"content": "from chromium"}
+
+        ping = {"message_type": "ping", "data": {"n": 1}}
+        protocol, types, last = chat(f"{base}/ws", ["access_token", tok], ping, "pong")
+        assert protocol == "access_token", "the browser accepted the selected protocol"
+        assert (types, last["data"]) == (["welcome", "pong"], {"n": 1})
+
+        # A refused token: the browser sees the upgrade fail (1006).
+        assert chat(f"{base}/ws?token=nope", None, None, "welcome") == ["closed", 1006]
     finally:
         browser.close()
