@@ -10,7 +10,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, RawWs};
+use common::{block_on, eventually, RawWs};
 use ringgate::hub::HubError;
 use ringgate::{Accept, ConnCtx, ConnId, Handler, Message, Reject, Server, ServerHandle};
 
@@ -80,17 +80,8 @@ fn start() -> (ServerHandle, Arc<Mutex<Vec<ConnId>>>) {
     (handle, ids)
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn text(ws: &mut RawWs) -> String {
-    let (_, data) = ws.read_message(WAIT);
-    String::from_utf8(data).unwrap()
+    common::read_text(ws, WAIT)
 }
 
 #[test]

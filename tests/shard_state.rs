@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, http_get, RawWs};
+use common::{block_on, eventually, http_get, RawWs};
 use ringgate::prometheus_client::collector::Collector;
 use ringgate::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use ringgate::prometheus_client::metrics::gauge::ConstGauge;
@@ -53,17 +53,8 @@ fn start() -> ServerHandle {
         .expect("server starts")
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn text(ws: &mut RawWs) -> String {
-    let (_, data) = ws.read_message(WAIT);
-    String::from_utf8(data).unwrap()
+    common::read_text(ws, WAIT)
 }
 
 #[test]

@@ -853,3 +853,18 @@ pub fn flood_without_reading(stream: &mut TcpStream, size: usize, total: usize, 
         sent += frame.len();
     }
 }
+
+/// Runs a future (a hub call, say) to completion on a throwaway runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// The next data message on `ws`, as text.
+pub fn read_text(ws: &mut RawWs, timeout: Duration) -> String {
+    let (_, data) = ws.read_message(timeout);
+    String::from_utf8(data).unwrap()
+}

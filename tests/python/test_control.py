@@ -9,23 +9,15 @@ import urllib.request
 
 import pytest
 import requests
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from websockets.sync.client import connect
+
+from openmetrics import samples
 
 TIMEOUT = 10
 
 
 def base(server):
     return f"http://{server.host}:{server.port}"
-
-
-def samples(text):
-    """{(name, frozenset(labels)): value} of an OpenMetrics answer."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
 
 
 def test_requests_session_keeps_one_connection(server):

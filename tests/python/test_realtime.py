@@ -25,9 +25,10 @@ import uuid
 import jwt
 import pytest
 import requests
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from openmetrics import samples
 
 SECRET = "ringgate-realtime-test-secret-" + "0123456789abcdef" * 3  # >= 64 bytes: PyJWT stays quiet, HS512 too
 TIMEOUT = 10.0  # any single wait for a message or an answer
@@ -100,15 +101,6 @@ def room_users(server, room):
     return http(server, "GET", f"/ws/rooms/{room}").json()["user_count"]
 
 
-def samples(text):
-    """{(name, frozenset(labels)): value} of an OpenMetrics answer."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
 def scrape(server):
     r = http(server, "GET", "/metrics")
     assert r.status_code == 200
@@ -173,6 +165,10 @@ class Client:
                 break
             got.append(json.loads(raw) if isinstance(raw, str) else raw)
         return got
+
+    async def error_code(self, timeout=TIMEOUT):
+        """The code of the next `error` message."""
+        return (await self.expect("error", timeout))["data"]["code"]
 
     async def ping(self, nonce="p"):
         """A ping whose pong must come next."""
@@ -295,6 +291,16 @@ async def on_each_shard(net, opener, attempts=40):
     for spare in spares:
         await asyncio.wait_for(spare.ws.close(), TIMEOUT)
     return [kept[s] for s in range(SHARDS)]
+
+
+async def members_on_each_shard(net, server, room):
+    """A member of `room` on each shard, and an outsider in no room."""
+    members = await on_each_shard(net, lambda: net.user(f"m{len(net.clients)}"))
+    outsider = await net.user("outsider")
+    for m in members:
+        await m.join(room)
+    await wait_until(lambda: room_users(server, room) == len(members), f"members in {room}")
+    return members, outsider
 
 
 def of_type(*types):
@@ -559,8 +565,7 @@ def test_join_and_leave_announce_presence_to_the_others(start_server):
         assert await bob.quiet() == []
         # Leaving a room one is not in is an error; the connection goes on.
         await bob.send(message_type="leave", room="lobby")
-        err = await bob.expect("error")
-        assert err["data"]["code"] == "not_in_room"
+        assert await bob.error_code() == "not_in_room"
         await bob.ping()
 
     drive(server, body)
@@ -706,12 +711,12 @@ def test_room_limits_for_joins_and_auto_created_rooms(start_server):
         rooms = [r["id"] for r in (await ahttp(server, "GET", "/ws/rooms")).json()["rooms"]]
         assert rooms == ["general", "lobby", "made-by-connect", "made-by-join"]
         await client.send(message_type="join", room="one-too-many")
-        assert (await client.expect("error"))["data"]["code"] == "room_limit"  # WS_MAX_ROOMS
+        assert await client.error_code() == "room_limit"  # WS_MAX_ROOMS
         status, doc = await net.refused(ws_url(server, "/ws", token("carol"), room_id="one-too-many"))
         assert (status, doc["error"]["code"]) == (409, "room_limit")
         await alice.join("lobby")  # her second room
         await alice.send(message_type="join", room="general")
-        assert (await alice.expect("error"))["data"]["code"] == "room_limit"  # WS_MAX_ROOMS_PER_USER
+        assert await alice.error_code() == "room_limit"  # WS_MAX_ROOMS_PER_USER
         await alice.join("lobby")  # a room she is in: answered again, no error
 
     drive(server, body)
@@ -721,11 +726,7 @@ def test_room_message_reaches_members_on_both_shards_exactly_once(start_server):
     server = realtime(start_server)
 
     async def body(net):
-        members = await on_each_shard(net, lambda: net.user(f"m{len(net.clients)}"))
-        outsider = await net.user("outsider")
-        for m in members:
-            await m.join("lobby")
-        await wait_until(lambda: room_users(server, "lobby") == 2, "both members in lobby")
+        members, outsider = await members_on_each_shard(net, server, "lobby")
         sender = members[0]
         await sender.send(
             message_type="room_message", room="lobby", data={"text": "hello", "n": 1}, from_user_id="forged"
@@ -752,12 +753,11 @@ def test_room_message_needs_membership(start_server):
         alice = await net.user("alice")
         for message_type in ("room_message", "text"):
             await alice.send(message_type=message_type, room="lobby", data={"x": 1})
-            err = await alice.expect("error")
-            assert err["data"]["code"] == "not_in_room"
+            assert await alice.error_code() == "not_in_room"
         await alice.send(message_type="room_message", data={"x": 1})
-        assert (await alice.expect("error"))["data"]["code"] == "missing_target"
+        assert await alice.error_code() == "missing_target"
         await alice.send(message_type="join", room="no-such-room")
-        assert (await alice.expect("error"))["data"]["code"] == "room_not_found"
+        assert await alice.error_code() == "room_not_found"
         await alice.ping()
 
     drive(server, body)
@@ -789,8 +789,7 @@ def test_private_message_to_an_offline_user_is_user_offline(start_server):
     async def body(net):
         alice = await net.user("alice")
         await alice.send(message_type="private_message", to_user_id="nobody", data={})
-        err = await alice.expect("error")
-        assert err["data"]["code"] == "user_offline"
+        assert await alice.error_code() == "user_offline"
         await alice.ping()
 
     drive(server, body)
@@ -803,7 +802,7 @@ def test_broadcast_needs_the_admin_role(start_server):
         alice = await net.user("alice")
         boss = await net.user("boss", role="admin")
         await alice.send(message_type="broadcast", data={"x": 1})
-        assert (await alice.expect("error"))["data"]["code"] == "forbidden"
+        assert await alice.error_code() == "forbidden"
         await boss.send(message_type="broadcast", data={"x": 2})
         for c in (alice, boss):
             msg = await c.expect("broadcast")
@@ -859,11 +858,7 @@ def test_room_deletion_notifies_members_and_later_messages_are_refused(start_ser
     async def body(net):
         r = await ahttp(server, "POST", "/ws/rooms", json={"id": "doomed", "name": "Doomed"})
         assert r.status_code == 201
-        members = await on_each_shard(net, lambda: net.user(f"m{len(net.clients)}"))
-        outsider = await net.user("outsider")
-        for m in members:
-            await m.join("doomed")
-        await wait_until(lambda: room_users(server, "doomed") == 2, "both members in doomed")
+        members, outsider = await members_on_each_shard(net, server, "doomed")
         r = await ahttp(server, "DELETE", "/ws/rooms/doomed")
         assert r.status_code == 200
         assert r.json() == {"deleted": "doomed", "connections_removed": 2}
@@ -873,9 +868,9 @@ def test_room_deletion_notifies_members_and_later_messages_are_refused(start_ser
             assert (deleted["data"], deleted["room"]) == ({"room": "doomed"}, "doomed")
             assert [x for x in await m.quiet() if x["message_type"] != "user_joined"] == []
             await m.send(message_type="room_message", room="doomed", data={"x": 1})
-            assert (await m.expect("error"))["data"]["code"] == "not_in_room"
+            assert await m.error_code() == "not_in_room"
             await m.send(message_type="join", room="doomed")
-            assert (await m.expect("error"))["data"]["code"] == "room_not_found"
+            assert await m.error_code() == "room_not_found"
         assert await outsider.quiet() == []
         assert (await ahttp(server, "GET", "/ws/rooms/doomed")).status_code == 404
 
@@ -1331,11 +1326,7 @@ def test_admin_broadcast_to_a_room_reaches_its_members_only(start_server):
     server = realtime(start_server)
 
     async def body(net):
-        members = await on_each_shard(net, lambda: net.user(f"m{len(net.clients)}"))
-        outsider = await net.user("outsider")
-        for m in members:
-            await m.join("lobby")
-        await wait_until(lambda: room_users(server, "lobby") == 2, "lobby users")
+        members, outsider = await members_on_each_shard(net, server, "lobby")
         r = await ahttp(
             server, "POST", "/ws/broadcast", json={"message_type": "announcement", "data": {"a": 1}, "room": "lobby"}
         )

@@ -21,7 +21,7 @@ use crate::ServerView;
 
 use super::delivery::{to_everyone_counted, to_room_counted, to_user_counted};
 use super::envelope::{Kind, Outbound};
-use super::figures::{ShardFigures, ALL_KINDS};
+use super::figures::ShardFigures;
 use super::membership::delete_room;
 use super::presence::{OnlineUser, Presence};
 use super::rooms::{Room, RoomTable};
@@ -122,7 +122,7 @@ async fn stats(Extension(service): Shared, Extension(server): Extension<ServerVi
         .iter()
         .map(|r| (r.id.to_string(), room_counts(r)))
         .collect();
-    let by_type: Map<String, Value> = ALL_KINDS
+    let by_type: Map<String, Value> = Kind::ALL
         .iter()
         .map(|&k| (k.as_str().to_owned(), json!(sum.messages[k as usize])))
         .collect();

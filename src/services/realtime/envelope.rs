@@ -35,7 +35,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    /// Every kind, in declaration order (`kind as usize` is its index).
+    pub const ALL: [Kind; 10] = [
         Kind::Text,
         Kind::RoomMessage,
         Kind::PrivateMessage,

@@ -5,21 +5,7 @@
 use super::envelope::Kind;
 
 /// Number of message types (`Kind` as an index).
-pub const KINDS: usize = ALL_KINDS.len();
-
-/// Every message type, in index order.
-pub const ALL_KINDS: [Kind; 10] = [
-    Kind::Text,
-    Kind::RoomMessage,
-    Kind::PrivateMessage,
-    Kind::Broadcast,
-    Kind::Notification,
-    Kind::SystemMessage,
-    Kind::Join,
-    Kind::Leave,
-    Kind::Ping,
-    Kind::Pong,
-];
+pub const KINDS: usize = Kind::ALL.len();
 
 /// One shard's realtime counters.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +42,7 @@ mod tests {
 
     #[test]
     fn kinds_index_their_own_slot() {
-        for (i, kind) in ALL_KINDS.iter().enumerate() {
+        for (i, kind) in Kind::ALL.iter().enumerate() {
             assert_eq!(*kind as usize, i, "{kind:?}");
         }
     }

@@ -17,7 +17,8 @@ use crate::control::{metric_family as family, metric_single as single, MetricsSo
 use crate::hub::Hub;
 
 use super::auth::AuthError;
-use super::figures::{ShardFigures, ALL_KINDS};
+use super::envelope::Kind;
+use super::figures::ShardFigures;
 use super::presence::Presence;
 use super::{Refusal, Service};
 
@@ -113,7 +114,7 @@ impl Collector for Scrape {
             "realtime_messages",
             "Messages accepted, from clients and the admin API, by type",
             MetricType::Counter,
-            ALL_KINDS.iter().map(|&k| {
+            Kind::ALL.iter().map(|&k| {
                 let api = service.api_messages[k as usize].load(Ordering::Relaxed);
                 let n = self.figures.messages[k as usize] + api;
                 ([("type", k.as_str())], ConstCounter::new(n))
