@@ -746,6 +746,36 @@ def test_room_message_reaches_members_on_both_shards_exactly_once(start_server):
     drive(server, body)
 
 
+def test_each_publishers_room_messages_arrive_in_order_on_every_shard(start_server):
+    server = realtime(start_server, WS_RATE_LIMIT_PER_MINUTE="0")
+
+    async def body(net):
+        members, _ = await members_on_each_shard(net, server, "lobby")
+        count = 200
+        for sender in members:  # one publisher on each shard, interleaved
+            for n in range(count):
+                await sender.send(message_type="room_message", room="lobby", data={"from": sender.user_id, "n": n})
+        for m in members:
+            got = await m.until(
+                lambda x: x["message_type"] == "room_message"
+                and x["data"] == {"from": members[-1].user_id, "n": count - 1},
+                timeout=15,
+            )
+            seen = {}
+            for x in got:
+                if x["message_type"] == "room_message":
+                    seen.setdefault(x["data"]["from"], []).append(x["data"]["n"])
+            # The last publisher is complete; the first may still be arriving.
+            rest = await m.quiet()
+            for x in rest:
+                if x["message_type"] == "room_message":
+                    seen.setdefault(x["data"]["from"], []).append(x["data"]["n"])
+            for sender in members:
+                assert seen[sender.user_id] == list(range(count)), sender.user_id
+
+    drive(server, body)
+
+
 def test_room_message_needs_membership(start_server):
     server = realtime(start_server)
 
