@@ -145,7 +145,6 @@ impl Handler for Realtime {
             ctx.set_timer(Duration::from_secs(at.saturating_sub(now)), TOKEN_EXPIRED);
         }
         ctx.subscribe(ALL_CHANNEL);
-        ctx.subscribe(&user.channel);
         membership::connect(ctx, &user);
         let rooms: Vec<&str> = connect_room.iter().map(|r| &*r.id).collect();
         let welcome = json!({

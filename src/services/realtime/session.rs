@@ -17,8 +17,6 @@ pub struct User {
     pub name: Arc<str>,
     /// The token's `role` is `admin`: may broadcast.
     pub admin: bool,
-    /// The hub channel every connection of the user is subscribed to.
-    pub channel: Arc<str>,
 }
 
 impl User {
@@ -27,7 +25,6 @@ impl User {
             id: Arc::from(id),
             name: Arc::from(name),
             admin,
-            channel: user_channel(id),
         }
     }
 
@@ -35,11 +32,6 @@ impl User {
     pub fn home(&self, shards: usize) -> usize {
         home_shard(&self.id, shards)
     }
-}
-
-/// The hub channel of user `id`'s connections.
-pub fn user_channel(id: &str) -> Arc<str> {
-    Arc::from(format!("rt:user:{id}"))
 }
 
 /// The hub channel every realtime connection is subscribed to.
