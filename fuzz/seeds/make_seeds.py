@@ -124,3 +124,33 @@ write("realtime_upgrade", "bearer", b"\nBearer " + JWT + b"\n\nhttps://x.example
 write("realtime_upgrade", "protocol", b"\n\naccess_token, " + JWT + b"\nhttp://a.test:8080")
 write("realtime_upgrade", "alg_none", NONE + b"\n\n\nnull")
 write("realtime_upgrade", "garbage", b"a.b.c\nBasic eA==\naccess_token\n10.0.0.0/8")
+
+# ---------------------------------------------------------------- ocpp_frame
+# Input: [version, text...]; version 0x00 is ocpp1.6, 0x01 ocpp2.0.1 (only the low bit counts).
+V16, V201 = b"\x00", b"\x01"
+BOOT16 = (b'[2,"19223201","BootNotification",{"chargePointVendor":"VendorX",'
+          b'"chargePointModel":"SingleSocketCharger"}]')
+BOOT201 = (b'[2,"b2f1c0de-0000-4000-8000-000000000001","BootNotification",{"reason":"PowerUp",'
+           b'"chargingStation":{"model":"SingleSocketCharger","vendorName":"VendorX"}}]')
+write("ocpp_frame", "call_16", V16 + BOOT16)
+write("ocpp_frame", "call_201", V201 + BOOT201)
+write("ocpp_frame", "result_16", V16 + b'[3,"19223201",{"status":"Accepted",'
+      b'"currentTime":"2013-02-01T20:53:32.486Z","interval":300}]')
+write("ocpp_frame", "result_201", V201 + b' [3, "7", {"currentTime": "2024-05-01T12:00:00Z"}]\n')
+write("ocpp_frame", "error_16", V16 + b'[4,"162376037","OccurenceConstraintViolation",'
+      b'"idTag missing",{"field":"idTag"}]')
+write("ocpp_frame", "error_201", V201 + b'[4,"162376037","FormatViolation","bad",{}]')
+write("ocpp_frame", "meter_values", V16 + b'[2,"m\\u00e9-\xe2\x98\x95","MeterValues",{"connectorId":1,'
+      b'"transactionId":18446744073709551615,"meterValue":[{"timestamp":"2024-01-01T00:00:00Z",'
+      b'"sampledValue":[{"value":"1.5e300","unit":"Wh"}]}],"x":[-9223372036854775808,0.1,-2.5e-300]}]')
+write("ocpp_frame", "err_not_json", V201 + b'[2,"a","Heartbeat",{}')
+write("ocpp_frame", "err_not_array", V16 + b'{"0":2,"1":"a","2":"Heartbeat","3":{}}')
+write("ocpp_frame", "err_type", V201 + b'[5,"a",{}]')
+write("ocpp_frame", "err_type_string", V16 + b'["2","a","Heartbeat",{}]')
+write("ocpp_frame", "err_id_number", V201 + b'[2,17,"Heartbeat",{}]')
+write("ocpp_frame", "err_id_37", V16 + b'[2,"' + b"x" * 37 + b'","Heartbeat",{}]')
+write("ocpp_frame", "err_id_empty", V201 + b'[3,"",{}]')
+write("ocpp_frame", "err_short_call", V16 + b'[2,"a","Heartbeat"]')
+write("ocpp_frame", "err_payload_array", V201 + b'[2,"a","Heartbeat",[]]')
+write("ocpp_frame", "err_four_element_error", V16 + b'[4,"a","GenericError","no details"]')
+write("ocpp_frame", "err_deep", V201 + b'[2,"a","DataTransfer",{"d":' + b"[" * 80 + b"]" * 80 + b"}]")

@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use simd_json::prelude::Writable as _;
 use simd_json::{BorrowedValue, StaticNode};
 
+use crate::services::json_depth::nesting_exceeds;
+
 /// Deepest nesting of arrays and objects (the envelope itself counts as one) a client
 /// message may have: simd-json builds, writes and drops values recursively, so an
 /// unbounded depth would overflow a shard's stack.
@@ -322,38 +324,6 @@ fn truncated(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// Whether `json` nests arrays and objects deeper than `max` (brackets inside strings do not
-/// count). For valid JSON this is its exact depth; invalid JSON is refused by the parser anyway.
-fn nesting_exceeds(json: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 #[cfg(test)]
@@ -757,14 +727,5 @@ mod tests {
         let err = parse("nope").unwrap_err();
         let map = decoded(&error_message(err.code(), &err.to_string()));
         assert_eq!(map["data"]["code"], "bad_json");
-    }
-
-    #[test]
-    fn depth_scan() {
-        assert!(!nesting_exceeds(b"[[]]", 2));
-        assert!(nesting_exceeds(b"[[[]]]", 2));
-        assert!(!nesting_exceeds(br#"["[[[", "\\", "\"[[["]"#, 1));
-        // Closers past the start never underflow.
-        assert!(!nesting_exceeds(b"]]]]}}[", 1));
     }
 }

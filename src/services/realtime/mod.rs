@@ -1,10 +1,10 @@
 //! The realtime service on `/ws` and `/ws/connect`: JWT users, rooms across
 //! shards, room / private / broadcast messages, presence, limits and its
 //! admin API (README, "Realtime"). Built only on the library's public API:
-//! a [`crate::Handler`], hub channels (one per room, one per user, one for
+//! a [`crate::Handler`], hub channels (one per room, one for
 //! everyone), shard-local state and admin HTTP routes.
 //!
-//! Where each fact lives: a connection's user and rooms in its [`Session`];
+//! Where each fact lives: a connection's user and rooms in its `Session`;
 //! a user's presence on the user's home shard ([`presence`]); the room table
 //! behind a lock read on joins and admin calls only; counters per shard.
 

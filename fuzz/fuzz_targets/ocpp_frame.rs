@@ -1,0 +1,102 @@
+// Checks that the OCPP-J framing never panics: any input is parsed by `frame::parse` (bytes that
+// are not UTF-8 are cut to their valid start, as a text frame could never carry them). A frame
+// that parses is written back and parses to the same frame; a refused one gets a CALLERROR
+// (under its id, or "-1") that parses as one, with the code spelled for the version.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringgate::services::ocpp::errors::{ErrorCode, Version};
+use ringgate::services::ocpp::frame::{
+    encode_call, encode_error, encode_result, parse, Frame, MessageType, MAX_MESSAGE_ID,
+};
+
+// Input layout: [version, text...]; the low bit of `version` picks ocpp1.6 (0) or ocpp2.0.1 (1).
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, data)) = data.split_first() else {
+        return;
+    };
+    let version = if selector & 1 == 0 {
+        Version::V16
+    } else {
+        Version::V201
+    };
+    let text = match std::str::from_utf8(data) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).expect("valid_up_to is valid"),
+    };
+    let mut scratch = Vec::new();
+    let frame = match parse(text, &mut scratch) {
+        Ok(frame) => frame,
+        Err(e) => {
+            let id = e.id.as_deref().unwrap_or("-1");
+            let reply = encode_error(id, e.code, version, &e.description, &serde_json::json!({}));
+            // An echoed id may be the very problem (empty or too long): then the reply is
+            // refused for it in turn, still under that id.
+            let id_ok = !id.is_empty() && id.chars().count() <= MAX_MESSAGE_ID;
+            match parse(&reply, &mut scratch) {
+                Ok(Frame::CallError {
+                    id: got,
+                    code,
+                    description,
+                    details,
+                }) => {
+                    assert!(id_ok, "{reply}");
+                    assert_eq!(got, id);
+                    assert_eq!(code, e.code.name(version));
+                    assert_eq!(
+                        ErrorCode::parse(&code, version).map(|c| c.name(version)),
+                        Some(e.code.name(version))
+                    );
+                    assert_eq!(description, e.description);
+                    assert_eq!(details, serde_json::json!({}));
+                }
+                Ok(other) => panic!("{reply} parsed as {other:?}"),
+                Err(again) => {
+                    assert!(!id_ok, "{reply}: {again:?}");
+                    assert_eq!(again.id.as_deref(), Some(id));
+                    assert_eq!(again.message_type, Some(MessageType::CallError));
+                    assert_eq!(again.code, ErrorCode::Format);
+                }
+            }
+            return;
+        }
+    };
+    // Parsing again with the scratch buffer reused gives the same frame.
+    assert_eq!(parse(text, &mut scratch).as_ref(), Ok(&frame));
+
+    let encoded = match &frame {
+        Frame::Call {
+            id,
+            action,
+            payload,
+        } => encode_call(id, action, payload),
+        Frame::CallResult { id, payload } => encode_result(id, payload),
+        // The code is kept as sent, which `encode_error` (taking an `ErrorCode`) cannot write.
+        Frame::CallError {
+            id,
+            code,
+            description,
+            details,
+        } => serde_json::json!([4, id, code, description, details]).to_string(),
+    };
+    assert_eq!(
+        parse(&encoded, &mut scratch).as_ref(),
+        Ok(&frame),
+        "{encoded}"
+    );
+    if let Frame::CallError {
+        id,
+        code,
+        description,
+        details,
+    } = &frame
+    {
+        if let Some(known) = ErrorCode::parse(code, version) {
+            let reply = encode_error(id, known, version, description, details);
+            let Ok(Frame::CallError { code: written, .. }) = parse(&reply, &mut scratch) else {
+                panic!("{reply}");
+            };
+            assert_eq!(written, known.name(version));
+        }
+    }
+});
