@@ -1,7 +1,9 @@
 // Checks that the OCPP-J framing never panics: any input is parsed by `frame::parse` (bytes that
 // are not UTF-8 are cut to their valid start, as a text frame could never carry them). A frame
 // that parses is written back and parses to the same frame; a refused one gets a CALLERROR
-// (under its id, or "-1") that parses as one, with the code spelled for the version.
+// (under its id, or "-1") that parses as one, with the code spelled for the version. A CALL of an
+// action with a vendored schema is validated by `schema::validate`: it never panics, and a refusal
+// has a short description and a code whose spelling for the version parses back.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +11,7 @@ use ringgate::services::ocpp::errors::{ErrorCode, Version};
 use ringgate::services::ocpp::frame::{
     encode_call, encode_error, encode_result, parse, Frame, MessageType, MAX_MESSAGE_ID,
 };
+use ringgate::services::ocpp::schema;
 
 // Input layout: [version, text...]; the low bit of `version` picks ocpp1.6 (0) or ocpp2.0.1 (1).
 fuzz_target!(|data: &[u8]| {
@@ -63,6 +66,42 @@ fuzz_target!(|data: &[u8]| {
     };
     // Parsing again with the scratch buffer reused gives the same frame.
     assert_eq!(parse(text, &mut scratch).as_ref(), Ok(&frame));
+
+    if let Frame::Call {
+        action, payload, ..
+    } = &frame
+    {
+        if schema::knows(version, action) {
+            if let Err(violation) = schema::validate(version, action, payload) {
+                let name = violation.code.name(version);
+                assert_eq!(
+                    ErrorCode::parse(name, version).map(|c| c.name(version)),
+                    Some(name)
+                );
+                assert!(!violation.description.is_empty());
+                // OCPP 2.0.1 caps an errorDescription at 255 characters.
+                assert!(
+                    violation.description.chars().count() <= 255,
+                    "{}",
+                    violation.description
+                );
+                // The reply carrying it parses as a CALLERROR with that code.
+                let reply = encode_error(
+                    "1",
+                    violation.code,
+                    version,
+                    &violation.description,
+                    &serde_json::json!({}),
+                );
+                let Ok(Frame::CallError { code, .. }) = parse(&reply, &mut scratch) else {
+                    panic!("{reply}");
+                };
+                assert_eq!(code, name);
+            }
+        } else {
+            assert_eq!(schema::validate(version, action, payload), Ok(()));
+        }
+    }
 
     let encoded = match &frame {
         Frame::Call {

@@ -143,6 +143,17 @@ write("ocpp_frame", "error_201", V201 + b'[4,"162376037","FormatViolation","bad"
 write("ocpp_frame", "meter_values", V16 + b'[2,"m\\u00e9-\xe2\x98\x95","MeterValues",{"connectorId":1,'
       b'"transactionId":18446744073709551615,"meterValue":[{"timestamp":"2024-01-01T00:00:00Z",'
       b'"sampledValue":[{"value":"1.5e300","unit":"Wh"}]}],"x":[-9223372036854775808,0.1,-2.5e-300]}]')
+# Payloads the schemas check (schema::validate): valid, and each kind of violation.
+write("ocpp_frame", "start_16", V16 + b'[2,"19223202","StartTransaction",{"connectorId":1,'
+      b'"idTag":"04E91C5A123480","meterStart":0,"timestamp":"2026-01-01T00:00:00.000Z"}]')
+write("ocpp_frame", "boot_16_violations", V16 + b'[2,"19223203","BootNotification",'
+      b'{"chargePointVendor":"VendorXVendorXVendorX","firmwareVersion":1,"colour":"red"}]')
+write("ocpp_frame", "start_16_bad_time", V16 + b'[2,"19223204","StartTransaction",{"connectorId":1,'
+      b'"idTag":"TAG","meterStart":0,"timestamp":"yesterday"}]')
+write("ocpp_frame", "transaction_event_201", V201 + b'[2,"t1","TransactionEvent",{"eventType":"Started",'
+      b'"timestamp":"2026-01-01T00:00:00Z","triggerReason":"Authorized","seqNo":0,'
+      b'"transactionInfo":{"transactionId":"tx-1"},"idToken":{"idToken":"TAG","type":"ISO14443"},'
+      b'"evse":{"id":1,"connectorId":1}}]')
 write("ocpp_frame", "err_not_json", V201 + b'[2,"a","Heartbeat",{}')
 write("ocpp_frame", "err_not_array", V16 + b'{"0":2,"1":"a","2":"Heartbeat","3":{}}')
 write("ocpp_frame", "err_type", V201 + b'[5,"a",{}]')
