@@ -38,6 +38,15 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+
+    /// 503 `unavailable`: the shards did not answer a hub call.
+    pub fn unavailable(error: crate::hub::HubError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the shards did not answer: {error}"),
+        )
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -26,7 +26,8 @@ pub(super) struct Page {
     cursor: Option<String>,
 }
 
-fn rfc3339(at: SystemTime) -> String {
+/// A time as the admin answers write it: RFC 3339, UTC, milliseconds.
+pub fn rfc3339(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
@@ -56,13 +57,7 @@ pub(super) async fn connections(
             )
         })
         .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            )
-        })?;
+        .map_err(ApiError::unavailable)?;
     let total: usize = shards.iter().map(|(n, _)| n).sum();
     // Ids sort by shard first, so shard order is id order.
     let mut listed: Vec<ConnInfo> = shards.into_iter().flat_map(|(_, c)| c).collect();

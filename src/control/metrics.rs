@@ -39,14 +39,7 @@ pub(super) async fn metrics(
 ) -> Response {
     let shards = match server.hub.run_on_all(|shard| shard.metrics()).await {
         Ok(shards) => shards,
-        Err(e) => {
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("cannot gather the shards' figures: {e}"),
-            )
-            .into_response()
-        }
+        Err(e) => return ApiError::unavailable(e).into_response(),
     };
     let scrape = Scrape {
         shards,

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use errors::ApiError;
+pub use inspect::rfc3339;
 pub use metrics::{family as metric_family, single as metric_single, MetricsSource};
 
 use crate::config::Config;

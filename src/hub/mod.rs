@@ -225,11 +225,7 @@ impl Hub {
     /// of `ids` (on any shards): the frame is encoded once, and each shard
     /// gets one command for all of its connections. Shards whose mailbox is
     /// full are skipped and reported in the error.
-    pub fn send_many<'m>(
-        &self,
-        ids: &[ConnId],
-        msg: impl Into<Frame> + 'm,
-    ) -> Result<(), HubError> {
+    pub fn send_many(&self, ids: &[ConnId], msg: impl Into<Frame>) -> Result<(), HubError> {
         let frame = msg.into().0;
         let mut by_shard: std::collections::BTreeMap<usize, Vec<ConnId>> = Default::default();
         for &id in ids {

@@ -14,17 +14,17 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::control::ApiError;
-use crate::hub::HubError;
+use crate::control::{rfc3339, ApiError};
 use crate::server::ServerBuilder;
 use crate::ServerView;
 
-use super::delivery::{to_everyone_counted, to_room_counted, to_user_counted};
+use super::delivery::{to_channel_counted, to_user_counted};
 use super::envelope::{Kind, Outbound};
 use super::figures::ShardFigures;
 use super::membership::delete_room;
 use super::presence::{OnlineUser, Presence};
 use super::rooms::{Room, RoomTable};
+use super::session::ALL_CHANNEL;
 use super::{Service, ROUTES};
 
 type Shared = Extension<Arc<Service>>;
@@ -53,20 +53,8 @@ pub(super) fn routes(builder: ServerBuilder, service: &Arc<Service>) -> ServerBu
         .admin("/ws/cleanup", with(post(cleanup)))
 }
 
-fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
 fn now() -> String {
     rfc3339(SystemTime::now())
-}
-
-fn unavailable(e: HubError) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        format!("the shards did not answer: {e}"),
-    )
 }
 
 fn ok(value: Value) -> Answer {
@@ -110,7 +98,7 @@ async fn stats(Extension(service): Shared, Extension(server): Extension<ServerVi
             (figures, shard.local::<Presence>().count())
         })
         .await
-        .map_err(unavailable)?;
+        .map_err(ApiError::unavailable)?;
     let mut sum = ShardFigures::default();
     let mut users = 0;
     for (figures, online) in &shards {
@@ -151,15 +139,11 @@ fn room_counts(room: &Room) -> Value {
 }
 
 fn room_json(room: &Room) -> Value {
-    json!({
-        "id": &*room.id,
-        "name": room.name,
-        "description": room.description,
-        "client_count": room.connections(),
-        "user_count": room.users(),
-        "message_count": room.messages(),
-        "created_at": rfc3339(room.created_at),
-    })
+    let mut answer = room_counts(room);
+    answer["id"] = json!(&*room.id);
+    answer["description"] = json!(room.description);
+    answer["created_at"] = json!(rfc3339(room.created_at));
+    answer
 }
 
 fn user_json(user: &OnlineUser) -> Value {
@@ -193,7 +177,7 @@ async fn online(Extension(server): Extension<ServerView>, Query(q): Query<Limit>
         .hub
         .run_on_all(|shard| shard.local::<Presence>().list())
         .await
-        .map_err(unavailable)?
+        .map_err(ApiError::unavailable)?
         .into_iter()
         .flatten()
         .collect();
@@ -260,7 +244,7 @@ async fn inspect_room(
         .hub
         .run_on_all(move |shard| shard.local::<Presence>().in_room(&wanted))
         .await
-        .map_err(unavailable)?
+        .map_err(ApiError::unavailable)?
         .into_iter()
         .flatten()
         .collect();
@@ -315,7 +299,7 @@ async fn deliver_to_user(
 ) -> Answer {
     let connections = to_user_counted(&server.hub, to, text)
         .await
-        .map_err(unavailable)?;
+        .map_err(ApiError::unavailable)?;
     if connections == 0 {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -370,11 +354,11 @@ async fn deliver_broadcast(
             let room = room_or_404(service, id)?;
             room.count_message();
             let text = message.in_room(&room.id).encode();
-            to_room_counted(&server.hub, room.channel.clone(), &text).await
+            to_channel_counted(&server.hub, room.channel.clone(), &text).await
         }
-        None => to_everyone_counted(&server.hub, &message.encode()).await,
+        None => to_channel_counted(&server.hub, Arc::from(ALL_CHANNEL), &message.encode()).await,
     }
-    .map_err(unavailable)?;
+    .map_err(ApiError::unavailable)?;
     count(service, kind);
     let mut answer = json!({"status": "sent", "delivered": delivered});
     if let Some(room) = room {
@@ -493,7 +477,7 @@ async fn cleanup(
                 .count()
         })
         .await
-        .map_err(unavailable)?
+        .map_err(ApiError::unavailable)?
         .into_iter()
         .sum();
     ok(json!({"closed": closed, "idle_seconds": idle.as_secs(), "timestamp": now()}))

@@ -10,7 +10,6 @@ use crate::{ConnCtx, Message};
 use super::envelope::{error_message, Outbound};
 use super::figures::ShardFigures;
 use super::presence::{home_shard, Presence};
-use super::session::ALL_CHANNEL;
 
 /// Queues `message` to the connection itself.
 pub(super) fn send_json(ctx: &mut ConnCtx<'_>, message: &Outbound<'_>) {
@@ -23,27 +22,9 @@ pub(super) fn reply_error(ctx: &mut ConnCtx<'_>, code: &str, message: &str) {
     ctx.send(Message::Text(&error_message(code, message)));
 }
 
-/// Sends `text` to every member of the room whose channel is `channel`.
-pub(super) fn to_room(hub: &Hub, channel: &str, text: &str) -> Result<(), HubError> {
-    hub.broadcast(channel, Message::Text(text))
-}
-
-/// Sends `text` to every realtime connection.
-pub(super) fn to_everyone(hub: &Hub, text: &str) -> Result<(), HubError> {
-    hub.broadcast(ALL_CHANNEL, Message::Text(text))
-}
-
-/// Sends `text` to every realtime connection, counting the deliveries.
-pub(super) async fn to_everyone_counted(hub: &Hub, text: &str) -> Result<usize, HubError> {
-    let frame = Frame::new(Message::Text(text));
-    let counts = hub
-        .run_on_all(move |shard| shard.broadcast(ALL_CHANNEL, &frame))
-        .await?;
-    Ok(counts.into_iter().sum())
-}
-
-/// Sends `text` to every member of a room, counting the deliveries.
-pub(super) async fn to_room_counted(
+/// Sends `text` to every connection subscribed to `channel` (a room's, or
+/// [`super::session::ALL_CHANNEL`] for everyone), counting the deliveries.
+pub(super) async fn to_channel_counted(
     hub: &Hub,
     channel: Arc<str>,
     text: &str,

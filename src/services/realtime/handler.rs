@@ -11,7 +11,7 @@ use crate::protocol::close::code;
 use crate::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
 
 use super::auth::{find_token, AuthError, TOKEN_PROTOCOL};
-use super::delivery::{reply_error, send_json, to_everyone, to_room, to_user_from};
+use super::delivery::{reply_error, send_json, to_user_from};
 use super::envelope::{parse_inbound, Inbound, Kind, Outbound};
 use super::figures::ShardFigures;
 use super::membership;
@@ -283,7 +283,7 @@ impl Realtime {
             .from_user(&user.id)
             .in_room(&room.id)
             .encode();
-        if let Err(e) = to_room(ctx.hub(), &room.channel, &text) {
+        if let Err(e) = ctx.hub().broadcast(&room.channel, Message::Text(&text)) {
             reply_error(
                 ctx,
                 "overloaded",
@@ -307,7 +307,7 @@ impl Realtime {
         let text = Outbound::new(msg.kind.as_str(), &msg.data)
             .from_user(&user.id)
             .encode();
-        if let Err(e) = to_everyone(ctx.hub(), &text) {
+        if let Err(e) = ctx.hub().broadcast(ALL_CHANNEL, Message::Text(&text)) {
             reply_error(
                 ctx,
                 "overloaded",
