@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the sans-IO protocol core, each reported as bytes/s of input:
-//! frame decode (MessageReader::feed), frame encode, (un)masking, the upgrade handshake and
-//! UTF-8 validation, with byte-at-a-time and std baselines beside the fast paths.
+//! frame decode (MessageReader::feed), frame encode, (un)masking, the upgrade handshake,
+//! UTF-8 validation and permessage-deflate, with byte-at-a-time and std baselines beside the
+//! fast paths.
 //!
 //! `cargo bench --bench protocol` (add `-- --quick` for a rough pass, or a name filter such as
 //! `-- decode`). Nothing here asserts a timing.
@@ -10,6 +11,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ringgate::protocol::deflate::{Deflater, Inflater};
 use ringgate::protocol::frame::OpCode;
 use ringgate::protocol::handshake::{accept_key, validate_upgrade, write_switching_protocols};
 use ringgate::protocol::http::parse_request;
@@ -48,6 +50,7 @@ fn decode(input: &mut [u8]) -> (usize, usize) {
         bytes += match event {
             Event::Text(t) => t.len(),
             Event::Binary(b) | Event::Ping(b) | Event::Pong(b) => b.len(),
+            Event::Compressed { payload, .. } => payload.len(),
             Event::Close(c) => c.reason.len(),
         };
         ControlFlow::Continue(())
@@ -165,7 +168,7 @@ fn handshake(request: &[u8], out: &mut Vec<u8>) -> usize {
     let accept = accept_key(&info.key);
     out.clear();
     let protocol = info.protocols.first().map(String::as_str);
-    write_switching_protocols(out, &accept, protocol, &[]);
+    write_switching_protocols(out, &accept, protocol, None, &[]);
     out.len()
 }
 
@@ -212,6 +215,61 @@ fn bench_utf8(c: &mut Criterion) {
     group.finish();
 }
 
+/// About 1 KiB of JSON as a realtime message carries it: keys repeat, values vary.
+fn json_1kib() -> Vec<u8> {
+    let mut text = String::from(r#"{"type":"update","room":"lobby","items":["#);
+    for i in 0.. {
+        if text.len() > 1000 {
+            break;
+        }
+        let item = format!(
+            r#"{{"id":{i},"name":"sensor-{}","temp":{}.{}}},"#,
+            i * 13 % 97,
+            i * 7 % 40,
+            i % 10
+        );
+        text.push_str(&item);
+    }
+    text.pop();
+    text.push_str("]}");
+    text.into_bytes()
+}
+
+fn bench_deflate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("deflate");
+    let text = json_1kib();
+    let mut out = Vec::with_capacity(2 * text.len());
+    let mut back = Vec::with_capacity(2 * text.len());
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    for level in [1, 6] {
+        // No context takeover (a shard's shared codec): every message is the same work.
+        let mut deflater = Deflater::new(15, true, level);
+        let mut inflater = Inflater::new(15, true);
+        out.clear();
+        deflater.compress(&text, &mut out);
+        let compressed = out.clone();
+        back.clear();
+        inflater
+            .inflate(&compressed, 1 << 20, &mut back)
+            .expect("round trip");
+        assert_eq!(back, text);
+        group.bench_function(format!("compress_1KiB_json_level{level}"), |b| {
+            b.iter(|| {
+                out.clear();
+                deflater.compress(black_box(&text), &mut out)
+            })
+        });
+        group.bench_function(format!("inflate_1KiB_json_level{level}"), |b| {
+            b.iter(|| {
+                back.clear();
+                let result = inflater.inflate(black_box(&compressed), 1 << 20, &mut back);
+                black_box(result.is_ok())
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Short runs: these are micro-benchmarks with small variance, and the suite stays a few
 /// minutes long. Command-line flags (`--quick`, `--measurement-time`) still override.
 fn config() -> Criterion {
@@ -224,6 +282,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_encode, bench_mask, bench_handshake, bench_utf8
+    targets = bench_decode, bench_encode, bench_mask, bench_handshake, bench_utf8, bench_deflate
 }
 criterion_main!(benches);

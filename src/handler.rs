@@ -7,10 +7,11 @@ use std::any::Any;
 use std::net::SocketAddr;
 
 use crate::engine::sendq::SendQueue;
-use crate::engine::shard::{HandlerTimers, ShardLocals};
+use crate::engine::shard::{ConnDeflate, HandlerTimers, ShardDeflate, ShardLocals};
 use crate::engine::socket::PeerAddr;
 use crate::hub::{ConnId, Hub, Subscriptions};
 use crate::protocol::close::{code, is_valid_wire_code};
+use crate::protocol::deflate::DeflateMode;
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::UpgradeInfo;
 use crate::protocol::http::{check_header, HeaderError, RequestHead};
@@ -94,6 +95,8 @@ pub struct Accept {
     pub(crate) identity: Option<Identity>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) max_message_size: Option<usize>,
+    pub(crate) label: Option<String>,
+    pub(crate) compression: Option<DeflateMode>,
 }
 
 impl Accept {
@@ -116,6 +119,21 @@ impl Accept {
     /// `websocket.max_message_size`: a route's own limit.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = Some(bytes.max(1));
+        self
+    }
+    /// How this connection may compress (permessage-deflate), instead of
+    /// the server's default (`websocket.enable_compression` and
+    /// `websocket.compression_mode`): a route's own mode, from
+    /// [`crate::Config::deflate_mode`]. Compression is used only if the
+    /// client offers it.
+    pub fn compression(mut self, mode: DeflateMode) -> Self {
+        self.compression = Some(mode);
+        self
+    }
+    /// A name for the connection that operators know it by (a charge-point
+    /// id, say): `/connections` lists the connection under it.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
         self
     }
     /// Adds a header to the 101 response. The name must be an HTTP token,
@@ -188,13 +206,23 @@ pub struct ConnCtx<'a> {
     pub(crate) protocol: Option<&'a str>,
     pub(crate) identity: Option<&'a mut (dyn Any + Send)>,
     pub(crate) sendq: &'a mut SendQueue,
+    /// What the connection negotiated of permessage-deflate, and the
+    /// shard's codecs.
+    pub(crate) deflate: ConnDeflate<'a>,
+    pub(crate) shard: ShardScope<'a>,
+    /// Messages this callback queued (for `/metrics`).
+    pub(crate) sent: u64,
+}
+
+/// The shard's state a handler callback may touch, borrowed for it.
+pub(crate) struct ShardScope<'a> {
     pub(crate) subs: &'a mut Subscriptions,
     pub(crate) timers: &'a mut HandlerTimers,
     pub(crate) locals: &'a mut ShardLocals,
+    pub(crate) codecs: &'a mut ShardDeflate,
     pub(crate) hub: &'a Hub,
+    /// Where a close the handler asks for lands.
     pub(crate) close: &'a mut Option<(u16, String)>,
-    /// Messages this callback queued (for `/metrics`).
-    pub(crate) sent: u64,
 }
 
 impl ConnCtx<'_> {
@@ -225,14 +253,19 @@ impl ConnCtx<'_> {
     /// Queues a message to this connection (no cross-thread hop).
     /// Discarded once the connection is closing.
     pub fn send(&mut self, msg: Message<'_>) {
-        if self.close.is_none() {
-            self.sendq.push_frame(msg.opcode(), msg.as_bytes());
+        if self.shard.close.is_none() {
+            self.shard.codecs.push_message(
+                &mut self.deflate,
+                self.sendq,
+                msg.opcode(),
+                msg.as_bytes(),
+            );
             self.sent += 1;
         }
     }
     /// Subscribes this connection to `channel` on its own shard.
     pub fn subscribe(&mut self, channel: &str) {
-        self.subs.subscribe(self.id.slot(), channel);
+        self.shard.subs.subscribe(self.id.slot(), channel);
     }
     /// Calls [`Handler::on_timer`] with `token` on this connection once
     /// `after` has passed (within one shard tick, at most 250 ms, after it
@@ -241,11 +274,11 @@ impl ConnCtx<'_> {
     /// are waiting for in the connection's state and ignore stale ones.
     pub fn set_timer(&mut self, after: std::time::Duration, token: u64) {
         let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-        self.timers.set(self.id, ms, token);
+        self.shard.timers.set(self.id, ms, token);
     }
     /// Removes this connection from `channel`.
     pub fn unsubscribe(&mut self, channel: &str) {
-        self.subs.unsubscribe(self.id.slot(), channel);
+        self.shard.subs.unsubscribe(self.id.slot(), channel);
     }
     /// Starts the close handshake with `code` and `reason`. The code must be
     /// one RFC 6455 lets an endpoint send (1000-1003, 1007-1014, 3000-4999):
@@ -253,7 +286,7 @@ impl ConnCtx<'_> {
     /// logged. The reason is cut to the 123 bytes a close frame holds, at a
     /// char boundary.
     pub fn close(&mut self, code: u16, reason: &str) {
-        if self.close.is_some() {
+        if self.shard.close.is_some() {
             return;
         }
         let code = if is_valid_wire_code(code) {
@@ -262,17 +295,17 @@ impl ConnCtx<'_> {
             tracing::warn!(conn = %self.id, "handler closed with code {code}, which may not be sent; sending 1011");
             code::INTERNAL_ERROR
         };
-        *self.close = Some((code, reason.to_owned()));
+        *self.shard.close = Some((code, reason.to_owned()));
     }
     /// The hub, for sends and broadcasts to other connections.
     pub fn hub(&self) -> &Hub {
-        self.hub
+        self.shard.hub
     }
     /// This shard's value of type `T` (created with `T::default()` on first
     /// use): per-shard state a service keeps, seen by every connection of
     /// the shard and by code the hub runs there ([`crate::ShardCtx::local`]).
     /// Only this shard's thread ever touches it, so it needs no lock.
     pub fn local<T: Default + Send + 'static>(&mut self) -> &mut T {
-        self.locals.get::<T>()
+        self.shard.locals.get::<T>()
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use mimalloc::MiMalloc;
 use ringgate::config::{Cli, Config};
-use ringgate::services::realtime;
+use ringgate::services::{ocpp, realtime};
 use ringgate::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -21,6 +21,9 @@ static GLOBAL: MiMalloc = MiMalloc;
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
+    if cli.hash_password {
+        return print_password_hash();
+    }
     let cfg = match configure(&cli) {
         Ok(cfg) => cfg,
         Err(err) => {
@@ -58,6 +61,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     // Registered before the listener opens, so an early SIGTERM still drains.
     let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let builder = realtime::install(Server::builder(cfg))?;
+    let (builder, _gateway) = ocpp::install(builder, None)?;
     let handle = builder.start()?;
 
     let addr = handle.local_addr();
@@ -67,6 +71,25 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     handle.stopper().on_signals(signals);
     handle.join()?;
     Ok(())
+}
+
+/// `--hash-password`: one line of standard input (without its line end) → its PHC hash.
+fn print_password_hash() -> ExitCode {
+    let mut line = String::new();
+    if let Err(err) = std::io::stdin().read_line(&mut line) {
+        eprintln!("ringgate: reading the password from standard input: {err}");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("ringgate: give the password on standard input");
+        return ExitCode::from(2);
+    }
+    if !(16..=40).contains(&password.chars().count()) {
+        eprintln!("ringgate: warning: OCPP charge-point passwords are 16 to 40 characters");
+    }
+    println!("{}", ocpp::auth::hash_password(password));
+    ExitCode::SUCCESS
 }
 
 /// Keeps the allocator's arenas off transparent huge pages: an idle

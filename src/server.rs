@@ -103,7 +103,9 @@ impl ServerBuilder {
     pub fn start(mut self) -> Result<ServerHandle, ServerError> {
         let config = self.config;
         if config.echo.enabled {
-            self.routes.add_ws(&config.echo.path, Arc::new(Echo));
+            let compression = config.deflate_mode(config.echo.compression);
+            self.routes
+                .add_ws(&config.echo.path, Arc::new(Echo { compression }));
         }
         self.http.add_builtin();
         for path in self.http.paths() {

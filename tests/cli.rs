@@ -47,6 +47,9 @@ fn bad_setting_exits_nonzero_naming_the_key() {
         ("WS_PING_PERIOD", "soon"),
         ("WS_MAX_MESSAGE_SIZE", "lots"),
         ("RINGGATE_IO", "carrier-pigeon"),
+        ("OCPP_BOOT_STATUS", "maybe"),
+        ("OCPP_PASSWORDS", "CP1=plaintext"),
+        ("OCPP_EVENTS_FILE", "/nonexistent-dir/events.ndjson"),
     ] {
         let out = run(&["--host", "127.0.0.1", "--port", "0"], &[(key, value)]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -62,5 +65,35 @@ fn bad_setting_exits_nonzero_naming_the_key() {
             !String::from_utf8_lossy(&out.stdout).contains("listening on"),
             "{key}={value}: must not start listening"
         );
+        let lines = stderr
+            .lines()
+            .filter(|l| l.starts_with("ringgate:"))
+            .count();
+        assert_eq!(lines, 1, "{key}={value}: one error line:\n{stderr}");
+        assert_eq!(
+            stderr.matches(value).count(),
+            usize::from(!key.ends_with("PASSWORDS")),
+            "{key}={value}: said once (never a password entry):\n{stderr}"
+        );
     }
+}
+
+#[test]
+fn hash_password_prints_an_argon2_hash_of_standard_input() {
+    let mut child = Command::new(BIN)
+        .arg("--hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ringgate");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("s3cret"));
+    let empty = run(&["--hash-password"], &[]);
+    assert!(!empty.status.success(), "no password given: {empty:?}");
 }

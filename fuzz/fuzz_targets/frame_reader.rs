@@ -52,6 +52,15 @@ fn checked(event: Event<'_>, limits: &ReaderLimits) -> OwnedEvent {
     match &event {
         Event::Text(s) => assert!(s.len() <= limits.max_message_size),
         Event::Binary(b) => assert!(b.len() <= limits.max_message_size),
+        Event::Compressed { payload, .. } => {
+            assert!(
+                limits.allowed_rsv & 0b100 != 0,
+                "compressed without RSV1 allowed"
+            );
+            // Compressed bytes get deflate's worst-case growth past the limit.
+            let bound = limits.max_message_size + (limits.max_message_size >> 10) + 64;
+            assert!(payload.len() <= bound);
+        }
         Event::Ping(b) | Event::Pong(b) => assert!(b.len() <= MAX_CONTROL_PAYLOAD),
         Event::Close(c) => {
             match c.code {

@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ringgate::protocol::deflate::{negotiate, DeflateMode};
 use ringgate::protocol::handshake::{
     accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
 };
@@ -137,9 +138,14 @@ fn check_head(head: &RequestHead) {
             assert_eq!(accept.len(), 28);
             let mut out = Vec::new();
             let protocol = info.protocols.first().map(String::as_str);
-            write_switching_protocols(&mut out, &accept, protocol, &extra);
-            // Status, Upgrade, Connection, Accept, the protocol, the extras.
-            let lines = 4 + usize::from(protocol.is_some()) + extra.len();
+            let extensions =
+                negotiate(&info.extensions, DeflateMode::Shared).map(|(_, value)| value);
+            write_switching_protocols(&mut out, &accept, protocol, extensions.as_deref(), &extra);
+            // Status, Upgrade, Connection, Accept, the protocol, the extensions, the extras.
+            let lines = 4
+                + usize::from(protocol.is_some())
+                + usize::from(extensions.is_some())
+                + extra.len();
             assert_eq!(check_framing(&out), (lines, out.len()));
         }
         Err(e) => {

@@ -3,15 +3,19 @@
 // that parses is written back and parses to the same frame; a refused one gets a CALLERROR
 // (under its id, or "-1") that parses as one, with the code spelled for the version. A CALL of an
 // action with a vendored schema is validated by `schema::validate`: it never panics, and a refusal
-// has a short description and a code whose spelling for the version parses back.
+// has a short description and a code whose spelling for the version parses back. A CALL that
+// passes is answered by the embedded central system (`central::answer`), whose answer is an
+// object, and what it taught is applied to a `Station`, whose JSON view is written: no panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ringgate::services::ocpp::central::{self, BootStatus, Policy, TransactionIds};
 use ringgate::services::ocpp::errors::{ErrorCode, Version};
 use ringgate::services::ocpp::frame::{
     encode_call, encode_error, encode_result, parse, Frame, MessageType, MAX_MESSAGE_ID,
 };
 use ringgate::services::ocpp::schema;
+use ringgate::services::ocpp::station::Station;
 
 // Input layout: [version, text...]; the low bit of `version` picks ocpp1.6 (0) or ocpp2.0.1 (1).
 fuzz_target!(|data: &[u8]| {
@@ -97,6 +101,8 @@ fuzz_target!(|data: &[u8]| {
                     panic!("{reply}");
                 };
                 assert_eq!(code, name);
+            } else {
+                answer_as_central_system(version, action, payload);
             }
         } else {
             assert_eq!(schema::validate(version, action, payload), Ok(()));
@@ -139,3 +145,33 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// The embedded central system answers a schema-valid CALL with an object (or refuses it), and
+/// a station learns what it taught.
+fn answer_as_central_system(version: Version, action: &str, payload: &serde_json::Value) {
+    let policy = Policy {
+        boot_status: BootStatus::Accepted,
+        heartbeat_interval: std::time::Duration::from_secs(300),
+        id_tags: ["TAG".to_owned()].into_iter().collect(),
+    };
+    let now = std::time::SystemTime::now();
+    match central::answer(
+        version,
+        action,
+        payload,
+        &policy,
+        &TransactionIds::new(),
+        now,
+    ) {
+        Ok(answer) => {
+            assert!(answer.payload.is_object(), "{action}: {}", answer.payload);
+            let mut station = Station::new("fuzz");
+            station.connected(version, None, now);
+            if let Some(update) = &answer.update {
+                station.apply(update, now);
+            }
+            assert!(station.to_json().is_object());
+        }
+        Err(refusal) => assert!(!refusal.description.is_empty()),
+    }
+}

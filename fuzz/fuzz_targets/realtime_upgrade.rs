@@ -38,8 +38,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let patterns = ["https://app.example.com", "*.example.org", "http://*.test:8080"]
-        .map(str::to_owned);
+    let patterns = [
+        "https://app.example.com",
+        "*.example.org",
+        "http://*.test:8080",
+    ]
+    .map(str::to_owned);
     let policy = OriginPolicy::new(&patterns).expect("valid patterns");
     let _ = policy.allows(origin);
     if let Ok(own) = OriginPolicy::new(&[origin.to_owned()]) {

@@ -165,3 +165,44 @@ write("ocpp_frame", "err_short_call", V16 + b'[2,"a","Heartbeat"]')
 write("ocpp_frame", "err_payload_array", V201 + b'[2,"a","Heartbeat",[]]')
 write("ocpp_frame", "err_four_element_error", V16 + b'[4,"a","GenericError","no details"]')
 write("ocpp_frame", "err_deep", V201 + b'[2,"a","DataTransfer",{"d":' + b"[" * 80 + b"]" * 80 + b"}]")
+
+# ----------------------------------------------------------- deflate_negotiate
+# Input: [window, offers...]; offers are the comma-separated Sec-WebSocket-Extensions elements.
+write("deflate_negotiate", "browser", b"\x0f" + b"permessage-deflate; client_max_window_bits")
+write("deflate_negotiate", "autobahn_three", b"\x0c"
+      b"permessage-deflate; client_no_context_takeover; client_max_window_bits; "
+      b"server_no_context_takeover; server_max_window_bits=9, "
+      b"permessage-deflate; client_no_context_takeover; client_max_window_bits; "
+      b"server_no_context_takeover, permessage-deflate; client_no_context_takeover; "
+      b"client_max_window_bits")
+write("deflate_negotiate", "python", b"\x0a"
+      b"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
+write("deflate_negotiate", "quoted_case", b"\x00"
+      b'PerMessage-Deflate ;\tServer_Max_Window_Bits = "1\\0" ; client_max_window_bits="8"')
+write("deflate_negotiate", "declined_then_ok", b"\xff"
+      b"x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=8, "
+      b"permessage-deflate; client_max_window_bits; client_max_window_bits, "
+      b'permessage-deflate; server_max_window_bits="010", permessage-deflate')
+
+# --------------------------------------------------------------------- inflate
+# [limit, config, cut1, cut2, messages...]: limit * 256 + 1 bytes; config bits 0-2 window bits
+# past 8, bit 3 no_context_takeover, bits 4-5 the message count (1 + n % 3), 6-7 the level.
+HELLO = bytes([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])    # RFC 7692 7.2.3.1
+HELLO_AGAIN = bytes([0xf2, 0x00, 0x11, 0x00, 0x00])          # 7.2.3.2, with the context
+STORED = bytes([0x00, 0x05, 0x00, 0xfa, 0xff]) + b"Hello\x00"  # 7.2.3.3
+FINAL = bytes([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00])  # 7.2.3.4
+TWO_BLOCKS = bytes([0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00])
+
+
+def inflate_seed(limit, config, *messages):
+    """The cut bytes that split the rest back into `messages` (at most 3)."""
+    rest = b"".join(messages)
+    ends = [sum(map(len, messages[:i + 1])) for i in range(len(messages) - 1)] or [0]
+    cuts = [-(-end * 256 // len(rest)) for end in ends]
+    return bytes([limit, config, cuts[0], cuts[-1]]) + rest
+
+
+write("inflate", "hello", inflate_seed(1, 0x0f, HELLO))
+write("inflate", "takeover", inflate_seed(1, 0x17, HELLO, HELLO_AGAIN))
+write("inflate", "stored_final_two", inflate_seed(0, 0x2f, STORED, FINAL, TWO_BLOCKS))
+write("inflate", "tight_limit", inflate_seed(0, 0x4f, STORED))

@@ -40,6 +40,10 @@ pub struct Cli {
     /// or --set WS_MAX_ROOMS=10 (repeatable; beats the other flags)
     #[arg(short, long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// Read a charge-point password from standard input, print its argon2
+    /// hash (for OCPP_PASSWORDS) and exit
+    #[arg(long)]
+    pub hash_password: bool,
 }
 
 impl Cli {

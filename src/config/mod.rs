@@ -3,10 +3,12 @@
 //! reads the process environment, parses value text (`values`) or names a variable (`settings`).
 
 mod cli;
+mod ocpp;
 mod settings;
 mod values;
 
 pub use cli::Cli;
+pub use ocpp::OcppConfig;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,8 +17,9 @@ use clap::ValueEnum;
 use serde::Deserialize;
 
 use crate::hub::ConnId;
+use crate::protocol::deflate::DeflateMode;
 use settings::SETTINGS;
-use values::{check_log_level, from_kind, list, Bytes, Dur};
+use values::{check_log_level, from_kind, list, Bytes, Compress, Dur};
 
 /// Which I/O driver the shards run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
@@ -31,6 +34,21 @@ pub enum IoMode {
     Epoll,
 }
 
+/// How a route compresses (permessage-deflate, RFC 7692).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Follow `websocket.enable_compression` and `websocket.compression_mode`
+    #[default]
+    Default,
+    /// Never compress
+    Off,
+    /// Codecs per shard: no context takeover either way; no memory per connection
+    Shared,
+    /// Codecs per connection, with context takeover: better ratios, more memory
+    Dedicated,
+}
+
 /// Everything the server reads at start. The YAML layout mirrors these fields.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -41,6 +59,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub admin: AdminConfig,
     pub realtime: RealtimeConfig,
+    pub ocpp: OcppConfig,
     /// A `tracing` filter: a level (`info`) or directives (`info,ringgate=debug`).
     pub log_level: String,
 }
@@ -109,6 +128,18 @@ pub struct WebSocketConfig {
     /// many bytes a second written (or all that waited), else the peer is dropped.
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub min_send_rate: usize,
+    /// Offer permessage-deflate on every route that has no mode of its own.
+    pub enable_compression: bool,
+    /// The mode those routes use: `shared` or `dedicated`.
+    #[serde(deserialize_with = "from_kind::<Compress, _, _>")]
+    pub compression_mode: Compression,
+    /// Dedicated mode: the largest LZ77 window, both ways (9-15).
+    pub compression_window_bits: usize,
+    /// Messages smaller than this are sent uncompressed.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub compression_threshold: usize,
+    /// zlib level, 0-9 (1: fastest that still compresses well).
+    pub compression_level: usize,
 }
 
 /// Plain HTTP on the port (the control plane): bodies, keep-alive, limits.
@@ -169,6 +200,9 @@ pub struct RealtimeConfig {
     /// Largest message on the realtime routes (larger: close 1009).
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub max_message_size: usize,
+    /// permessage-deflate on the realtime routes.
+    #[serde(deserialize_with = "from_kind::<Compress, _, _>")]
+    pub compression: Compression,
     /// Messages a connection may send a minute, on average; 0 = no limit.
     pub rate_limit_per_minute: u32,
     /// Messages a connection may send at once; 0 = a tenth of the minute's.
@@ -209,6 +243,7 @@ impl Default for RealtimeConfig {
             jwt_leeway: Duration::from_secs(30),
             close_on_token_expiry: false,
             max_message_size: 512 << 10,
+            compression: Compression::Default,
             rate_limit_per_minute: 1000,
             rate_limit_burst: 0,
             rate_limit_close_after: 100,
@@ -232,6 +267,8 @@ impl Default for RealtimeConfig {
 pub struct EchoConfig {
     pub enabled: bool,
     pub path: String,
+    #[serde(deserialize_with = "from_kind::<Compress, _, _>")]
+    pub compression: Compression,
 }
 
 impl Default for Config {
@@ -243,6 +280,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             admin: AdminConfig::default(),
             realtime: RealtimeConfig::default(),
+            ocpp: OcppConfig::default(),
             log_level: "info".to_owned(),
         }
     }
@@ -280,6 +318,11 @@ impl Default for WebSocketConfig {
             pong_wait: Duration::from_secs(10),
             max_send_queue: 32 << 20,
             min_send_rate: 1024,
+            enable_compression: false,
+            compression_mode: Compression::Shared,
+            compression_window_bits: 15,
+            compression_threshold: 128,
+            compression_level: 1,
         }
     }
 }
@@ -301,6 +344,7 @@ impl Default for EchoConfig {
         EchoConfig {
             enabled: true,
             path: "/echo".to_owned(),
+            compression: Compression::Default,
         }
     }
 }
@@ -325,6 +369,23 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The permessage-deflate mode of a route whose own setting is `route`.
+    pub fn deflate_mode(&self, route: Compression) -> DeflateMode {
+        let ws = &self.websocket;
+        let route = match route {
+            Compression::Default if ws.enable_compression => ws.compression_mode,
+            Compression::Default => Compression::Off,
+            chosen => chosen,
+        };
+        match route {
+            Compression::Shared => DeflateMode::Shared,
+            Compression::Dedicated => DeflateMode::Dedicated {
+                window_bits: ws.compression_window_bits.clamp(9, 15) as u8,
+            },
+            Compression::Default | Compression::Off => DeflateMode::Off,
+        }
+    }
+
     /// Defaults, then the YAML file (if any), then environment variables (read through `env`,
     /// so tests pass a map), in that order; then [`Config::validate`]. An empty variable counts
     /// as unset.
@@ -450,6 +511,24 @@ impl Config {
                 "must be at least 1",
             ),
             (
+                "websocket.compression_mode",
+                matches!(
+                    ws.compression_mode,
+                    Compression::Shared | Compression::Dedicated
+                ),
+                "must be shared or dedicated",
+            ),
+            (
+                "websocket.compression_window_bits",
+                (9..=15).contains(&ws.compression_window_bits),
+                "must be 9 to 15",
+            ),
+            (
+                "websocket.compression_level",
+                ws.compression_level <= 9,
+                "must be 0 to 9",
+            ),
+            (
                 "realtime.max_rooms",
                 self.realtime.default_rooms.len() <= self.realtime.max_rooms,
                 "must be at least the number of default rooms",
@@ -457,6 +536,55 @@ impl Config {
             (
                 "realtime.max_rooms_per_user",
                 self.realtime.max_rooms_per_user >= 1,
+                "must be at least 1",
+            ),
+            (
+                "ocpp.path",
+                !self.ocpp.enabled
+                    || (self.ocpp.path.starts_with('/') && !self.ocpp.path[1..].contains('/'))
+                        && self.ocpp.path.len() > 1,
+                "must be one path segment like /ocpp",
+            ),
+            (
+                "ocpp.protocols",
+                !self.ocpp.protocols.is_empty()
+                    && self
+                        .ocpp
+                        .protocols
+                        .iter()
+                        .all(|p| p == "ocpp1.6" || p == "ocpp2.0.1"),
+                "must list ocpp1.6 and/or ocpp2.0.1",
+            ),
+            (
+                "ocpp.boot_status",
+                ["accepted", "pending", "rejected"]
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&self.ocpp.boot_status)),
+                "must be accepted, pending or rejected",
+            ),
+            (
+                "ocpp.heartbeat_interval",
+                self.ocpp.heartbeat_interval >= Duration::from_secs(1),
+                "must be at least 1s",
+            ),
+            (
+                "ocpp.call_timeout",
+                !self.ocpp.call_timeout.is_zero(),
+                "must be above 0",
+            ),
+            (
+                "ocpp.max_message_size",
+                self.ocpp.max_message_size >= 1024,
+                "must be at least 1024",
+            ),
+            (
+                "ocpp.max_charge_points",
+                self.ocpp.max_charge_points >= 1,
+                "must be at least 1",
+            ),
+            (
+                "ocpp.event_buffer",
+                self.ocpp.event_buffer >= 1,
                 "must be at least 1",
             ),
             (
@@ -736,6 +864,13 @@ log_level: debug
             ("SERVER_READ_TIMEOUT", "0", "server.read_timeout"),
             ("SERVER_WRITE_TIMEOUT", "0", "server.write_timeout"),
             ("RINGGATE_ECHO_PATH", "echo", "echo.path"),
+            ("WS_COMPRESSION_MODE", "off", "websocket.compression_mode"),
+            (
+                "WS_COMPRESSION_WINDOW_BITS",
+                "8",
+                "websocket.compression_window_bits",
+            ),
+            ("WS_COMPRESSION_LEVEL", "10", "websocket.compression_level"),
         ];
         for (var, value, key) in cases {
             let line = error_line(None, &[(var, value)]);
@@ -748,5 +883,46 @@ log_level: debug
             .unwrap_err()
             .to_string()
             .contains("server.host (SERVER_HOST)"));
+    }
+
+    #[test]
+    fn a_route_compresses_as_it_says_or_as_the_server_default() {
+        use Compression::*;
+        let dedicated = DeflateMode::Dedicated { window_bits: 12 };
+        let cases = [
+            (&[][..], Default, DeflateMode::Off),
+            (&[][..], Shared, DeflateMode::Shared),
+            (
+                &[("WS_COMPRESSION_WINDOW_BITS", "12")][..],
+                Dedicated,
+                dedicated,
+            ),
+            (
+                &[("WS_ENABLE_COMPRESSION", "true")][..],
+                Default,
+                DeflateMode::Shared,
+            ),
+            (
+                &[("WS_ENABLE_COMPRESSION", "true")][..],
+                Off,
+                DeflateMode::Off,
+            ),
+            (
+                &[
+                    ("WS_ENABLE_COMPRESSION", "true"),
+                    ("WS_COMPRESSION_MODE", "dedicated"),
+                    ("WS_COMPRESSION_WINDOW_BITS", "12"),
+                ][..],
+                Default,
+                dedicated,
+            ),
+        ];
+        for (env, route, mode) in cases {
+            let cfg = load_with(None, env).unwrap();
+            assert_eq!(cfg.deflate_mode(route), mode, "{env:?} {route:?}");
+        }
+        let cfg = load_with(None, &[("RINGGATE_ECHO_COMPRESSION", "DEDICATED")]).unwrap();
+        assert_eq!(cfg.echo.compression, Dedicated);
+        assert!(error_line(None, &[("OCPP_COMPRESSION", "zstd")]).contains("OCPP_COMPRESSION"));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::values::{Bool, Bytes, Count, Dur, Io, Kind, List, Port, Text, Token};
+use super::values::{Bool, Bytes, Compress, Count, Dur, Io, Kind, List, Pairs, Port, Text, Token};
 use super::Config;
 
 /// One setting that has an environment variable.
@@ -57,6 +57,11 @@ settings! {
     "WS_PONG_WAIT", websocket.pong_wait, Dur, "after a ping, close a peer silent this long";
     "RINGGATE_MAX_SEND_QUEUE", websocket.max_send_queue, Bytes, "bytes queued per connection (over: close 1008)";
     "RINGGATE_MIN_SEND_RATE", websocket.min_send_rate, Bytes, "bytes/s a peer must take while output waits (per write-timeout window)";
+    "WS_ENABLE_COMPRESSION", websocket.enable_compression, Bool, "offer permessage-deflate on routes without a mode of their own";
+    "WS_COMPRESSION_MODE", websocket.compression_mode, Compress, "their mode: shared (codecs per shard) or dedicated (per connection)";
+    "WS_COMPRESSION_WINDOW_BITS", websocket.compression_window_bits, Count, "dedicated mode: largest LZ77 window both ways (9-15)";
+    "WS_COMPRESSION_THRESHOLD", websocket.compression_threshold, Bytes, "messages smaller than this are sent uncompressed";
+    "WS_COMPRESSION_LEVEL", websocket.compression_level, Count, "zlib compression level (0-9)";
     "RINGGATE_HTTP_MAX_BODY", http.max_body, Bytes, "largest plain HTTP request body (over: 413)";
     "RINGGATE_HTTP_IDLE_TIMEOUT", http.idle_timeout, Dur, "keep-alive: time to start (and send the head of) the next request";
     "RINGGATE_HTTP_BODY_TIMEOUT", http.body_timeout, Dur, "longest wait for the next piece of a request body";
@@ -82,8 +87,27 @@ settings! {
     "WS_ENABLE_USER_PRESENCE", realtime.presence, Bool, "announce user_joined / user_left to room members";
     "WS_PRESENCE_MAX_MEMBERS", realtime.presence_max_members, Count, "rooms with more users stop announcing joins and leaves";
     "WS_CLEANUP_IDLE_TIMEOUT", realtime.cleanup_idle, Dur, "POST /ws/cleanup closes connections silent this long";
+    "RINGGATE_REALTIME_COMPRESSION", realtime.compression, Compress, "realtime routes: default, off, shared or dedicated";
+    "RINGGATE_OCPP", ocpp.enabled, Bool, "serve the OCPP gateway on SERVER_WEBSOCKET_PATH/{charge_point_id}";
+    "SERVER_WEBSOCKET_PATH", ocpp.path, Text, "path prefix of the OCPP route";
+    "OCPP_PROTOCOLS", ocpp.protocols, List, "OCPP subprotocols served, in order of preference";
+    "OCPP_HEARTBEAT_INTERVAL", ocpp.heartbeat_interval, Dur, "heartbeat interval BootNotification answers give";
+    "OCPP_BOOT_STATUS", ocpp.boot_status, Text, "BootNotification answer: accepted, pending or rejected";
+    "OCPP_ALLOWED_IDS", ocpp.allowed_ids, List, "charge-point ids allowed to connect (empty = any; others 404)";
+    "OCPP_AUTH_REQUIRED", ocpp.auth_required, Bool, "refuse charge points without a password entry (401)";
+    "OCPP_PASSWORDS", ocpp.passwords, Pairs, "Basic auth: id=argon2-PHC-hash entries, whitespace-separated";
+    "OCPP_ID_TAGS", ocpp.id_tags, List, "id tags Authorize accepts (empty = every tag)";
+    "OCPP_CALL_TIMEOUT", ocpp.call_timeout, Dur, "how long a downlink command waits for its answer";
+    "OCPP_MAX_QUEUED_COMMANDS", ocpp.max_queued_commands, Count, "commands queued per charge point behind the outstanding one (more: 429)";
+    "OCPP_IDLE_TIMEOUT", ocpp.idle_timeout, Dur, "close a charge point silent this long (4001; 0 = off)";
+    "OCPP_MAX_MESSAGE_SIZE", ocpp.max_message_size, Bytes, "largest OCPP message (over: close 1009)";
+    "OCPP_MAX_CHARGE_POINTS", ocpp.max_charge_points, Count, "charge points remembered, connected or not (a new id past it: 503)";
+    "OCPP_EVENTS_FILE", ocpp.events_file, Text, "append every OCPP event to this NDJSON file (empty = none)";
+    "OCPP_EVENT_BUFFER", ocpp.event_buffer, Count, "events queued for the sink (more: dropped and counted)";
+    "OCPP_COMPRESSION", ocpp.compression, Compress, "OCPP route: default, off, shared or dedicated";
     "RINGGATE_ECHO", echo.enabled, Bool, "serve the echo route";
     "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";
+    "RINGGATE_ECHO_COMPRESSION", echo.compression, Compress, "echo route: default, off, shared or dedicated";
     "LOG_LEVEL", log_level, Text, "tracing filter: trace, debug, info, warn, error or directives";
 }
 

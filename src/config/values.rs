@@ -2,6 +2,7 @@
 //! Owns the `Kind` trait and its impls, the YAML bridge `from_kind` and the log-filter check; it
 //! never names a setting, a variable or a YAML key, and never touches a whole `Config`.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde::{de, Deserializer};
 
-use super::{IoMode, Secret};
+use super::{Compression, IoMode, Secret};
 
 /// A bare word must be a level name; anything else must parse as `EnvFilter` directives.
 pub(super) fn check_log_level(filter: &str) -> Result<(), String> {
@@ -44,11 +45,16 @@ pub(super) struct Dur;
 pub(super) struct Bool;
 /// An [`IoMode`].
 pub(super) struct Io;
+/// A route's compression: default, off, shared or dedicated.
+pub(super) struct Compress;
 /// A secret: any string, shown only as set or not.
 pub(super) struct Token;
 /// A list of words: comma-separated in the environment, a sequence (or
 /// the same comma-separated string) in YAML; blank entries are dropped.
 pub(super) struct List;
+/// A map of `key=value` entries separated by whitespace in the environment (values may hold
+/// commas, as PHC password hashes do), a mapping (or the same string) in YAML.
+pub(super) struct Pairs;
 
 impl Kind<String> for Text {
     fn parse(s: &str) -> Result<String, &'static str> {
@@ -93,6 +99,50 @@ pub(super) fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Str
                 if !entry.is_empty() {
                     out.push(entry.to_owned());
                 }
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_any(Visit)
+}
+
+impl Kind<BTreeMap<String, String>> for Pairs {
+    fn parse(s: &str) -> Result<BTreeMap<String, String>, &'static str> {
+        s.split_whitespace()
+            .map(|entry| match entry.split_once('=') {
+                Some((key, value)) if !key.is_empty() && !value.is_empty() => {
+                    Ok((key.to_owned(), value.to_owned()))
+                }
+                _ => Err("whitespace-separated key=value entries"),
+            })
+            .collect()
+    }
+    fn show(value: &BTreeMap<String, String>) -> String {
+        let entries: Vec<String> = value.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        entries.join(" ")
+    }
+}
+
+/// Reads [`Pairs`] from a YAML mapping of strings or one `key=value ...` string.
+pub(super) fn passwords<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Visit;
+    impl<'de> de::Visitor<'de> for Visit {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a mapping of strings or one string of key=value entries")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Pairs::parse(s).map_err(E::custom)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                out.insert(key, value);
             }
             Ok(out)
         }
@@ -190,10 +240,24 @@ impl Kind<IoMode> for Io {
         IoMode::from_str(s, true).map_err(|_| "auto, uring or epoll")
     }
     fn show(value: &IoMode) -> String {
-        value
-            .to_possible_value()
-            .map_or_else(String::new, |v| v.get_name().to_owned())
+        choice_name(value)
     }
+}
+
+impl Kind<Compression> for Compress {
+    fn parse(s: &str) -> Result<Compression, &'static str> {
+        Compression::from_str(s, true).map_err(|_| "default, off, shared or dedicated")
+    }
+    fn show(value: &Compression) -> String {
+        choice_name(value)
+    }
+}
+
+/// The name a choice is written with.
+fn choice_name(value: &impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
 /// Reads a YAML string (or integer) through a [`Kind`], so YAML and environment agree.

@@ -68,9 +68,17 @@ pub(super) async fn connections(
         .flatten();
     let mut entries = Map::new();
     for c in listed {
+        // Keyed by the handler's label (a charge-point id) unless this page
+        // has it already (a connection replaced a moment ago), else by id.
+        let key = c
+            .label
+            .clone()
+            .filter(|label| !entries.contains_key(label))
+            .unwrap_or_else(|| c.id.to_string());
         entries.insert(
-            c.id.to_string(),
+            key,
             json!({
+                "connection_id": c.id.to_string(),
                 "connected_at": rfc3339(c.connected_at),
                 "last_activity": rfc3339(c.last_activity),
                 "remote_addr": c.remote_addr.map(|a| a.to_string()),

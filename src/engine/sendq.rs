@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::protocol::frame::OpCode;
-use crate::protocol::writer::encode_frame;
+use crate::protocol::writer::{encode_compressed_frame, encode_frame};
 
 /// Most iovecs one write submits.
 pub(crate) const MAX_IOVECS: usize = 64;
@@ -108,10 +108,23 @@ impl SendQueue {
 
     /// Encodes one unfragmented frame onto the queue.
     pub(crate) fn push_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.push_encoded(payload.len(), |tail| encode_frame(tail, opcode, payload));
+    }
+
+    /// Encodes one frame of a compressed message (RSV1) onto the queue.
+    pub(crate) fn push_compressed(&mut self, opcode: OpCode, compressed: &[u8]) {
+        self.push_encoded(compressed.len(), |tail| {
+            encode_compressed_frame(tail, opcode, compressed)
+        });
+    }
+
+    /// Appends what `encode` writes (a frame of `payload_len` bytes) to the
+    /// owned tail chunk.
+    fn push_encoded(&mut self, payload_len: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         let q = self.queue();
-        let tail = q.owned_tail(payload.len() + 14, MIN_FRAME_CHUNK);
+        let tail = q.owned_tail(payload_len + 14, MIN_FRAME_CHUNK);
         let before = tail.len();
-        encode_frame(tail, opcode, payload);
+        encode(tail);
         q.queued += tail.len() - before;
     }
 

@@ -151,11 +151,12 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::ConnId;
+    use crate::hub::{ConnId, SharedFrame};
     use bytes::Bytes;
 
     fn send(len: usize) -> Command {
-        Command::Send(ConnId::new(0, 0, 1), Bytes::from(vec![0u8; len]))
+        let frame = SharedFrame::from_encoded(Bytes::from(vec![0u8; len]));
+        Command::Send(ConnId::new(0, 0, 1), frame)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! a lock-free mailbox and a waker; the hub never touches connection state, it
 //! only posts commands that the owning shard carries out.
 
+mod frame;
 mod mailbox;
 mod metrics;
 mod stats;
@@ -12,13 +13,11 @@ mod waker;
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::engine::shard::ShardCtx;
 use crate::handler::Message;
 use crate::protocol::close::is_valid_wire_code;
-use crate::protocol::writer::encode_frame;
 
+pub(crate) use frame::SharedFrame;
 pub(crate) use mailbox::Inbox;
 pub use mailbox::MailboxLimits;
 use mailbox::{Mailbox, PostError};
@@ -97,9 +96,6 @@ pub enum HubError {
     InvalidCloseCode(u16),
 }
 
-/// A pre-encoded server frame shared by every connection it goes to.
-pub(crate) type SharedFrame = Bytes;
-
 /// A server frame encoded once, for many connections (see
 /// [`ShardCtx::broadcast`]); a clone shares the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +104,7 @@ pub struct Frame(pub(crate) SharedFrame);
 impl Frame {
     /// Encodes `msg` as one unmasked server frame.
     pub fn new(msg: Message<'_>) -> Frame {
-        Frame(encode_shared(msg))
+        Frame(SharedFrame::new(msg))
     }
 }
 
@@ -218,7 +214,7 @@ impl Hub {
     /// Sends `msg` to one connection. A connection that has gone by the time
     /// its shard reads the command is skipped; a full mailbox is an error.
     pub fn send(&self, id: ConnId, msg: Message<'_>) -> Result<(), HubError> {
-        self.post(id.shard(), Command::Send(id, encode_shared(msg)))
+        self.post(id.shard(), Command::Send(id, SharedFrame::new(msg)))
     }
 
     /// Sends `msg` (a [`Message`], or a [`Frame`] encoded already) to each
@@ -280,7 +276,7 @@ impl Hub {
         msg: Message<'_>,
         except: Option<ConnId>,
     ) -> Result<(), HubError> {
-        let frame = encode_shared(msg);
+        let frame = SharedFrame::new(msg);
         let channel: Arc<str> = Arc::from(channel);
         self.post_each((0..self.shards()).map(|shard| {
             let cmd = Command::Broadcast(channel.clone(), frame.clone(), except);
@@ -408,12 +404,6 @@ impl Hub {
     }
 }
 
-pub(crate) fn encode_shared(msg: Message<'_>) -> SharedFrame {
-    let mut out = Vec::with_capacity(msg.as_bytes().len() + 10);
-    encode_frame(&mut out, msg.opcode(), msg.as_bytes());
-    Bytes::from(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,8 +442,8 @@ mod tests {
             match shard.inbox.take().unwrap() {
                 Command::Broadcast(ch, frame, _) => {
                     assert_eq!(&*ch, "room");
-                    assert_eq!(&frame[..], &[0x81, 2, b'h', b'i']);
-                    ptrs.push(frame.as_ptr());
+                    assert_eq!(&frame.plain()[..], &[0x81, 2, b'h', b'i']);
+                    ptrs.push(frame.plain().as_ptr());
                 }
                 _ => panic!("expected a broadcast"),
             }

@@ -3,6 +3,7 @@
 //! they stay short and fixed, and never echo the peer's bytes beyond a number.
 
 use super::close::code;
+use super::deflate::InflateError;
 
 /// A protocol violation by the peer: the connection must be failed, closing it
 /// with [`ProtocolError::close_code`] and the message as the reason.
@@ -50,6 +51,9 @@ pub enum ProtocolError {
         /// The limit, in payload bytes.
         limit: usize,
     },
+    /// A compressed message (permessage-deflate) whose data does not inflate.
+    #[error("invalid compressed data")]
+    InvalidDeflate,
     /// A message split into more frames than the configured limit.
     #[error("message over {limit} fragments")]
     TooManyFragments {
@@ -63,7 +67,7 @@ impl ProtocolError {
     /// place the mapping lives.
     pub fn close_code(&self) -> u16 {
         match self {
-            Self::InvalidUtf8 => code::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidDeflate => code::INVALID_PAYLOAD,
             Self::MessageTooBig { .. } | Self::TooManyFragments { .. } => code::MESSAGE_TOO_BIG,
             Self::UnmaskedFrame
             | Self::ReservedBits(_)
@@ -76,6 +80,17 @@ impl ProtocolError {
             | Self::NonMinimalLength
             | Self::InvalidCloseCode(_)
             | Self::CloseTooShort => code::PROTOCOL_ERROR,
+        }
+    }
+}
+
+/// What failed inflating: past the size limit (1009), or data that does not
+/// inflate (1007; the detail is for logs, not the close reason).
+impl From<InflateError> for ProtocolError {
+    fn from(e: InflateError) -> Self {
+        match e {
+            InflateError::TooBig { limit } => Self::MessageTooBig { limit },
+            InflateError::Corrupt(_) => Self::InvalidDeflate,
         }
     }
 }
@@ -98,6 +113,7 @@ mod tests {
             LengthOverflow,
             NonMinimalLength,
             InvalidUtf8,
+            InvalidDeflate,
             InvalidCloseCode(u16::MAX),
             CloseTooShort,
             MessageTooBig { limit: usize::MAX },
@@ -109,7 +125,7 @@ mod tests {
     fn close_codes() {
         for err in all() {
             let expected = match err {
-                ProtocolError::InvalidUtf8 => 1007,
+                ProtocolError::InvalidUtf8 | ProtocolError::InvalidDeflate => 1007,
                 ProtocolError::MessageTooBig { .. } | ProtocolError::TooManyFragments { .. } => {
                     1009
                 }

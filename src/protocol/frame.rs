@@ -10,6 +10,10 @@ pub const MAX_HEADER_LEN: usize = 14;
 /// Largest control-frame payload (RFC 6455 §5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// The RSV1 bit as [`FrameHeader::rsv`] holds it: with permessage-deflate,
+/// the mark of a compressed message (RFC 7692 section 6).
+pub const RSV1: u8 = 0b100;
+
 /// A frame's opcode; the reserved values 3-7 and 11-15 have no variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

@@ -162,11 +162,13 @@ pub fn accept_key(key: &str) -> String {
 }
 
 /// Appends the 101 response: status line, `Upgrade: websocket`, `Connection: Upgrade`,
-/// `Sec-WebSocket-Accept`, `Sec-WebSocket-Protocol` if chosen, then `extra`, blank line.
+/// `Sec-WebSocket-Accept`, `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` if
+/// chosen, then `extra`, blank line.
 pub fn write_switching_protocols(
     out: &mut Vec<u8>,
     accept: &str,
     protocol: Option<&str>,
+    extensions: Option<&str>,
     extra: &[(String, String)],
 ) {
     http::push_status_line(out, 101);
@@ -174,6 +176,9 @@ pub fn write_switching_protocols(
     http::push_header(out, "Sec-WebSocket-Accept", accept);
     if let Some(protocol) = protocol {
         http::push_header(out, "Sec-WebSocket-Protocol", protocol);
+    }
+    if let Some(extensions) = extensions {
+        http::push_header(out, "Sec-WebSocket-Extensions", extensions);
     }
     for (name, value) in extra {
         http::push_header(out, name, value);
@@ -395,15 +400,22 @@ mod tests {
     fn switching_protocols_layout() {
         let mut out = b"x".to_vec();
         let extra = [("X-Server".to_owned(), "ringgate".to_owned())];
-        write_switching_protocols(&mut out, &accept_key(RFC_KEY), Some("chat"), &extra);
+        write_switching_protocols(
+            &mut out,
+            &accept_key(RFC_KEY),
+            Some("chat"),
+            Some("permessage-deflate"),
+            &extra,
+        );
         assert_eq!(
             out,
             b"xHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
-              Sec-WebSocket-Protocol: chat\r\nX-Server: ringgate\r\n\r\n"
+              Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\
+              X-Server: ringgate\r\n\r\n"
         );
         out.clear();
-        write_switching_protocols(&mut out, "abc", None, &[]);
+        write_switching_protocols(&mut out, "abc", None, None, &[]);
         assert_eq!(
             out,
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -195,12 +195,25 @@ impl RequestHead {
 }
 
 fn percent_decode(s: &str) -> String {
+    match String::from_utf8(unescape(s, true)) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// A path segment, percent-decoded (`+` stays `+`); `None` when the bytes are not UTF-8.
+pub fn percent_decode_segment(s: &str) -> Option<String> {
+    String::from_utf8(unescape(s, false)).ok()
+}
+
+/// `%XX` escapes decoded (a malformed one kept as it is), `+` as a space when asked.
+fn unescape(s: &str, plus_is_space: bool) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 let hi = bytes.get(i + 1).and_then(|&b| hex_value(b));
                 let lo = bytes.get(i + 2).and_then(|&b| hex_value(b));
@@ -215,10 +228,7 @@ fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
+    out
 }
 
 fn hex_value(b: u8) -> Option<u8> {

@@ -3,10 +3,12 @@
 //! `http` and `handshake` parse the HTTP/1.1 upgrade and write responses;
 //! `frame`, `mask`, `utf8` and `close` are the RFC 6455 building blocks;
 //! `reader` turns a byte stream into messages and control events, and
-//! `writer` encodes server frames. Every function here takes arbitrary bytes
-//! and answers with an error value, never a panic.
+//! `writer` encodes server frames; `deflate` is RFC 7692 permessage-deflate.
+//! Every function here takes arbitrary bytes and answers with an error
+//! value, never a panic.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -1,12 +1,15 @@
 //! The streaming message reader: stream bytes in, whole messages and control
 //! frames out, enforcing RFC 6455 framing, UTF-8 and the size limits as bytes
 //! arrive. It never does IO, never panics, and never buffers past its limits.
+//! With permessage-deflate negotiated (RSV1 allowed), a message whose first
+//! frame has RSV1 set comes out whole and still compressed, for the caller to
+//! inflate and validate (RFC 7692 section 6).
 
 use std::ops::ControlFlow;
 
 use super::close::{parse_close_payload, CloseFrame};
 use super::error::ProtocolError;
-use super::frame::{decode_header, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use super::frame::{decode_header, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use super::mask::apply_mask;
 use super::utf8::{as_text, Utf8Validator};
 
@@ -25,7 +28,9 @@ pub struct ReaderLimits {
     /// frames are accepted masked or not.
     pub require_mask: bool,
     /// RSV bits an extension negotiated (`0b0000_0xyz`); other bits set in a
-    /// frame are `ReservedBits`.
+    /// frame are `ReservedBits`. [`RSV1`] means permessage-deflate: allowed on
+    /// the first frame of a data message only, which is then delivered as
+    /// [`Event::Compressed`].
     pub allowed_rsv: u8,
 }
 
@@ -56,6 +61,11 @@ pub enum Event<'a> {
     Pong(&'a [u8]),
     /// A close frame; the reader stops right after it.
     Close(CloseFrame<'a>),
+    /// A whole message sent compressed (RSV1), its fragments joined: still
+    /// deflated, so a text message's UTF-8 is not checked yet. The compressed
+    /// bytes were held to the size limit plus deflate's worst-case growth;
+    /// the inflated size is the caller's to bound.
+    Compressed { text: bool, payload: &'a [u8] },
 }
 
 /// An [`Event`] copied out of the receive buffer, for keeping or comparing.
@@ -66,6 +76,7 @@ pub enum OwnedEvent {
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(Option<u16>, String),
+    Compressed(bool, Vec<u8>),
 }
 
 impl From<Event<'_>> for OwnedEvent {
@@ -76,6 +87,7 @@ impl From<Event<'_>> for OwnedEvent {
             Event::Ping(b) => Self::Ping(b.to_vec()),
             Event::Pong(b) => Self::Pong(b.to_vec()),
             Event::Close(c) => Self::Close(c.code, c.reason.to_owned()),
+            Event::Compressed { text, payload } => Self::Compressed(text, payload.to_vec()),
         }
     }
 }
@@ -149,6 +161,10 @@ pub struct MessageReader {
     stage: Stage,
     /// Kind (Text or Binary) of the fragmented message awaiting continuations.
     open: Option<OpCode>,
+    /// The data message being read (fragmented or not) is compressed: RSV1
+    /// on its first frame. Kept here rather than in every frame so a frame
+    /// in progress stays 16 bytes.
+    compressed: bool,
     /// Frames of the current data message so far.
     fragments: u32,
     /// Payload of the data message being buffered; unallocated otherwise.
@@ -169,6 +185,7 @@ impl MessageReader {
             allowed_rsv: limits.allowed_rsv,
             stage: BETWEEN_FRAMES,
             open: None,
+            compressed: false,
             fragments: 0,
             message: Vec::new(),
             utf8: Utf8Validator::new(),
@@ -213,6 +230,12 @@ impl MessageReader {
             .as_ref()
             .map_or(0, |_| std::mem::size_of::<ControlBuf>());
         self.message.capacity() + control
+    }
+
+    /// The largest message this reader accepts (for compressed messages, the
+    /// bound their inflated size must keep too).
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
     }
 
     fn limits(&self) -> ReaderLimits {
@@ -273,7 +296,7 @@ impl MessageReader {
                 if let Some(key) = frame.mask {
                     apply_mask(payload, key, 0);
                 }
-                let flow = deliver(frame.opcode, payload, on_event)?;
+                let flow = deliver(frame.opcode, self.compressed, payload, on_event)?;
                 return Ok((frame.remaining, flow));
             }
         }
@@ -284,6 +307,12 @@ impl MessageReader {
     /// sequencing, limits) and opens the frame.
     fn check_header(&mut self, header: FrameHeader) -> Result<PartialFrame, ProtocolError> {
         if header.rsv & !self.allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        // RFC 7692 section 6.1: RSV1 marks the first frame of a compressed
+        // message; on a continuation or a control frame it is an error.
+        let rsv1 = header.rsv & RSV1 != 0;
+        if rsv1 && (header.opcode.is_control() || header.opcode == OpCode::Continuation) {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
         if self.require_mask && header.mask.is_none() {
@@ -302,6 +331,9 @@ impl MessageReader {
         };
         if !opcode.is_control() {
             let continuing = header.opcode == OpCode::Continuation;
+            if !continuing {
+                self.compressed = rsv1;
+            }
             let frames = if continuing {
                 self.fragments.saturating_add(1)
             } else {
@@ -312,7 +344,14 @@ impl MessageReader {
                     limit: self.max_fragments as usize,
                 });
             }
-            if len > self.max_message_size.saturating_sub(self.message.len()) {
+            // Deflate can make incompressible data a little larger: the
+            // inflated size gets the exact limit, from the caller.
+            let limit = if self.compressed {
+                compressed_bound(self.max_message_size)
+            } else {
+                self.max_message_size
+            };
+            if len > limit.saturating_sub(self.message.len()) {
                 return Err(ProtocolError::MessageTooBig {
                     limit: self.max_message_size,
                 });
@@ -356,7 +395,7 @@ impl MessageReader {
                 self.control.get_or_insert_with(ControlBuf::new).push(chunk);
             }
         } else {
-            if frame.opcode == OpCode::Text {
+            if frame.opcode == OpCode::Text && !self.compressed {
                 self.utf8.feed(chunk)?;
             }
             self.buffer(chunk, frame.remaining, frame.fin);
@@ -370,15 +409,15 @@ impl MessageReader {
         let flow = if frame.opcode.is_control() {
             let control = self.control.take();
             let payload = control.as_deref().map_or(&[][..], ControlBuf::bytes);
-            deliver(frame.opcode, payload, on_event)?
+            deliver(frame.opcode, false, payload, on_event)?
         } else if frame.fin {
-            if frame.opcode == OpCode::Text {
+            if frame.opcode == OpCode::Text && !self.compressed {
                 self.utf8.finish()?;
             }
             self.open = None;
             // Taking the buffer releases it once the event has been handled.
             let message = std::mem::take(&mut self.message);
-            deliver(frame.opcode, &message, on_event)?
+            deliver(frame.opcode, self.compressed, &message, on_event)?
         } else {
             ControlFlow::Continue(())
         };
@@ -408,6 +447,12 @@ impl MessageReader {
         }
         self.message.extend_from_slice(chunk);
     }
+}
+
+/// The most bytes a message of `size` bytes can take compressed: deflate's
+/// worst case (stored blocks) with room to spare, as zlib's `deflateBound`.
+fn compressed_bound(size: usize) -> usize {
+    size.saturating_add(size >> 10).saturating_add(64)
 }
 
 /// Reads the next header from the stashed bytes `buf[..len]` followed by
@@ -445,6 +490,7 @@ fn take_header(
 /// close.
 fn deliver<F>(
     opcode: OpCode,
+    compressed: bool,
     payload: &[u8],
     on_event: &mut F,
 ) -> Result<ControlFlow<()>, ProtocolError>
@@ -452,6 +498,10 @@ where
     F: FnMut(Event<'_>) -> ControlFlow<()>,
 {
     let event = match opcode {
+        OpCode::Text | OpCode::Binary if compressed => Event::Compressed {
+            text: opcode == OpCode::Text,
+            payload,
+        },
         OpCode::Text => Event::Text(as_text(payload)?),
         // Continuations were resolved to their message's kind in check_header.
         OpCode::Binary | OpCode::Continuation => Event::Binary(payload),
@@ -1115,10 +1165,77 @@ mod tests {
             [
                 OwnedEvent::Text("server style".into()),
                 OwnedEvent::Binary(b"masked".to_vec()),
-                OwnedEvent::Text("rsv1".into())
+                OwnedEvent::Compressed(true, b"rsv1".to_vec())
             ]
         );
         assert_eq!(outcome.end, Err(ProtocolError::ReservedBits(0b010)));
         assert_eq!(run_bytewise(limits, &s), outcome);
+    }
+
+    /// RFC 7692 section 6.1: RSV1 on a message's first frame only; the
+    /// compressed message is joined but neither inflated nor UTF-8 checked.
+    #[test]
+    fn compressed_messages() {
+        let deflate = ReaderLimits {
+            allowed_rsv: RSV1,
+            max_message_size: 16,
+            ..ReaderLimits::default()
+        };
+        let mut s = Vec::new();
+        raw_frame(&mut s, false, RSV1, OpCode::Text, b"\xff\xfe");
+        frame(&mut s, true, OpCode::Ping, b"p");
+        frame(&mut s, true, OpCode::Continuation, b"\xc0");
+        frame(&mut s, true, OpCode::Text, b"plain");
+        raw_frame(&mut s, true, RSV1, OpCode::Binary, &[7; 80]);
+        let good = s.clone();
+        let outcome = run(deflate, &s);
+        assert_eq!(
+            outcome.events,
+            [
+                OwnedEvent::Ping(b"p".to_vec()),
+                OwnedEvent::Compressed(true, b"\xff\xfe\xc0".to_vec()),
+                OwnedEvent::Text("plain".into()),
+                OwnedEvent::Compressed(false, vec![7; 80]),
+            ]
+        );
+        assert_eq!(outcome.end, Ok(s.len()));
+        assert_eq!(run_bytewise(deflate, &s), outcome);
+
+        let mut bad_continuation = Vec::new();
+        frame(&mut bad_continuation, false, OpCode::Text, b"a");
+        raw_frame(
+            &mut bad_continuation,
+            true,
+            RSV1,
+            OpCode::Continuation,
+            b"b",
+        );
+        let mut bad_control = Vec::new();
+        raw_frame(&mut bad_control, true, RSV1, OpCode::Ping, b"");
+        let mut too_big = Vec::new();
+        raw_frame(&mut too_big, false, RSV1, OpCode::Binary, &[0; 70]);
+        frame(&mut too_big, true, OpCode::Continuation, &[0; 11]);
+        let cases = [
+            (
+                deflate,
+                &bad_continuation,
+                ProtocolError::ReservedBits(RSV1),
+            ),
+            (deflate, &bad_control, ProtocolError::ReservedBits(RSV1)),
+            (
+                deflate,
+                &too_big,
+                ProtocolError::MessageTooBig { limit: 16 },
+            ),
+            (
+                ReaderLimits::default(),
+                &good,
+                ProtocolError::ReservedBits(RSV1),
+            ),
+        ];
+        for (limits, stream, error) in cases {
+            assert_eq!(run(limits, stream).end, Err(error.clone()), "{stream:?}");
+            assert_eq!(run_bytewise(limits, stream).end, Err(error));
+        }
     }
 }

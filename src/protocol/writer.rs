@@ -2,7 +2,7 @@
 //! fuzzing and benches. It appends whole frames to the caller's buffer; it never
 //! fragments, never fails, and never sends a control payload over 125 bytes.
 
-use super::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use super::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use super::mask::apply_mask;
 
 /// Appends one unfragmented, unmasked frame (header + payload) to `out`.
@@ -13,7 +13,14 @@ pub fn encode_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
         "{opcode:?} payload of {} bytes",
         payload.len()
     );
-    append_frame(out, true, opcode, payload, None);
+    append_frame(out, true, 0, opcode, payload, None);
+}
+
+/// Appends one unfragmented, unmasked data frame whose payload is a
+/// permessage-deflate compressed message: RSV1 set (RFC 7692 section 6).
+pub fn encode_compressed_frame(out: &mut Vec<u8>, opcode: OpCode, compressed: &[u8]) {
+    debug_assert!(!opcode.is_control(), "control frames are never compressed");
+    append_frame(out, true, RSV1, opcode, compressed, None);
 }
 
 /// Appends a masked (client-to-server) frame with the given FIN bit and no
@@ -25,7 +32,7 @@ pub fn encode_client_frame(
     payload: &[u8],
     mask: [u8; 4],
 ) {
-    append_frame(out, fin, opcode, payload, Some(mask));
+    append_frame(out, fin, 0, opcode, payload, Some(mask));
 }
 
 /// Appends a close frame with `code` and `reason`, the reason truncated at a
@@ -47,12 +54,13 @@ pub fn encode_empty_close(out: &mut Vec<u8>) {
 fn append_frame(
     out: &mut Vec<u8>,
     fin: bool,
+    rsv: u8,
     opcode: OpCode,
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
     let mut header = [0u8; MAX_HEADER_LEN];
-    let header_len = encode_header(&mut header, fin, 0, opcode, payload.len() as u64, mask);
+    let header_len = encode_header(&mut header, fin, rsv, opcode, payload.len() as u64, mask);
     out.reserve(header_len + payload.len());
     out.extend_from_slice(&header[..header_len]);
     let start = out.len();

@@ -60,6 +60,9 @@ impl HttpPath {
     }
 }
 
+/// WebSocket routes a server can match.
+pub(crate) const MAX_WS_ROUTES: usize = 1 << 16;
+
 /// Every route of a server.
 #[derive(Default)]
 pub struct Routes {
@@ -69,7 +72,15 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// Adds a WebSocket route; past [`MAX_WS_ROUTES`] it is never matched
+    /// (a connection keeps its route's index in two bytes).
     pub(crate) fn add_ws(&mut self, pattern: &str, handler: Arc<dyn Handler>) {
+        if self.ws.len() >= MAX_WS_ROUTES {
+            tracing::warn!(
+                pattern,
+                "more than {MAX_WS_ROUTES} WebSocket routes: this one is never matched"
+            );
+        }
         self.ws
             .push((Arc::from(pattern), Pattern::parse(pattern), handler));
     }
@@ -81,7 +92,10 @@ impl Routes {
 
     /// The WebSocket route answering `path`, first registered first.
     pub(crate) fn find_ws(&self, path: &str) -> Option<usize> {
-        self.ws.iter().position(|(_, p, _)| p.matches(path))
+        self.ws
+            .iter()
+            .take(MAX_WS_ROUTES)
+            .position(|(_, p, _)| p.matches(path))
     }
 
     pub(crate) fn ws_handler(&self, index: usize) -> &Arc<dyn Handler> {

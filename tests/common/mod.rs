@@ -620,7 +620,14 @@ impl RawWs {
     }
 
     /// Upgrades an already connected `stream` on `path` and checks the 101.
-    pub fn upgrade(mut stream: TcpStream, path: &str) -> Self {
+    pub fn upgrade(stream: TcpStream, path: &str) -> Self {
+        Self::upgrade_with(stream, &UpgradeRequest::new(path))
+    }
+
+    /// Upgrades `stream` with `request` (extra headers, a subprotocol) and
+    /// checks the 101.
+    pub fn upgrade_with(mut stream: TcpStream, request: &UpgradeRequest) -> Self {
+        let path = &request.path;
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -628,7 +635,7 @@ impl RawWs {
             .set_write_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         stream
-            .write_all(&UpgradeRequest::new(path).to_bytes())
+            .write_all(&request.to_bytes())
             .expect("write upgrade");
         let (resp, rest) = read_response(&mut stream).expect("read 101");
         assert_eq!(resp.status, 101, "upgrade on {path}: {resp:?}");

@@ -24,11 +24,11 @@ import uuid
 
 import jwt
 import pytest
-import requests
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from openmetrics import samples
+import harness
+from harness import metric, scrape
 
 SECRET = "ringgate-realtime-test-secret-" + "0123456789abcdef" * 3  # >= 64 bytes: PyJWT stays quiet, HS512 too
 TIMEOUT = 10.0  # any single wait for a message or an answer
@@ -53,10 +53,6 @@ def realtime(start_server, **env):
     return start_server(env=full)
 
 
-def base(server):
-    return f"http://{server.host}:{server.port}"
-
-
 def token(sub="alice", username=None, ttl=3600, secret=SECRET, algorithm="HS256", drop=(), **claims):
     payload = {"sub": sub, "username": username or sub.capitalize(), "exp": int(time.time()) + ttl}
     payload.update(claims)
@@ -70,8 +66,7 @@ def b64url(obj):
 
 
 def http(server, method, path, **kw):
-    kw.setdefault("timeout", TIMEOUT)
-    return requests.request(method, base(server) + path, **kw)
+    return harness.http(server, method, path, TIMEOUT, **kw)
 
 
 async def ahttp(server, method, path, **kw):
@@ -99,16 +94,6 @@ def online(server):
 
 def room_users(server, room):
     return http(server, "GET", f"/ws/rooms/{room}").json()["user_count"]
-
-
-def scrape(server):
-    r = http(server, "GET", "/metrics")
-    assert r.status_code == 200
-    return samples(r.text)
-
-
-def metric(values, name, **labels):
-    return values[(name, frozenset(labels.items()))]
 
 
 # --- clients --------------------------------------------------------------------------
@@ -202,12 +187,7 @@ def ws_url(server, path="/ws", tok=None, **query):
 
 
 def ws_options(**kw):
-    kw.setdefault("open_timeout", TIMEOUT)
-    kw.setdefault("close_timeout", 5)
-    kw.setdefault("ping_interval", None)
-    kw.setdefault("compression", None)
-    kw.setdefault("proxy", None)
-    return kw
+    return harness.ws_options(TIMEOUT, **kw)
 
 
 class Net:
@@ -250,16 +230,7 @@ class Net:
 
 
 def drive(server, body, deadline=TEST_DEADLINE):
-    """Runs `async body(net)` with a deadline; closes its clients after."""
-
-    async def main():
-        net = Net(server)
-        try:
-            await asyncio.wait_for(body(net), deadline)
-        finally:
-            await net.aclose()
-
-    asyncio.run(main())
+    harness.drive(Net(server), body, deadline)
 
 
 def shard_of(server, ws):

@@ -6,11 +6,10 @@
 use crate::engine::descriptor::Descriptor;
 use crate::engine::handoff::Ticket;
 use crate::engine::sendq::SendQueue;
-use crate::engine::shard::handler_timers::HandlerTimers;
-use crate::engine::shard::locals::ShardLocals;
+use crate::engine::shard::compression::{ConnDeflate, Dedicated, Negotiated};
 use crate::engine::socket::PeerAddr;
-use crate::handler::{ConnCtx, Identity};
-use crate::hub::{ConnId, Hub, Subscriptions};
+use crate::handler::{ConnCtx, Identity, ShardScope};
+use crate::hub::ConnId;
 use crate::protocol::reader::{MessageReader, ReaderLimits};
 
 /// Where the connection is in its life.
@@ -60,19 +59,30 @@ pub(super) struct PartialHead {
     pub(super) ticket: Option<Ticket>,
 }
 
-/// The subprotocol and identity an upgrade handler chose for a connection.
-pub(super) struct Attached {
+/// The subprotocol, identity and label an upgrade handler chose for a connection.
+pub(crate) struct Attached {
     pub(super) protocol: Option<Box<str>>,
     pub(super) identity: Option<Identity>,
+    pub(super) label: Option<Box<str>>,
+    /// A dedicated-mode connection's permessage-deflate codecs.
+    pub(super) dedicated: Option<Box<Dedicated>>,
 }
 
 impl Attached {
     /// Boxed, or `None` when there is nothing to keep.
-    pub(super) fn boxed(protocol: Option<String>, identity: Option<Identity>) -> Option<Box<Self>> {
-        (protocol.is_some() || identity.is_some()).then(|| {
+    pub(super) fn boxed(
+        protocol: Option<String>,
+        identity: Option<Identity>,
+        label: Option<String>,
+        dedicated: Option<Box<Dedicated>>,
+    ) -> Option<Box<Self>> {
+        let some = protocol.is_some() || identity.is_some() || label.is_some();
+        (some || dedicated.is_some()).then(|| {
             Box::new(Self {
                 protocol: protocol.map(String::into_boxed_str),
                 identity,
+                label: label.map(String::into_boxed_str),
+                dedicated,
             })
         })
     }
@@ -84,7 +94,7 @@ pub(super) struct Conn {
     pub(super) phase: Phase,
     pub(super) closing: Closing,
     /// Index of the WebSocket route (valid once open).
-    pub(super) route: u32,
+    pub(super) route: u16,
     /// Admitted from the admin reserve past MAX_CONNECTIONS: plain HTTP only.
     pub(super) reserve: bool,
     pub(super) dirty: bool,
@@ -93,6 +103,8 @@ pub(super) struct Conn {
     pub(super) head: Option<Box<PartialHead>>,
     pub(super) reader: MessageReader,
     pub(super) sendq: SendQueue,
+    /// permessage-deflate, when negotiated.
+    pub(super) deflate: Negotiated,
     /// What the upgrade handler attached, boxed: most connections have none.
     pub(super) attached: Option<Box<Attached>>,
     /// Shard clock (ms) at accept.
@@ -119,6 +131,7 @@ impl Conn {
             head: None,
             reader: MessageReader::new(ReaderLimits::default()),
             sendq: SendQueue::default(),
+            deflate: Negotiated::Off,
             attached: None,
             accepted_at: now,
             last_rx: now,
@@ -132,15 +145,15 @@ impl Conn {
     pub(super) fn split<'a>(
         &'a mut self,
         peer: PeerAddr,
-        subs: &'a mut Subscriptions,
-        timers: &'a mut HandlerTimers,
-        locals: &'a mut ShardLocals,
-        hub: &'a Hub,
-        close: &'a mut Option<(u16, String)>,
+        shard: ShardScope<'a>,
     ) -> (&'a mut MessageReader, ConnCtx<'a>) {
-        let (protocol, identity) = match self.attached.as_deref_mut() {
-            Some(a) => (a.protocol.as_deref(), a.identity.as_deref_mut()),
-            None => (None, None),
+        let (protocol, identity, dedicated) = match self.attached.as_deref_mut() {
+            Some(a) => (
+                a.protocol.as_deref(),
+                a.identity.as_deref_mut(),
+                a.dedicated.as_deref_mut(),
+            ),
+            None => (None, None, None),
         };
         let ctx = ConnCtx {
             id: self.id,
@@ -148,14 +161,21 @@ impl Conn {
             protocol,
             identity,
             sendq: &mut self.sendq,
-            subs,
-            timers,
-            locals,
-            hub,
-            close,
+            deflate: ConnDeflate::new(self.deflate, dedicated),
+            shard,
             sent: 0,
         };
         (&mut self.reader, ctx)
+    }
+
+    /// The connection's side of compression and its send queue, for a send
+    /// from outside a handler callback.
+    pub(super) fn deflate_and_sendq(&mut self) -> (ConnDeflate<'_>, &mut SendQueue) {
+        let dedicated = self
+            .attached
+            .as_deref_mut()
+            .and_then(|a| a.dedicated.as_deref_mut());
+        (ConnDeflate::new(self.deflate, dedicated), &mut self.sendq)
     }
 }
 

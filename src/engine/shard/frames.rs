@@ -1,6 +1,7 @@
 //! The WebSocket phase of a connection: run the protocol reader over received
-//! bytes, answer pings and closes, and hand complete messages to the route's
-//! handler. A protocol error fails only this connection, with its close code.
+//! bytes, answer pings and closes, inflate compressed messages, and hand
+//! complete messages to the route's handler. A protocol error fails only
+//! this connection, with its close code.
 
 use std::ops::ControlFlow;
 
@@ -10,7 +11,9 @@ use crate::hub::CloseReason;
 use crate::protocol::close::code;
 use crate::protocol::frame::OpCode;
 use crate::protocol::reader::Event;
+use crate::protocol::utf8::as_text;
 use crate::protocol::writer::{encode_close, encode_empty_close};
+use crate::protocol::ProtocolError;
 
 /// What ended a `feed` early.
 enum Stop {
@@ -18,6 +21,9 @@ enum Stop {
     PeerClose(Option<u16>, String),
     /// The handler asked to close (or panicked).
     HandlerClose(u16, String),
+    /// A compressed message did not inflate within the limit, or its text
+    /// is not UTF-8.
+    Inflate(ProtocolError),
 }
 
 impl Shard {
@@ -41,26 +47,45 @@ impl Shard {
             let conn = &self.conns[key];
             self.shared.routes.ws_handler(conn.route as usize).clone()
         };
-        let peer = self.peer(key);
         let conn = &mut self.conns[key];
         conn.pong_deadline = 0;
         let closing = conn.closing;
+        let inflate_limit = conn.reader.max_message_size();
         let mut stop = None;
         let mut messages = 0u64;
         let mut close_req = None;
         let mut handler_failed = false;
-        let (reader, mut ctx) = conn.split(
-            peer,
-            &mut self.subs,
-            &mut self.handler_timers,
-            &mut self.locals,
-            &self.shared.hub,
-            &mut close_req,
-        );
+        let (reader, mut ctx) = self.split_conn(key, &mut close_req);
         let result = reader.feed(data, &mut |event| {
+            let mut inflated = None;
             let msg = match event {
                 Event::Text(text) => Message::Text(text),
                 Event::Binary(bytes) => Message::Binary(bytes),
+                Event::Compressed { .. } if closing != Closing::No => {
+                    return ControlFlow::Continue(());
+                }
+                Event::Compressed { text, payload } => {
+                    let buf =
+                        match ctx
+                            .shard
+                            .codecs
+                            .inflate(&mut ctx.deflate, payload, inflate_limit)
+                        {
+                            Ok(buf) => inflated.insert(buf),
+                            Err(e) => {
+                                stop = Some(Stop::Inflate(e.into()));
+                                return ControlFlow::Break(());
+                            }
+                        };
+                    if !text {
+                        Message::Binary(buf)
+                    } else if let Ok(text) = as_text(buf) {
+                        Message::Text(text)
+                    } else {
+                        stop = Some(Stop::Inflate(ProtocolError::InvalidUtf8));
+                        return ControlFlow::Break(());
+                    }
+                }
                 Event::Ping(payload) => {
                     if closing == Closing::No {
                         ctx.sendq.push_frame(OpCode::Pong, payload);
@@ -80,9 +105,12 @@ impl Shard {
             messages += 1;
             if !guarded(|| handler.on_message(&mut ctx, msg)) {
                 handler_failed = true;
-                *ctx.close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
+                *ctx.shard.close = Some((code::INTERNAL_ERROR, "handler failed".to_owned()));
             }
-            match ctx.close.take() {
+            if let Some(buf) = inflated {
+                ctx.shard.codecs.recycle(buf);
+            }
+            match ctx.shard.close.take() {
                 Some((code, reason)) => {
                     stop = Some(Stop::HandlerClose(code, reason));
                     ControlFlow::Break(())
@@ -99,7 +127,7 @@ impl Shard {
             self.count_close(CloseReason::HandlerFailed);
         }
         match (result, stop) {
-            (Err(e), _) => {
+            (Err(e), _) | (Ok(_), Some(Stop::Inflate(e))) => {
                 self.count_close(CloseReason::ProtocolError);
                 self.fail(key, e.close_code(), &e.to_string());
                 data.len()

@@ -5,29 +5,44 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::time::Instant;
 
 use crate::hub::ConnId;
 
 /// One shard's handler timers.
-#[derive(Default)]
 pub(crate) struct HandlerTimers {
     /// (due ms, order of setting, connection, token), soonest first.
     heap: BinaryHeap<Reverse<(u64, u64, ConnId, u64)>>,
     set: u64,
-    /// The shard's clock (ms), as of its last reading.
-    pub(crate) now: u64,
+    /// The shard's clock: due times are milliseconds since it started.
+    clock: Instant,
 }
 
 impl HandlerTimers {
-    /// Sets a timer for connection `id`, due `after_ms` from now.
+    pub(crate) fn new(clock: Instant) -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            set: 0,
+            clock,
+        }
+    }
+
+    /// Sets a timer for connection `id`, due `after_ms` from now. The clock
+    /// is read here, not taken from the shard's last reading, which is as
+    /// old as the batch of completions being handled: a timer set late in a
+    /// busy batch would fire early.
     pub(crate) fn set(&mut self, id: ConnId, after_ms: u64, token: u64) {
+        let now = self.clock.elapsed().as_millis() as u64;
+        self.set_at(now, id, after_ms, token);
+    }
+
+    /// Sets a timer at shard time `now` (ms). Due one millisecond later than
+    /// `now + after_ms`: `now` is rounded down, and the timer must not fire
+    /// before `after_ms` has passed.
+    fn set_at(&mut self, now: u64, id: ConnId, after_ms: u64, token: u64) {
         self.set += 1;
-        self.heap.push(Reverse((
-            self.now.saturating_add(after_ms),
-            self.set,
-            id,
-            token,
-        )));
+        let due = now.saturating_add(after_ms).saturating_add(1);
+        self.heap.push(Reverse((due, self.set, id, token)));
     }
 
     /// Takes the timers due by `now`, in due order (ties in setting order).
@@ -50,15 +65,17 @@ mod tests {
 
     #[test]
     fn due_timers_come_in_order() {
-        let mut timers = HandlerTimers::default();
+        let mut timers = HandlerTimers::new(Instant::now());
         let (a, b) = (ConnId::from_u64(1), ConnId::from_u64(2));
-        timers.set(a, 100, 1);
-        timers.set(b, 50, 2);
-        timers.set(a, 50, 3);
-        assert!(timers.take_due(49).is_empty());
+        timers.set_at(0, a, 100, 1);
+        timers.set_at(0, b, 50, 2);
+        timers.set_at(0, a, 50, 3);
+        assert!(
+            timers.take_due(50).is_empty(),
+            "not before after_ms has passed"
+        );
         assert_eq!(timers.take_due(60), vec![(b, 2), (a, 3)]);
-        timers.now = 200;
-        timers.set(b, 0, 4);
-        assert_eq!(timers.take_due(200), vec![(a, 1), (b, 4)]);
+        timers.set_at(200, b, 0, 4);
+        assert_eq!(timers.take_due(201), vec![(a, 1), (b, 4)]);
     }
 }

@@ -5,6 +5,7 @@
 
 mod admission;
 mod closes;
+mod compression;
 mod conn;
 mod frames;
 mod handler_timers;
@@ -24,6 +25,7 @@ use slab::Slab;
 use admission::AcceptBackoff;
 pub(crate) use admission::Room;
 use closes::CloseCounts;
+pub(crate) use compression::{ConnDeflate, ShardDeflate};
 use conn::{Closing, Conn, Phase};
 pub(crate) use handler_timers::HandlerTimers;
 pub(crate) use locals::ShardLocals;
@@ -33,9 +35,12 @@ use super::descriptor::Descriptor;
 use super::handoff::{PlainHttp, Ticket};
 use super::socket::PeerAddr;
 use super::{ShardEvent, Shared};
-use crate::handler::{ConnCtx, Handler};
-use crate::hub::{CloseReason, Command, ConnId, ShardInbox, ShardMetrics, Subscriptions};
+use crate::handler::{ConnCtx, Handler, ShardScope};
+use crate::hub::{
+    CloseReason, Command, ConnId, ShardInbox, ShardMetrics, SharedFrame, Subscriptions,
+};
 use crate::protocol::close::code;
+use crate::protocol::reader::MessageReader;
 use crate::protocol::writer::encode_close;
 
 /// Most slots a shard reserves address space for at start (about 180 MiB
@@ -101,6 +106,8 @@ pub(crate) struct Shard {
     handler_timers: HandlerTimers,
     /// Values handlers keep per shard.
     locals: ShardLocals,
+    /// permessage-deflate codecs and buffers shared by the shard's connections.
+    codecs: ShardDeflate,
     /// The wall-clock time when `clock` started.
     epoch: SystemTime,
 }
@@ -117,6 +124,7 @@ impl Shard {
         // never doubles and copies under a connection storm.
         let shards = shared.hub.shards().max(1);
         let share = shared.config.server.max_connections / shards + 1;
+        let clock = Instant::now();
         Self {
             index,
             conns: Slab::with_capacity(share.min(MAX_PRESIZED_SLOTS)),
@@ -127,7 +135,7 @@ impl Shard {
             inbox_backlog: false,
             backoff: AcceptBackoff::default(),
             closes: CloseCounts::default(),
-            clock: Instant::now(),
+            clock,
             now: 0,
             dirty: Vec::new(),
             peers: Vec::new(),
@@ -135,8 +143,12 @@ impl Shard {
             messages_in: 0,
             messages_out: 0,
             metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
-            handler_timers: HandlerTimers::default(),
+            handler_timers: HandlerTimers::new(clock),
             locals: ShardLocals::default(),
+            codecs: ShardDeflate::new(
+                shared.config.websocket.compression_level as u32,
+                shared.config.websocket.compression_threshold,
+            ),
             epoch: SystemTime::now(),
             shared,
         }
@@ -144,7 +156,6 @@ impl Shard {
 
     pub(crate) fn update_clock(&mut self) {
         self.now = self.clock.elapsed().as_millis() as u64;
-        self.handler_timers.now = self.now;
     }
 
     /// The eventfd the driver watches for hub commands.
@@ -432,19 +443,29 @@ impl Shard {
             .routes
             .ws_handler(self.conns[key].route as usize)
             .clone();
-        let peer = self.peer(key);
-        let conn = &mut self.conns[key];
         let mut close = closing.then(|| (0, String::new()));
-        let (_, mut ctx) = conn.split(
-            peer,
-            &mut self.subs,
-            &mut self.handler_timers,
-            &mut self.locals,
-            &self.shared.hub,
-            &mut close,
-        );
+        let (_, mut ctx) = self.split_conn(key, &mut close);
         let finished = guarded(|| f(&*handler, &mut ctx));
         (finished, close.filter(|_| !closing))
+    }
+
+    /// Connection `key`'s reader and a handler's view of the connection
+    /// and this shard; a close the handler asks for lands in `close`.
+    fn split_conn<'a>(
+        &'a mut self,
+        key: usize,
+        close: &'a mut Option<(u16, String)>,
+    ) -> (&'a mut MessageReader, ConnCtx<'a>) {
+        let peer = self.peer(key);
+        let scope = ShardScope {
+            subs: &mut self.subs,
+            timers: &mut self.handler_timers,
+            locals: &mut self.locals,
+            codecs: &mut self.codecs,
+            hub: &self.shared.hub,
+            close,
+        };
+        self.conns[key].split(peer, scope)
     }
 
     /// Runs a handler callback on open connection `key` under the panic
@@ -469,6 +490,9 @@ impl Shard {
             let key = id.slot() as usize;
             if self.is_open(id) && self.conns[key].closing == Closing::No {
                 self.callback(key, |handler, ctx| handler.on_timer(ctx, token));
+                // No input brought it here: what the handler queued is
+                // written only if the connection is marked for a flush.
+                self.mark(key);
             }
         }
     }
@@ -540,13 +564,14 @@ impl Shard {
     }
 
     /// Queues a shared frame for a connection, if `id` still names it.
-    pub(super) fn deliver(&mut self, id: ConnId, frame: &bytes::Bytes) -> bool {
+    pub(super) fn deliver(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
         let key = id.slot() as usize;
         match self.conns.get_mut(key) {
             Some(conn)
                 if conn.id == id && conn.phase == Phase::Open && conn.closing == Closing::No =>
             {
-                conn.sendq.push_shared(frame.clone());
+                let (mut deflate, sendq) = conn.deflate_and_sendq();
+                self.codecs.push_shared(&mut deflate, sendq, frame);
                 self.messages_out += 1;
                 self.metrics.routes[conn.route as usize].messages_out += 1;
                 self.mark(key);
@@ -629,7 +654,7 @@ impl Shard {
     pub(super) fn deliver_to_channel(
         &mut self,
         channel: &str,
-        frame: &bytes::Bytes,
+        frame: &SharedFrame,
         except: Option<ConnId>,
     ) -> (usize, usize) {
         let members: Vec<u32> = self.subs.members(channel).collect();

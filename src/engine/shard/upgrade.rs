@@ -2,9 +2,13 @@
 //! upgrade it to a WebSocket on a matching route or answer a plain HTTP route,
 //! always with the right status. Never holds more than the header cap.
 
+use super::compression::Negotiated;
 use super::conn::{Attached, PartialHead};
 use super::{guarded, Closing, Phase, Shard, OVERLOADED};
+use crate::config::Compression;
 use crate::handler::{Accept, Reject, UpgradeRequest};
+use crate::protocol::deflate::negotiate;
+use crate::protocol::frame::RSV1;
 use crate::protocol::handshake::{
     accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
 };
@@ -151,20 +155,28 @@ impl Shard {
         let protocol = accept
             .protocol
             .filter(|p| info.protocols.iter().any(|offered| offered == p));
+        let mode = accept
+            .compression
+            .unwrap_or_else(|| self.shared.config.deflate_mode(Compression::Default));
+        let deflate = negotiate(&info.extensions, mode);
         let mut out = Vec::with_capacity(160);
         write_switching_protocols(
             &mut out,
             &accept_key(&info.key),
             protocol.as_deref(),
+            deflate.as_ref().map(|(_, response)| response.as_str()),
             &accept.headers,
         );
-        let max_message_size = accept.max_message_size;
+        let (negotiated, dedicated) = deflate.map_or((Negotiated::Off, None), |(params, _)| {
+            Negotiated::new(mode, params)
+        });
+        let attached = Attached::boxed(protocol, accept.identity, accept.label, dedicated);
         self.open(
             key,
-            route as u32,
-            protocol,
-            accept.identity,
-            max_message_size,
+            route as u16,
+            attached,
+            accept.max_message_size,
+            negotiated,
             &out,
         );
         if !rest.is_empty() {
@@ -177,16 +189,17 @@ impl Shard {
     fn open(
         &mut self,
         key: usize,
-        route: u32,
-        protocol: Option<String>,
-        identity: Option<crate::handler::Identity>,
+        route: u16,
+        attached: Option<Box<Attached>>,
         max_message_size: Option<usize>,
+        deflate: Negotiated,
         response: &[u8],
     ) {
         let ws = &self.shared.config.websocket;
         let limits = ReaderLimits {
             max_message_size: max_message_size.unwrap_or(ws.max_message_size),
             max_fragments: ws.max_fragments,
+            allowed_rsv: if deflate == Negotiated::Off { 0 } else { RSV1 },
             ..ReaderLimits::default()
         };
         let ping_period = ws.ping_period.as_millis() as u64;
@@ -199,7 +212,8 @@ impl Shard {
         conn.route = route;
         conn.head = None;
         conn.reader = MessageReader::new(limits);
-        conn.attached = Attached::boxed(protocol, identity);
+        conn.attached = attached;
+        conn.deflate = deflate;
         conn.next_ping = if ping_period > 0 {
             now + ping_period
         } else {

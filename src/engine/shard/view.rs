@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::conn::Phase;
 use super::Shard;
 use crate::handler::Message;
-use crate::hub::{encode_shared, ConnId, Frame, ShardMetrics};
+use crate::hub::{ConnId, Frame, ShardMetrics, SharedFrame};
 use crate::protocol::close::{code, is_valid_wire_code};
 
 /// One open WebSocket connection, as `/connections` shows it.
@@ -23,6 +23,8 @@ pub struct ConnInfo {
     pub last_activity: SystemTime,
     pub remote_addr: Option<SocketAddr>,
     pub subprotocol: Option<String>,
+    /// The name the route's handler gave it ([`crate::Accept::label`]).
+    pub label: Option<String>,
 }
 
 /// A shard, seen by code the hub runs on it.
@@ -64,6 +66,11 @@ impl ShardCtx<'_> {
                     .as_ref()
                     .and_then(|a| a.protocol.as_deref())
                     .map(str::to_owned),
+                label: c
+                    .attached
+                    .as_ref()
+                    .and_then(|a| a.label.as_deref())
+                    .map(str::to_owned),
             })
             .collect()
     }
@@ -77,7 +84,7 @@ impl ShardCtx<'_> {
     /// connection of this shard (gone, closing, or on another shard), so a
     /// caller learns at once that nobody got it.
     pub fn send(&mut self, id: ConnId, msg: Message<'_>) -> bool {
-        self.shard.is_open(id) && self.shard.deliver(id, &encode_shared(msg))
+        self.shard.is_open(id) && self.shard.deliver(id, &SharedFrame::new(msg))
     }
 
     /// Starts the close handshake of connection `id` (a code RFC 6455
@@ -96,6 +103,19 @@ impl ShardCtx<'_> {
         self.shard
             .start_close(id.slot() as usize, code, reason, wait);
         true
+    }
+
+    /// Calls the route handler's `on_timer` with `token` on open connection
+    /// `id` of this shard once `after` has passed, as
+    /// [`crate::ConnCtx::set_timer`] does; false when `id` names no open
+    /// connection here.
+    pub fn set_timer(&mut self, id: ConnId, after: Duration, token: u64) -> bool {
+        let open = self.shard.is_open(id);
+        if open {
+            let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+            self.shard.handler_timers.set(id, ms, token);
+        }
+        open
     }
 
     /// Queues a pre-encoded frame to connection `id`; false as for

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::protocol::close::code;
+use crate::protocol::deflate::DeflateMode;
 use crate::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
 
 use super::auth::{find_token, AuthError, TOKEN_PROTOCOL};
@@ -30,13 +31,16 @@ pub(super) struct Realtime {
     service: Arc<Service>,
     /// `/ws/connect` joins the first default room when no `room_id` is given.
     joins_default_room: bool,
+    /// permessage-deflate on the realtime routes.
+    compression: DeflateMode,
 }
 
 impl Realtime {
-    pub(super) fn new(service: Arc<Service>, route: &str) -> Realtime {
+    pub(super) fn new(service: Arc<Service>, route: &str, compression: DeflateMode) -> Realtime {
         Realtime {
             service,
             joins_default_room: route == "/ws/connect",
+            compression,
         }
     }
 
@@ -121,7 +125,8 @@ impl Handler for Realtime {
         session.expires_at = expires_at;
         let accept = Accept::new()
             .identity(session)
-            .max_message_size(service.cfg.max_message_size);
+            .max_message_size(service.cfg.max_message_size)
+            .compression(self.compression);
         // A browser that offered `access_token` (with or without a token
         // after it) fails the connection unless the answer selects it.
         let offered = req.protocols().iter().any(|p| p == TOKEN_PROTOCOL);

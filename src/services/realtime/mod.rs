@@ -148,13 +148,17 @@ pub fn install(builder: ServerBuilder) -> Result<ServerBuilder, RealtimeError> {
     if !cfg.enabled {
         return Ok(builder);
     }
+    let compression = builder.config().deflate_mode(cfg.compression);
     let service = Arc::new(Service::new(cfg)?);
     if service.verifier.is_none() {
         tracing::warn!("JWT_SECRET is not set: /ws accepts anonymous users with generated ids");
     }
     let mut builder = builder;
     for route in ROUTES {
-        builder = builder.websocket(route, handler::Realtime::new(service.clone(), route));
+        builder = builder.websocket(
+            route,
+            handler::Realtime::new(service.clone(), route, compression),
+        );
     }
     let builder = admin::routes(builder, &service);
     Ok(builder.metrics(metrics::source(service)))

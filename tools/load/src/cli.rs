@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::ocpp::OcppPlan;
 use crate::realtime::{RealtimePlan, Secret, MAX_ROOMS};
 use crate::soak::SoakPlan;
 use crate::url::{self, WsUrl};
@@ -80,6 +81,13 @@ pub enum ModeCmd {
         /// How long to hold the connections once all are open.
         #[arg(long, value_parser = parse_duration, default_value = "10s")]
         duration: Duration,
+        /// Messages (--payload bytes) each connection sends once all are
+        /// open, echoes checked, before it idles: with --deflate, this makes
+        /// the codecs a server keeps per connection.
+        #[arg(long, default_value_t = 0)]
+        messages: u64,
+        #[command(flatten)]
+        payload: PayloadArgs,
     },
     /// N subscribers (-c) on one channel, then --publishers connections
     /// (`role=pub` added to the query) each sending --rate binary messages/s
@@ -193,6 +201,39 @@ pub enum ModeCmd {
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         warmup: Duration,
     },
+    /// OCPP 1.6 charge points (-c) against a central system: charge point
+    /// i connects to --url with `/{--id-prefix}{i}` added to the path,
+    /// offering subprotocol `ocpp1.6`; at most --max-concurrent are in
+    /// flight at once (handshake sent, BootNotification not yet answered):
+    /// a reconnect storm. Each sends BootNotification once open, then (with
+    /// --status) a StatusNotification, then --heartbeats Heartbeats
+    /// --heartbeat-interval apart, answering the server's CALLs meanwhile,
+    /// and checks every reply against its outstanding CALL; then all hold for
+    /// --hold and close. Report boots/s, CALL-to-CALLRESULT latency, server
+    /// CALLs answered and errors. Exits 1 when a charge point did not boot
+    /// or any error was counted.
+    Ocpp {
+        #[command(flatten)]
+        common: Common,
+        /// Charge point i is PREFIX{i}.
+        #[arg(long, default_value = "cp-")]
+        id_prefix: String,
+        /// Send one StatusNotification (connector 1 Available) after the boot.
+        #[arg(long)]
+        status: bool,
+        /// Heartbeats per charge point after the boot (and status).
+        #[arg(long, default_value_t = 1)]
+        heartbeats: u64,
+        /// Time from a CALL's answer to the next heartbeat.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        heartbeat_interval: Duration,
+        /// Keep the charge points connected this long once all are done.
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        hold: Duration,
+        /// HTTP Basic password; each charge point's user name is its id.
+        #[arg(long, env = "OCPP_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
 }
 
 /// Flags every mode takes.
@@ -200,14 +241,15 @@ pub enum ModeCmd {
 pub struct Common {
     /// Server URL (ws:// only) [default: ws://127.0.0.1:8080/echo; for
     /// fanout ws://127.0.0.1:8080/pubsub?channel=bench; for realtime
-    /// ws://127.0.0.1:8080/ws].
+    /// ws://127.0.0.1:8080/ws; for ocpp ws://127.0.0.1:8080/ocpp].
     #[arg(long)]
     pub url: Option<String>,
     /// Connections to open (fanout: subscribers; realtime: room members,
-    /// publishers included) [default: 100; soak 5000].
+    /// publishers included; ocpp: charge points) [default: 100; soak 5000].
     #[arg(short = 'c', long)]
     pub connections: Option<u64>,
-    /// Most handshakes in flight at once (over all threads).
+    /// Most handshakes in flight at once (over all threads; ocpp: handshakes
+    /// and unanswered BootNotifications).
     #[arg(long, default_value_t = 256)]
     pub max_concurrent: u64,
     /// Client threads, each with its own event loop and share of connections.
@@ -227,16 +269,25 @@ pub struct Common {
     #[arg(long)]
     pub progress: bool,
     /// Hard cap on the whole run [default: 120s; soak --duration + 2m;
-    /// realtime --duration + 3m].
+    /// realtime --duration + 3m; ocpp 120s + heartbeats × interval + hold].
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// A handshake not done this long after connect() counts as `timeout`
-    /// (realtime: a member without its `room_joined` by then, `not_joined`).
+    /// (realtime: a member without its `room_joined` by then, `not_joined`;
+    /// ocpp: a charge point without its boot answer, `not_booted`).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub handshake_timeout: Duration,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Offer permessage-deflate (`Sec-WebSocket-Extensions:
+    /// permessage-deflate; client_max_window_bits`). Where the server
+    /// agrees, the messages sent are compressed (level 1; OCPP CALLs, soak
+    /// garbage and control frames excepted) and compressed ones received are
+    /// inflated before they are checked; the report counts the agreements
+    /// and compares payload and wire bytes.
+    #[arg(long)]
+    pub deflate: bool,
 }
 
 /// Message shape, for the modes that send.
@@ -268,6 +319,8 @@ pub enum Mode {
     },
     Idle {
         duration: Duration,
+        /// Echoed messages per connection before idling.
+        messages: u64,
     },
     Fanout {
         /// Messages per second from each publisher.
@@ -276,6 +329,7 @@ pub enum Mode {
     },
     Soak(SoakPlan),
     Realtime(RealtimePlan),
+    Ocpp(OcppPlan),
 }
 
 impl Mode {
@@ -289,6 +343,15 @@ impl Mode {
             Mode::Fanout { .. } => "fanout",
             Mode::Soak(_) => "soak",
             Mode::Realtime(_) => "realtime",
+            Mode::Ocpp(_) => "ocpp",
+        }
+    }
+
+    /// The subprotocol every connection offers and the server must select.
+    pub fn subprotocol(&self) -> Option<&'static str> {
+        match self {
+            Mode::Ocpp(_) => Some(crate::ocpp::SUBPROTOCOL),
+            _ => None,
         }
     }
 
@@ -319,6 +382,7 @@ impl Mode {
             Mode::Fanout { .. } => "ws://127.0.0.1:8080/pubsub?channel=bench",
             Mode::Soak(_) => "ws://127.0.0.1:8080/pubsub?channel=soak",
             Mode::Realtime(_) => "ws://127.0.0.1:8080/ws",
+            Mode::Ocpp(_) => "ws://127.0.0.1:8080/ocpp",
             _ => "ws://127.0.0.1:8080/echo",
         }
     }
@@ -346,6 +410,8 @@ pub struct Plan {
     pub payload: usize,
     pub text: bool,
     pub window: usize,
+    /// Offer permessage-deflate.
+    pub deflate: bool,
 }
 
 /// Connections when `-c` is not given (soak: [`SOAK_CONNECTIONS`]).
@@ -358,6 +424,10 @@ const SOAK_TIMEOUT_SLACK: Duration = Duration::from_secs(120);
 /// Realtime's default cap beyond `--duration`: joining and settling a big
 /// room takes a while.
 const REALTIME_TIMEOUT_SLACK: Duration = Duration::from_secs(180);
+/// Most messages per connection in an idle run (all go at once).
+const MAX_IDLE_MESSAGES: u64 = 1 << 16;
+/// Most heartbeats per charge point.
+const MAX_HEARTBEATS: u64 = 1_000_000;
 
 /// Largest payload accepted (ringgate's default message limit).
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -394,12 +464,13 @@ pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsS
         Some(mode) => mode.to_owned(),
         None if at < args.len() => args.remove(at).to_string_lossy().into_owned(),
         None => return Err(
-            "--test-type needs a mode: storm, throughput, sustained, idle, fanout, soak, realtime"
+            "--test-type needs a mode: storm, throughput, sustained, idle, fanout, soak, realtime, \
+             ocpp"
                 .into(),
         ),
     };
     if mode == "all" {
-        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout, soak, realtime)".into());
+        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout, soak, realtime, ocpp)".into());
     }
     args.insert(1.min(args.len()), mode.into());
     Ok(args)
@@ -448,7 +519,17 @@ impl Cli {
                 };
                 (common, payload, mode, window)
             }
-            ModeCmd::Idle { common, duration } => (common, no_payload, Mode::Idle { duration }, 1),
+            ModeCmd::Idle {
+                common,
+                duration,
+                messages,
+                payload,
+            } => {
+                check_range("--messages", messages, 0, MAX_IDLE_MESSAGES)?;
+                let payload = if messages == 0 { no_payload } else { payload };
+                let mode = Mode::Idle { duration, messages };
+                (common, payload, mode, messages.max(1) as usize)
+            }
             ModeCmd::Fanout {
                 common,
                 rate,
@@ -519,6 +600,30 @@ impl Cli {
                     text: true,
                 };
                 (common, payload, mode, 1)
+            }
+            ModeCmd::Ocpp {
+                mut common,
+                id_prefix,
+                status,
+                heartbeats,
+                heartbeat_interval,
+                hold,
+                password,
+            } => {
+                check_range("--heartbeats", heartbeats, 0, MAX_HEARTBEATS)?;
+                let beating = heartbeat_interval.saturating_mul(heartbeats as u32);
+                common
+                    .timeout
+                    .get_or_insert(DEFAULT_TIMEOUT.saturating_add(beating).saturating_add(hold));
+                let mode = Mode::Ocpp(OcppPlan {
+                    id_prefix,
+                    status,
+                    heartbeats,
+                    heartbeat_interval,
+                    hold,
+                    password: password.filter(|p| !p.is_empty()).map(Secret),
+                });
+                (common, no_payload, mode, 1)
             }
             ModeCmd::Soak {
                 mut common,
@@ -619,6 +724,7 @@ impl Cli {
             payload: payload.payload,
             text: payload.text,
             window,
+            deflate: common.deflate,
         })
     }
 }
@@ -753,6 +859,32 @@ mod tests {
         let p = plan(&["storm", "-c", "3", "--threads", "8"]).unwrap();
         assert_eq!(p.threads, 3, "no more threads than connections");
         assert_eq!(p.mode.name(), "storm");
+        assert!(!p.deflate);
+    }
+
+    #[test]
+    fn builds_idle_plans_and_takes_deflate_everywhere() {
+        let p = plan(&["idle"]).unwrap();
+        let idle = |messages| Mode::Idle {
+            duration: Duration::from_secs(10),
+            messages,
+        };
+        assert_eq!((p.mode, p.payload, p.window), (idle(0), 0, 1));
+        let p = plan(&["idle", "--messages", "2", "--payload", "1KiB", "--deflate"]).unwrap();
+        assert_eq!((p.mode, p.payload, p.window), (idle(2), 1024, 2));
+        assert!(p.deflate);
+        assert!(plan(&["idle", "--messages", "65537"]).is_err());
+        for mode in [
+            "storm",
+            "throughput",
+            "sustained",
+            "fanout",
+            "realtime",
+            "soak",
+            "ocpp",
+        ] {
+            assert!(plan(&[mode, "--deflate"]).unwrap().deflate, "{mode}");
+        }
     }
 
     #[test]
@@ -928,5 +1060,58 @@ mod tests {
             assert!(plan(bad).is_err(), "{bad:?}");
         }
         assert!(plan(&["storm", "--url", "ws://192.0.2.1/", "--allow-remote"]).is_ok());
+    }
+
+    #[test]
+    fn builds_ocpp_plans() {
+        let p = plan(&["ocpp", "-c", "1000", "--max-concurrent", "100"]).unwrap();
+        assert_eq!(p.url.target, "/ocpp", "ocpp's default URL");
+        assert_eq!(
+            (p.connections, p.publishers, p.max_concurrent),
+            (1000, 0, 100)
+        );
+        assert_eq!(p.timeout, Duration::from_secs(121));
+        assert_eq!(p.mode.subprotocol(), Some("ocpp1.6"));
+        assert_eq!(
+            p.mode,
+            Mode::Ocpp(OcppPlan {
+                id_prefix: "cp-".into(),
+                status: false,
+                heartbeats: 1,
+                heartbeat_interval: Duration::from_secs(1),
+                hold: Duration::ZERO,
+                password: None,
+            })
+        );
+        let p = plan(&[
+            "ocpp",
+            "--id-prefix",
+            "site-a-",
+            "--status",
+            "--heartbeats",
+            "3",
+            "--heartbeat-interval",
+            "250ms",
+            "--hold",
+            "2s",
+            "--password",
+            "pw",
+        ])
+        .unwrap();
+        let Mode::Ocpp(o) = &p.mode else {
+            panic!("{:?}", p.mode)
+        };
+        assert_eq!(
+            (o.id_prefix.as_str(), o.status, o.heartbeats),
+            ("site-a-", true, 3)
+        );
+        assert_eq!(o.password, Some(Secret("pw".into())));
+        assert_eq!(p.timeout, Duration::from_millis(120_000 + 750 + 2_000));
+        assert_eq!(plan(&["storm"]).unwrap().mode.subprotocol(), None);
+        assert!(plan(&["ocpp", "--heartbeats", "1000001"]).is_err());
+        assert!(
+            plan(&["ocpp", "--payload", "20"]).is_err(),
+            "no payload flag"
+        );
     }
 }

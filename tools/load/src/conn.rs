@@ -2,7 +2,9 @@
 //! source address), its state and role, its pending output, and the
 //! [`EchoSink`] that checks echoes and answers pings and closes (fanout
 //! subscribers and soak connections use `fanout::DeliverySink` instead,
-//! realtime members `realtime::RealtimeSink`).
+//! realtime members `realtime::RealtimeSink`, OCPP charge points
+//! `ocpp::OcppSink`), each behind the connection's permessage-deflate codec
+//! when one was agreed (`deflate_codec::Inflating`).
 //! Owns no event loop; the worker drives it.
 
 use std::io::{self, Read as _, Write as _};
@@ -14,7 +16,9 @@ use ringgate::protocol::frame::OpCode;
 use ringgate::protocol::writer::encode_client_frame;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::deflate_codec::{Codec, Inflating};
 use crate::fanout::{DeliverySink, Subscriber};
+use crate::ocpp::{ChargePoint, OcppSink};
 use crate::realtime::{Member, RealtimeSink};
 use crate::soak::Life;
 use crate::stats::{Cause, Stats};
@@ -47,6 +51,8 @@ pub enum Role {
     Soak(Box<Life>),
     /// Realtime room member (a publishing one too).
     Member(Box<Member>),
+    /// OCPP charge point.
+    ChargePoint(Box<ChargePoint>),
 }
 
 impl Role {
@@ -90,9 +96,15 @@ impl Role {
         }
     }
 
-    /// A realtime member still waiting for its `room_joined`.
+    /// Upgraded, but still waiting for the server's first word: a realtime
+    /// member for its `room_joined`, a charge point for the answer to its
+    /// BootNotification.
     pub fn joining(&self) -> bool {
-        matches!(self, Role::Member(m) if !m.joined)
+        match self {
+            Role::Member(m) => !m.joined,
+            Role::ChargePoint(cp) => cp.booting(),
+            _ => false,
+        }
     }
 }
 
@@ -141,6 +153,8 @@ pub struct Conn {
     pub started_ns: u64,
     pub handshake: Option<Box<Pending>>,
     pub decoder: FrameDecoder,
+    /// permessage-deflate's state, when the answer agreed to it.
+    pub codec: Option<Box<Codec>>,
     /// Bytes that did not fit the socket yet.
     pub out: Vec<u8>,
     pub out_pos: usize,
@@ -253,7 +267,7 @@ impl Conn {
     }
 
     /// Feeds server bytes to the decoder with the sink this connection's
-    /// role needs; returns the echoes completed.
+    /// role needs; returns the echoes (OCPP: CALLs answered) completed.
     pub fn feed(
         &mut self,
         bytes: &[u8],
@@ -273,7 +287,20 @@ impl Conn {
                 payload: spec.payload_len as usize,
                 now_ns,
             };
-            return self.decoder.feed(bytes, &mut sink).map(|()| 0);
+            return decode(&mut self.decoder, &mut self.codec, bytes, &mut sink).map(|()| 0);
+        }
+        if let Role::ChargePoint(cp) = &mut self.role {
+            let mut sink = OcppSink {
+                cp,
+                msgs: &mut self.msgs,
+                stats,
+                replies,
+                mask: spec.mask,
+                now_ns,
+                completed: 0,
+            };
+            decode(&mut self.decoder, &mut self.codec, bytes, &mut sink)?;
+            return Ok(sink.completed);
         }
         let sub = match &mut self.role {
             Role::Subscriber(sub) => Some(&mut **sub),
@@ -289,7 +316,7 @@ impl Conn {
                 spec,
                 now_ns,
             };
-            return self.decoder.feed(bytes, &mut sink).map(|()| 0);
+            return decode(&mut self.decoder, &mut self.codec, bytes, &mut sink).map(|()| 0);
         }
         let mut sink = EchoSink {
             spec,
@@ -301,7 +328,7 @@ impl Conn {
             completed: 0,
             unsolicited: 0,
         };
-        self.decoder.feed(bytes, &mut sink)?;
+        decode(&mut self.decoder, &mut self.codec, bytes, &mut sink)?;
         Ok(sink.completed)
     }
 
@@ -331,6 +358,20 @@ impl Conn {
                 Err(_) => return ReadEnd::Error,
             }
         }
+    }
+}
+
+/// Feeds `bytes` to `decoder` for `sink`, through `codec` when the
+/// connection agreed to permessage-deflate.
+fn decode(
+    decoder: &mut FrameDecoder,
+    codec: &mut Option<Box<Codec>>,
+    bytes: &[u8],
+    sink: &mut impl FrameSink,
+) -> Result<(), DecodeError> {
+    match codec {
+        Some(codec) => decoder.feed(bytes, &mut Inflating { codec, inner: sink }),
+        None => decoder.feed(bytes, sink),
     }
 }
 

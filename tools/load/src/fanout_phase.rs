@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Mode;
 use crate::conn::{Role, State};
+use crate::deflate_codec::append_message;
 use crate::fanout::{header, Schedule};
 use crate::phases::DRAIN;
 use crate::realtime::{hex_header, publish_template};
@@ -154,11 +155,13 @@ impl Worker {
             }
             let now = self.now_ns();
             self.tx.clear();
+            let conn = &mut self.conns[p.key];
             for seq in p.sent..due {
                 let head = header(seq, now, p.index);
+                let codec = conn.codec.as_deref_mut();
                 match &p.envelope {
-                    Some(t) => t.append_with(&mut self.tx, &hex_header(&head)),
-                    None => self.template.append_with(&mut self.tx, &head),
+                    Some(t) => append_message(codec, t, &hex_header(&head), &mut self.tx),
+                    None => append_message(codec, &self.template, &head, &mut self.tx),
                 }
             }
             self.stats.sent += due - p.sent;

@@ -3,16 +3,23 @@
 //! Process concerns only: parse the flags, raise the open-files limit, check
 //! the connection count fits it (realtime: make the rooms), run, print the
 //! report. Modes: `storm`, `throughput`, `sustained`, `idle`, `fanout`,
-//! `soak`, `realtime` (see `--help`). Each thread runs one mio
+//! `soak`, `realtime`, `ocpp` (see `--help`); any of them may offer
+//! permessage-deflate (`--deflate`). Each thread runs one mio
 //! event loop over nonblocking sockets with hand-written client framing, so
 //! a message costs a copy of a pre-masked frame and no allocation.
 
 mod cli;
 mod conn;
+mod deflate;
+mod deflate_codec;
+mod deflate_report;
 mod fanout;
 mod fanout_phase;
 mod handshake;
 mod monitor;
+mod ocpp;
+mod ocpp_phase;
+mod ocpp_report;
 mod phases;
 mod procinfo;
 mod progress;

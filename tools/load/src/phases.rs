@@ -1,8 +1,9 @@
 //! A worker thread's life, phase by phase: connect its share (bounded
-//! handshakes in flight), meet the other threads (fanout and soak: then
+//! handshakes, for ocpp handshakes and boots, in flight), meet the other threads (fanout and soak: then
 //! connect the publishers and meet again), run the mode's work (throughput,
-//! sustained, fanout, soak, or holding), meet again, then close everything
-//! with a close handshake. Every loop ends at its own deadline or the run's.
+//! sustained, fanout, soak, ocpp, or holding), meet again, then close
+//! everything with a close handshake. Every loop ends at its own deadline or
+//! the run's.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -60,7 +61,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
     }
     match w.shared.plan.mode.clone() {
         Mode::Storm { hold } => w.hold(hold),
-        Mode::Idle { duration } => w.hold(duration),
+        Mode::Idle { duration, messages } => w.idle(duration, messages),
         Mode::Throughput { messages, duration } => w.throughput(messages, duration),
         Mode::Sustained {
             duration,
@@ -70,6 +71,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
         Mode::Fanout { rate, duration } => w.fanout(rate, duration),
         Mode::Realtime(rt) => w.fanout(rt.rate, rt.duration),
         Mode::Soak(_) => w.soak(),
+        Mode::Ocpp(ocpp) => w.ocpp_work(ocpp.hold),
     }
     w.stats.up_at_end = w.up;
     w.rendezvous();
@@ -90,7 +92,7 @@ impl Worker {
     pub(crate) fn connect_phase(&mut self) {
         let far = self.shared.deadline;
         loop {
-            while self.connecting < self.max_handshaking && self.opened < self.to_open {
+            while self.in_flight() < self.max_handshaking && self.opened < self.to_open {
                 self.start_connect();
             }
             if self.opened >= self.to_open && self.connecting == 0 && self.awaiting_join() == 0 {
@@ -105,11 +107,25 @@ impl Worker {
     }
 
     /// Keeps the connections open (answering pings) for `how_long`.
-    fn hold(&mut self, how_long: Duration) {
+    pub(crate) fn hold(&mut self, how_long: Duration) {
         let end = Instant::now() + how_long;
         while let Some(left) = self.left(end) {
             self.turn(left.min(MAX_WAIT));
         }
+    }
+
+    /// Each open connection sends `messages` at once (their echoes checked
+    /// as they come), then all hold for `how_long`.
+    fn idle(&mut self, how_long: Duration, messages: u64) {
+        if messages > 0 {
+            self.target = messages;
+            self.arm_connections(messages as usize);
+            for key in self.keys_in(State::Open) {
+                self.send_messages(key, messages);
+            }
+        }
+        self.hold(how_long);
+        self.give_up_in_flight();
     }
 
     /// Gives every open connection a ring of `window` send times.
@@ -250,6 +266,9 @@ impl Worker {
                 break;
             };
             self.turn(left.min(MAX_WAIT));
+        }
+        for (_, conn) in self.conns.iter() {
+            self.stats.deflate.add_codec(conn.codec.as_deref());
         }
         self.conns.clear();
     }

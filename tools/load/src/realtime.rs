@@ -478,11 +478,7 @@ impl FrameSink for RealtimeSink<'_> {
             Kind::Error { .. } => self.stats.fail(Cause::ServerError, 1),
             _ => self.stats.realtime.ignored += 1,
         }
-        let kept = &mut self.member.buf;
-        kept.clear();
-        if kept.capacity() > 4096 {
-            kept.shrink_to(4096);
-        }
+        crate::wire::recycle(&mut self.member.buf);
     }
 
     fn control(&mut self, opcode: OpCode, payload: &[u8]) {

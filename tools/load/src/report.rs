@@ -1,6 +1,7 @@
 //! The final report: derives rates and per-CPU-second figures from an
 //! [`Outcome`], and prints them as a table or as one JSON object whose field
-//! names are stable. A soak run adds its section (`soak_report`).
+//! names are stable. A soak run adds its section (`soak_report`), an ocpp
+//! run its own (`ocpp_report`), a `--deflate` run its own (`deflate_report`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +10,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::cli::{Mode, Plan};
+use crate::deflate_report::DeflateReport;
+use crate::ocpp_report::OcppReport;
 use crate::progress::group;
 use crate::realtime::RealtimePlan;
 use crate::run::{Outcome, Sample};
@@ -94,6 +97,8 @@ pub struct Report {
     /// Fanout: publish-to-delivery latency.
     pub latency_us: Option<Percentiles>,
     pub failures: BTreeMap<&'static str, u64>,
+    /// Refused handshakes (`bad_status`) by HTTP status.
+    pub refused: BTreeMap<u16, u64>,
     pub server_cpu_s: Option<f64>,
     pub msgs_per_server_cpu_s: Option<f64>,
     pub client_cpu_s: f64,
@@ -107,6 +112,11 @@ pub struct Report {
     pub soak: Option<SoakReport>,
     /// Realtime: rooms, exactly-once, rate limiting, CPU per delivery.
     pub realtime: Option<RealtimeReport>,
+    /// OCPP: boots, the storm, CALL latency, the server's CALLs.
+    pub ocpp: Option<OcppReport>,
+    /// `--deflate` (null without it): upgrades that agreed, and the payload
+    /// and wire bytes each way.
+    pub deflate: Option<DeflateReport>,
 }
 
 /// A realtime run's own figures.
@@ -233,7 +243,7 @@ impl RealtimeReport {
     }
 }
 
-fn round(v: f64, digits: i32) -> f64 {
+pub(crate) fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
 }
@@ -252,8 +262,10 @@ impl Report {
         // Realtime: connecting ends when every member joined (then settling).
         let joined = out.joined.as_ref().unwrap_or(&out.connected);
         let connect_s = joined.at.duration_since(out.start.at).as_secs_f64();
+        // OCPP: the whole run, storm, calls and hold.
         let (from, to) = match plan.mode {
             Mode::Storm { .. } => (&out.start, &out.connected),
+            Mode::Ocpp(_) => (&out.start, &out.worked),
             _ => (&out.connected, &out.worked),
         };
         let elapsed = to.at.duration_since(from.at).as_secs_f64();
@@ -273,7 +285,10 @@ impl Report {
         let rss_after = out.worked.server_rss_kib;
         // Only the modes that hold connections and nothing else say much
         // about memory per connection.
-        let holds = matches!(plan.mode, Mode::Storm { .. } | Mode::Idle { .. });
+        let holds = matches!(
+            plan.mode,
+            Mode::Storm { .. } | Mode::Idle { .. } | Mode::Ocpp(_)
+        );
         let kib_per_conn = match (rss_before, rss_after) {
             (Some(a), Some(b)) if holds && s.up_at_end > 0 => {
                 Some(round((b as f64 - a as f64) / s.up_at_end as f64, 2))
@@ -320,7 +335,8 @@ impl Report {
             messages_sent: s.sent,
             msgs_per_s: deliveries_per_s,
             bytes_per_s: per(s.bytes_received as f64, Some(elapsed)).unwrap_or(0.0),
-            rtt_us: (!plan.mode.delivers())
+            // OCPP's CALL latency is in its section.
+            rtt_us: (!plan.mode.delivers() && !matches!(plan.mode, Mode::Ocpp(_)))
                 .then(|| Percentiles::of(&s.rtt))
                 .flatten(),
             subscribers: fanout.map(|_| subscribers),
@@ -343,6 +359,7 @@ impl Report {
                 .filter(|c| s.failures_of(**c) > 0)
                 .map(|c| (c.name(), s.failures_of(*c)))
                 .collect(),
+            refused: s.refused.clone(),
             server_cpu_s: server_cpu.map(|c| round(c, 3)),
             msgs_per_server_cpu_s: if sends {
                 per(messages, server_cpu)
@@ -370,13 +387,26 @@ impl Report {
                 Mode::Realtime(rt) => Some(RealtimeReport::new(rt, s, out, server_cpu)),
                 _ => None,
             },
+            ocpp: match &plan.mode {
+                Mode::Ocpp(ocpp) => Some(OcppReport::new(
+                    ocpp,
+                    plan.connections,
+                    s,
+                    cpu_between(&out.start, joined),
+                    out.timed_out,
+                )),
+                _ => None,
+            },
+            deflate: plan.deflate.then(|| DeflateReport::new(&s.deflate)),
         }
     }
 
     /// Whether the run failed its purpose beyond connecting: a realtime run
-    /// that missed or duplicated a delivery (or expected none).
+    /// that missed or duplicated a delivery (or expected none), an ocpp run
+    /// with a charge point not booted or any error.
     pub fn failed_check(&self) -> bool {
         self.realtime.as_ref().is_some_and(|r| !r.exactly_once)
+            || self.ocpp.as_ref().is_some_and(|o| !o.passed)
     }
 
     /// One JSON object.
@@ -397,6 +427,9 @@ impl Report {
                 group(self.connections as f64),
                 if p == 1 { "" } else { "s" }
             ),
+            None if self.ocpp.is_some() => {
+                format!("{} charge points", group(self.connections as f64))
+            }
             None => format!("{} connections", group(self.connections as f64)),
         };
         let _ = writeln!(
@@ -435,6 +468,9 @@ impl Report {
             r.write_settle(&mut row);
         }
         row("measured", format!("{:.3} s", self.elapsed_s));
+        if let Some(o) = &self.ocpp {
+            o.write_rows(&mut row);
+        }
         if let (Some(subs_n), Some(pubs), Some(rate), Some(expected)) = (
             self.subscribers,
             self.publishers,
@@ -471,7 +507,7 @@ impl Report {
             if let Some(r) = &self.realtime {
                 r.write_checks(&mut row);
             }
-        } else if self.messages_sent > 0 && self.soak.is_none() {
+        } else if self.messages_sent > 0 && self.soak.is_none() && self.ocpp.is_none() {
             row(
                 "messages",
                 format!(
@@ -489,6 +525,9 @@ impl Report {
                     round(self.bytes_per_s / (1 << 20) as f64, 2)
                 ),
             );
+        }
+        if let Some(d) = &self.deflate {
+            d.write_rows(&mut row);
         }
         if let Some(p) = &self.rtt_us {
             row("rtt µs", fmt_percentiles(p));
@@ -541,6 +580,14 @@ impl Report {
                 .join(", ")
         };
         row("failures", failures);
+        if !self.refused.is_empty() {
+            let statuses: Vec<String> = self
+                .refused
+                .iter()
+                .map(|(status, n)| format!("HTTP {status} × {}", group(*n as f64)))
+                .collect();
+            row("refused", statuses.join(", "));
+        }
         if self.timed_out {
             row("timed out", "yes: the run hit --timeout".to_owned());
         }
@@ -566,7 +613,7 @@ impl Report {
     }
 }
 
-fn fmt_percentiles(p: &Percentiles) -> String {
+pub(crate) fn fmt_percentiles(p: &Percentiles) -> String {
     format!(
         "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.1}, n {})",
         group(p.p50 as f64),

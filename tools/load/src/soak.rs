@@ -125,7 +125,8 @@ impl Ending {
 pub enum Garbage {
     /// A frame with reserved opcode 3.
     BadOpcode,
-    /// A binary frame with RSV1 set and no extension negotiated.
+    /// A binary frame with RSV2 set, which no extension offered here uses
+    /// (RSV1 would be valid once `--deflate` is agreed).
     RsvBits,
     /// A binary frame without a mask.
     Unmasked,
@@ -180,7 +181,7 @@ impl Garbage {
             Garbage::RsvBits => {
                 let at = out.len();
                 encode_client_frame(out, true, OpCode::Binary, b"x", mask);
-                out[at] |= 0x40;
+                out[at] |= 0x20;
             }
             Garbage::Unmasked => out.extend_from_slice(&[0x82, 1, b'x']),
             Garbage::BadContinuation => {

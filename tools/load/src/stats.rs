@@ -2,12 +2,16 @@
 //! by cause (and a soak run's tally), merged across threads at the end. Also
 //! the live counters a worker publishes for the progress line.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hdrhistogram::Histogram;
 
+use crate::deflate_codec::DeflateStats;
+use crate::ocpp::OcppStats;
 use crate::realtime::RealtimeStats;
 use crate::soak::SoakStats;
+use crate::wire::DecodeError;
 
 /// Every failure cause counted, with its stable JSON name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +60,31 @@ pub enum Cause {
     RateLimited,
     /// Realtime: any other `error` message.
     ServerError,
+    /// A 101 that did not select the subprotocol offered (OCPP: `ocpp1.6`).
+    NoSubprotocol,
+    /// OCPP: a text message that is no OCPP-J frame, a binary message, or a
+    /// CALLRESULT whose payload lacks what its action's answer needs.
+    BadFrame,
+    /// OCPP: a CALLRESULT whose id is not the outstanding CALL's (or with no
+    /// CALL outstanding).
+    ReplyMismatch,
+    /// OCPP: a CALLERROR from the server.
+    CallError,
+    /// OCPP: a BootNotification answered with a status other than `Accepted`.
+    BootRejected,
+    /// OCPP: a charge point whose BootNotification was not answered
+    /// `--handshake-timeout` after connect().
+    NotBooted,
+    /// `--deflate`: a 101 whose `Sec-WebSocket-Extensions` is no valid
+    /// answer to the offer (an extension not offered, a bad parameter).
+    BadExtension,
+    /// `--deflate`: a compressed message that did not inflate.
+    InflateError,
 }
 
 impl Cause {
     /// All causes, in report order.
-    pub const ALL: [Cause; 20] = [
+    pub const ALL: [Cause; 28] = [
         Cause::ConnectRefused,
         Cause::AddrUnavailable,
         Cause::SocketError,
@@ -81,6 +105,14 @@ impl Cause {
         Cause::NotJoined,
         Cause::RateLimited,
         Cause::ServerError,
+        Cause::NoSubprotocol,
+        Cause::BadFrame,
+        Cause::ReplyMismatch,
+        Cause::CallError,
+        Cause::BootRejected,
+        Cause::NotBooted,
+        Cause::BadExtension,
+        Cause::InflateError,
     ];
 
     /// The stable name used in the table and the JSON `failures` object.
@@ -106,6 +138,14 @@ impl Cause {
             Cause::NotJoined => "not_joined",
             Cause::RateLimited => "rate_limited",
             Cause::ServerError => "server_error",
+            Cause::NoSubprotocol => "no_subprotocol",
+            Cause::BadFrame => "bad_frame",
+            Cause::ReplyMismatch => "reply_mismatch",
+            Cause::CallError => "call_error",
+            Cause::BootRejected => "boot_rejected",
+            Cause::NotBooted => "not_booted",
+            Cause::BadExtension => "bad_extension",
+            Cause::InflateError => "inflate_error",
         }
     }
 
@@ -116,6 +156,14 @@ impl Cause {
             Some(libc::EADDRNOTAVAIL | libc::EADDRINUSE) => Cause::AddrUnavailable,
             Some(libc::ETIMEDOUT) => Cause::Timeout,
             _ => Cause::ConnectFailed,
+        }
+    }
+
+    /// Maps a refused server byte stream to its cause.
+    pub fn of_decode_error(err: &DecodeError) -> Cause {
+        match err {
+            DecodeError::Inflate => Cause::InflateError,
+            _ => Cause::ProtocolError,
         }
     }
 }
@@ -146,6 +194,8 @@ pub struct Stats {
     pub slots: Vec<Slot>,
     /// Failures, indexed like [`Cause::ALL`].
     pub failures: [u64; Cause::ALL.len()],
+    /// Refused handshakes (`bad_status`) by HTTP status.
+    pub refused: BTreeMap<u16, u64>,
     /// Connection attempts started.
     pub attempts: u64,
     /// Handshakes completed.
@@ -164,6 +214,11 @@ pub struct Stats {
     pub soak: SoakStats,
     /// Realtime: joins per room, expected deliveries, messages ignored.
     pub realtime: RealtimeStats,
+    /// OCPP: boots, latency per action, the server's CALLs answered.
+    pub ocpp: OcppStats,
+    /// `--deflate`: the answers, and the traffic of the connections that
+    /// agreed (added when each ends).
+    pub deflate: DeflateStats,
 }
 
 impl Default for Stats {
@@ -173,6 +228,7 @@ impl Default for Stats {
             rtt: new_histogram(),
             slots: Vec::new(),
             failures: [0; Cause::ALL.len()],
+            refused: BTreeMap::new(),
             attempts: 0,
             handshakes: 0,
             publishers: 0,
@@ -182,6 +238,8 @@ impl Default for Stats {
             up_at_end: 0,
             soak: SoakStats::default(),
             realtime: RealtimeStats::default(),
+            ocpp: OcppStats::default(),
+            deflate: DeflateStats::default(),
         }
     }
 }
@@ -190,6 +248,12 @@ impl Stats {
     /// Counts `n` failures of `cause`.
     pub fn fail(&mut self, cause: Cause, n: u64) {
         self.failures[cause as usize] += n;
+    }
+
+    /// Notes the HTTP status of a refused handshake (its `bad_status` is
+    /// counted with the connection's end).
+    pub fn note_refusal(&mut self, status: u16) {
+        *self.refused.entry(status).or_default() += 1;
     }
 
     /// Failures of `cause` so far.
@@ -236,6 +300,9 @@ impl Stats {
         for (a, b) in self.failures.iter_mut().zip(other.failures) {
             *a += b;
         }
+        for (status, n) in &other.refused {
+            *self.refused.entry(*status).or_default() += n;
+        }
         self.attempts += other.attempts;
         self.handshakes += other.handshakes;
         self.publishers += other.publishers;
@@ -245,6 +312,8 @@ impl Stats {
         self.up_at_end += other.up_at_end;
         self.soak.merge(&other.soak);
         self.realtime.merge(&other.realtime);
+        self.ocpp.merge(&other.ocpp);
+        self.deflate.merge(&other.deflate);
     }
 }
 
@@ -315,6 +384,8 @@ mod tests {
         a.rtt.record(10).unwrap();
         b.rtt.record(1000).unwrap();
         b.fail(Cause::Timeout, 2);
+        b.note_refusal(401);
+        a.note_refusal(401);
         b.record_slot_rtt(2, 5);
         b.count_slot_send(2);
         b.received = 3;
@@ -323,6 +394,7 @@ mod tests {
         assert_eq!(a.rtt.max(), 1000u64.max(a.rtt.max()));
         assert_eq!(a.failures_of(Cause::Timeout), 2);
         assert_eq!(a.total_failures(), 2);
+        assert_eq!(a.refused, BTreeMap::from([(401, 2)]));
         assert_eq!(a.slots.len(), 3);
         assert_eq!(a.slots[2].sent, 1);
         assert_eq!(a.received, 3);

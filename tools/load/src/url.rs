@@ -1,7 +1,8 @@
 //! Target URLs: parses `ws://host[:port][/path][?query]` into the socket
 //! address to connect to, the `Host` header and the request target. Owns the
 //! loopback check that keeps a run on this machine unless the user opts out,
-//! and adds a query parameter (a fanout publisher's `role=pub`).
+//! and adds a query parameter (a fanout publisher's `role=pub`) or a path
+//! segment (an OCPP charge point's id).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -87,6 +88,16 @@ pub fn add_query_param(target: &str, param: &str) -> String {
     }
 }
 
+/// `target` with `segment` (already percent-encoded) added to its path,
+/// before any query: `/ocpp?v=1` and `cp-1` give `/ocpp/cp-1?v=1`.
+pub fn add_path_segment(target: &str, segment: &str) -> String {
+    let (path, query) = match target.find('?') {
+        Some(i) => target.split_at(i),
+        None => (target, ""),
+    };
+    format!("{}/{segment}{query}", path.trim_end_matches('/'))
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -135,6 +146,19 @@ mod tests {
             ("/", "/?role=pub"),
         ] {
             assert_eq!(add_query_param(target, "role=pub"), want, "{target}");
+        }
+    }
+
+    #[test]
+    fn adds_path_segments() {
+        for (target, want) in [
+            ("/ocpp", "/ocpp/cp-1"),
+            ("/ocpp/", "/ocpp/cp-1"),
+            ("/", "/cp-1"),
+            ("/ocpp?v=1", "/ocpp/cp-1?v=1"),
+            ("/?v=1", "/cp-1?v=1"),
+        ] {
+            assert_eq!(add_path_segment(target, "cp-1"), want, "{target}");
         }
     }
 

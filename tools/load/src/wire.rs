@@ -5,14 +5,26 @@
 //! sequence stamp at the front of the payload. [`FrameDecoder`] streams server
 //! frames through ringgate's `decode_header`, handing payload chunks to a
 //! [`FrameSink`] without buffering data payloads (only a partial header and a
-//! control payload of at most 125 bytes are kept).
+//! control payload of at most 125 bytes are kept). Once permessage-deflate is
+//! agreed ([`FrameDecoder::allow_compressed`]), a message with RSV1 on its
+//! first frame goes to the sink's `compressed_*` methods instead, which
+//! `deflate_codec::Inflating` implements.
 
-use ringgate::protocol::frame::{decode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use ringgate::protocol::frame::{decode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use ringgate::protocol::writer::encode_client_frame;
 use ringgate::protocol::ProtocolError;
 
 /// How many leading payload bytes carry the sequence stamp, at most.
 pub const MAX_STAMP: usize = 16;
+
+/// Empties a buffer that held one incoming message for the next, giving
+/// back what an unusually large one made it grow past 4 KiB.
+pub fn recycle(buf: &mut Vec<u8>) {
+    buf.clear();
+    if buf.capacity() > 4096 {
+        buf.shrink_to(4096);
+    }
+}
 
 /// The stamp for message `seq`: 8 little-endian bytes for binary messages,
 /// 16 lowercase hex digits for text (so the payload stays UTF-8).
@@ -38,6 +50,8 @@ pub fn stamp_len(len: usize, text: bool) -> usize {
 #[derive(Debug, Clone)]
 pub struct MessageTemplate {
     frame: Vec<u8>,
+    /// The payload unmasked, for the compressing path.
+    payload: Box<[u8]>,
     header_len: usize,
     /// Where the stamp (or [`MessageTemplate::append_with`]'s head) starts
     /// in the payload.
@@ -66,6 +80,7 @@ impl MessageTemplate {
         MessageTemplate {
             header_len: frame.len() - payload.len(),
             frame,
+            payload: payload.into(),
             stamp_at,
             stamp_len: 0,
             mask,
@@ -85,9 +100,40 @@ impl MessageTemplate {
         self.frame.len() - self.header_len
     }
 
-    /// Appends message `seq` to `out`.
+    /// Appends message `seq` to `out` (the send path goes through
+    /// `deflate_codec::append_message` with [`MessageTemplate::seq_head`]).
+    #[cfg(test)]
     pub fn append(&self, out: &mut Vec<u8>, seq: u64) {
-        self.append_with(out, &stamp(seq, self.text)[..self.stamp_len]);
+        let (head, len) = self.seq_head(seq);
+        self.append_with(out, &head[..len]);
+    }
+
+    /// The stamp of message `seq` and how many of its bytes the payload
+    /// carries: the `head` that [`MessageTemplate::append`] writes.
+    pub fn seq_head(&self, seq: u64) -> ([u8; MAX_STAMP], usize) {
+        (stamp(seq, self.text), self.stamp_len)
+    }
+
+    /// The message's opcode (Text or Binary).
+    pub fn opcode(&self) -> OpCode {
+        if self.text {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        }
+    }
+
+    /// The mask every frame of this template is sent with.
+    pub fn mask(&self) -> [u8; 4] {
+        self.mask
+    }
+
+    /// Replaces `out` with the unmasked payload of the message
+    /// [`MessageTemplate::append_with`] would send with `head`.
+    pub fn payload_with(&self, head: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.payload);
+        out[self.stamp_at..self.stamp_at + head.len()].copy_from_slice(head);
     }
 
     /// Appends a message whose payload has `head` at the template's stamp
@@ -115,6 +161,17 @@ pub trait FrameSink {
     fn message_end(&mut self, len: u64, text: bool);
     /// A whole Ping, Pong or Close frame.
     fn control(&mut self, opcode: OpCode, payload: &[u8]);
+    /// `chunk` holds the next bytes, as received, of a compressed message
+    /// (RSV1 on its first frame). Only once the decoder allows them.
+    fn compressed_data(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
+        let _ = chunk;
+        Err(DecodeError::ReservedBits)
+    }
+    /// The compressed message ended; `text` as in `message_end`.
+    fn compressed_end(&mut self, text: bool) -> Result<(), DecodeError> {
+        let _ = text;
+        Err(DecodeError::ReservedBits)
+    }
 }
 
 /// Why a server's byte stream was refused.
@@ -124,10 +181,14 @@ pub enum DecodeError {
     Header(ProtocolError),
     /// Server frames must not be masked (RFC 6455 §5.1).
     MaskedFrame,
-    /// RSV bits with no extension negotiated.
+    /// RSV bits with no extension negotiated (or RSV1 on a continuation or
+    /// control frame with one).
     ReservedBits,
     /// A continuation with no message open, or a new message inside one.
     BadContinuation,
+    /// A compressed message that does not inflate (bad data, or past the
+    /// largest payload).
+    Inflate,
 }
 
 /// Streams server frames; keeps at most a partial header and one control payload.
@@ -144,6 +205,10 @@ pub struct FrameDecoder {
     msg_len: u64,
     in_message: bool,
     msg_text: bool,
+    /// The open message is compressed (RSV1 on its first frame).
+    msg_compressed: bool,
+    /// permessage-deflate was agreed: RSV1 may start a data message.
+    compressed_ok: bool,
     ctl: [u8; MAX_CONTROL_PAYLOAD],
     ctl_len: usize,
 }
@@ -160,6 +225,8 @@ impl Default for FrameDecoder {
             msg_len: 0,
             in_message: false,
             msg_text: false,
+            msg_compressed: false,
+            compressed_ok: false,
             ctl: [0; MAX_CONTROL_PAYLOAD],
             ctl_len: 0,
         }
@@ -167,6 +234,12 @@ impl Default for FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// From now on, RSV1 on the first frame of a data message marks it
+    /// compressed (permessage-deflate agreed).
+    pub fn allow_compressed(&mut self) {
+        self.compressed_ok = true;
+    }
+
     /// Consumes all of `input`, calling `sink` for everything that completes.
     pub fn feed(&mut self, mut input: &[u8], sink: &mut impl FrameSink) -> Result<(), DecodeError> {
         while !input.is_empty() || (self.in_frame && self.remaining == 0) {
@@ -174,10 +247,10 @@ impl FrameDecoder {
                 let take = (input.len() as u64).min(self.remaining) as usize;
                 let (chunk, rest) = input.split_at(take);
                 input = rest;
-                self.payload(chunk, sink);
+                self.payload(chunk, sink)?;
                 self.remaining -= take as u64;
                 if self.remaining == 0 {
-                    self.end_frame(sink);
+                    self.end_frame(sink)?;
                 }
                 continue;
             }
@@ -214,7 +287,9 @@ impl FrameDecoder {
         if h.mask.is_some() {
             return Err(DecodeError::MaskedFrame);
         }
-        if h.rsv != 0 {
+        let starts_message = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        let compressed = h.rsv == RSV1 && self.compressed_ok && starts_message;
+        if h.rsv != 0 && !compressed {
             return Err(DecodeError::ReservedBits);
         }
         match h.opcode {
@@ -226,6 +301,7 @@ impl FrameDecoder {
                 self.in_message = true;
                 self.msg_len = 0;
                 self.msg_text = h.opcode == OpCode::Text;
+                self.msg_compressed = compressed;
             }
             _ => self.ctl_len = 0,
         }
@@ -236,28 +312,35 @@ impl FrameDecoder {
         Ok(&input[used..])
     }
 
-    fn payload(&mut self, chunk: &[u8], sink: &mut impl FrameSink) {
+    fn payload(&mut self, chunk: &[u8], sink: &mut impl FrameSink) -> Result<(), DecodeError> {
         if chunk.is_empty() {
-            return;
+            return Ok(());
         }
         if self.frame_opcode.is_control() {
             // decode_header caps control payloads at 125 bytes.
             self.ctl[self.ctl_len..self.ctl_len + chunk.len()].copy_from_slice(chunk);
             self.ctl_len += chunk.len();
+        } else if self.msg_compressed {
+            sink.compressed_data(chunk)?;
         } else {
             sink.data(self.msg_len, chunk);
             self.msg_len += chunk.len() as u64;
         }
+        Ok(())
     }
 
-    fn end_frame(&mut self, sink: &mut impl FrameSink) {
+    fn end_frame(&mut self, sink: &mut impl FrameSink) -> Result<(), DecodeError> {
         self.in_frame = false;
         if self.frame_opcode.is_control() {
             sink.control(self.frame_opcode, &self.ctl[..self.ctl_len]);
         } else if self.frame_fin {
             self.in_message = false;
+            if self.msg_compressed {
+                return sink.compressed_end(self.msg_text);
+            }
             sink.message_end(self.msg_len, self.msg_text);
         }
+        Ok(())
     }
 }
 

@@ -2,9 +2,11 @@
 //! Owns the connection table and what happens on a readiness event
 //! (connect done, handshake answer, frames in, output drained) and on a
 //! connection's end. The phases that drive it live in `phases` (and
-//! `fanout_phase`, `soak_phase`, which also holds the soak hooks called here).
+//! `fanout_phase`, `soak_phase`, `ocpp_phase`, which also hold the soak and
+//! charge point hooks called here).
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -17,8 +19,10 @@ use slab::Slab;
 
 use crate::cli::{Mode, Plan};
 use crate::conn::{open_socket, Conn, EchoSpec, Msgs, Pending, ReadEnd, Role, State};
+use crate::deflate_codec::{append_message, Codec};
 use crate::fanout::Subscriber;
-use crate::handshake::{check_response, write_request, HandshakeError};
+use crate::handshake::{check_response, write_request, HandshakeError, Offered, Upgraded};
+use crate::ocpp::ChargePoint;
 use crate::realtime::{self, Member};
 use crate::soak_phase::SoakState;
 use crate::stats::{Cause, Live, Stats};
@@ -109,16 +113,19 @@ pub struct Worker {
     pub(crate) opening_publishers: bool,
     subscribers_opened: u64,
     pub(crate) publishers_opened: u64,
-    /// Realtime: members upgraded, and of those, the ones that ended before
-    /// their `room_joined` (the others that joined are `stats.realtime.joins`).
-    members_upgraded: u64,
-    members_lost_unjoined: u64,
+    /// Realtime members and OCPP charge points upgraded, and of those, the
+    /// ones that ended before their `room_joined` or boot answer (the others
+    /// are `stats.realtime.joins` and `stats.ocpp.boots_answered`).
+    joining_upgraded: u64,
+    joining_lost: u64,
     /// Realtime: the tokens' expiry, Unix seconds.
     token_exp: u64,
     /// Fanout: the request target of publishers (`role=pub` added).
     publisher_target: String,
     /// Soak: the mix, the timers, the replacements.
     pub(crate) soak: Option<Box<SoakState>>,
+    /// OCPP: when a charge point's next heartbeat is due (ns, key, id).
+    pub(crate) ocpp_timers: BinaryHeap<Reverse<(u64, usize, u64)>>,
 }
 
 /// Splits `total` over `parts` as evenly as possible; share `i`.
@@ -188,11 +195,12 @@ impl Worker {
             opening_publishers: false,
             subscribers_opened: 0,
             publishers_opened: 0,
-            members_upgraded: 0,
-            members_lost_unjoined: 0,
+            joining_upgraded: 0,
+            joining_lost: 0,
             token_exp: unix_now + plan.timeout.as_secs() + TOKEN_SLACK_S,
             publisher_target: crate::url::add_query_param(&plan.url.target, "role=pub"),
             soak,
+            ocpp_timers: BinaryHeap::new(),
             shared,
         })
     }
@@ -205,6 +213,8 @@ impl Worker {
     /// Waits up to `wait` for events, handles them, expires handshakes and
     /// publishes the live counters.
     pub(crate) fn turn(&mut self, wait: Duration) {
+        // Never sleep through a charge point's heartbeat.
+        let wait = self.ocpp_next_timer().map_or(wait, |due| wait.min(due));
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -219,6 +229,9 @@ impl Worker {
         self.expire_handshakes();
         if self.soak.is_some() {
             self.soak_timers();
+        }
+        if !self.ocpp_timers.is_empty() {
+            self.ocpp_timers_due();
         }
         self.shared.lives[self.index].publish(self.up, &self.stats);
     }
@@ -239,6 +252,9 @@ impl Worker {
             Err(cause) => return self.stats.fail(cause, 1),
         };
         let role = self.new_role();
+        if let Role::ChargePoint(_) = role {
+            self.stats.ocpp.connecting(started_ns);
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -259,6 +275,7 @@ impl Worker {
             started_ns,
             handshake: None,
             decoder: Default::default(),
+            codec: None,
             out: Vec::new(),
             out_pos: 0,
             msgs: Msgs::default(),
@@ -275,12 +292,16 @@ impl Worker {
     /// The role of the next connection.
     fn new_role(&mut self) -> Role {
         let plan = &self.shared.plan;
+        // Thread i's j-th charge point (subscriber, publisher) is
+        // j × threads + i: 0..connections (0..publishers) overall.
+        let threads = plan.threads as u64;
+        if let Mode::Ocpp(ocpp) = &plan.mode {
+            let index = (self.opened - 1) * threads + self.index as u64;
+            return Role::ChargePoint(Box::new(ChargePoint::new(ocpp, index)));
+        }
         if !plan.mode.delivers() {
             return Role::Echo;
         }
-        // Thread i's j-th subscriber (publisher) is j × threads + i:
-        // 0..connections (0..publishers) overall.
-        let threads = plan.threads as u64;
         if !self.opening_publishers {
             if self.soak.is_some() {
                 return self.soak_role();
@@ -348,7 +369,8 @@ impl Worker {
         nonce[8..].copy_from_slice(&xorshift(&mut self.rng).to_le_bytes());
         let plan = &self.shared.plan;
         let url = &plan.url;
-        let member_target;
+        let (member_target, charge_point_target);
+        let mut headers = Vec::new();
         let target = match &self.conns[key].role {
             Role::Publisher { .. } => &self.publisher_target,
             Role::Member(m) => {
@@ -362,10 +384,23 @@ impl Worker {
                 member_target = realtime::member_target(&url.target, token.as_deref(), m.room);
                 &member_target
             }
+            Role::ChargePoint(cp) => {
+                let Mode::Ocpp(ocpp) = &plan.mode else {
+                    unreachable!("charge points only in ocpp runs")
+                };
+                headers = ocpp.headers(&cp.id);
+                charge_point_target = ocpp.target(&url.target, &cp.id);
+                &charge_point_target
+            }
             _ => &url.target,
         };
+        let mut headers: Vec<(&str, &str)> =
+            headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        if plan.deflate {
+            headers.push(("Sec-WebSocket-Extensions", crate::deflate::OFFER));
+        }
         self.tx.clear();
-        let ws_key = write_request(&mut self.tx, &url.host_header, target, nonce);
+        let ws_key = write_request(&mut self.tx, &url.host_header, target, &headers, nonce);
         if self.soak.is_some() {
             self.soak_connected(key);
         }
@@ -381,57 +416,78 @@ impl Worker {
     }
 
     fn read_handshake(&mut self, key: usize) {
+        let subprotocol = self.shared.plan.mode.subprotocol();
+        let deflate = self.shared.plan.deflate;
         let conn = &mut self.conns[key];
-        let mut outcome: Option<Result<usize, Cause>> = None;
+        let mut outcome = None;
         let end = conn.read_into(&mut self.rx, true, |c, bytes| {
             let Some(p) = c.handshake.as_mut() else {
                 return false;
             };
             p.response.extend_from_slice(bytes);
-            match check_response(&p.response, &p.key) {
+            let offered = Offered {
+                key: &p.key,
+                subprotocol,
+                deflate,
+            };
+            match check_response(&p.response, offered) {
                 Ok(None) => true,
-                Ok(Some(n)) => {
-                    outcome = Some(Ok(n));
+                Ok(Some(up)) => {
+                    outcome = Some(Ok(up));
                     false
                 }
-                Err(HandshakeError::Status(_)) => {
-                    outcome = Some(Err(Cause::BadStatus));
-                    false
-                }
-                Err(HandshakeError::Bad(_)) => {
-                    outcome = Some(Err(Cause::BadHandshake));
+                Err(e) => {
+                    outcome = Some(Err(e));
                     false
                 }
             }
         });
         match (outcome, end) {
-            (Some(Ok(head_len)), _) => self.on_upgraded(key, head_len),
-            (Some(Err(cause)), _) => self.drop_conn(key, Some(cause)),
+            (Some(Ok(up)), _) => self.on_upgraded(key, up),
+            (Some(Err(e)), _) => {
+                let cause = match e {
+                    HandshakeError::Status(status) => {
+                        self.stats.note_refusal(status);
+                        Cause::BadStatus
+                    }
+                    HandshakeError::Bad(_) => Cause::BadHandshake,
+                    HandshakeError::Subprotocol => Cause::NoSubprotocol,
+                    HandshakeError::Extension(_) => Cause::BadExtension,
+                };
+                self.drop_conn(key, Some(cause));
+            }
             (None, ReadEnd::Drained) => {}
             (None, ReadEnd::Eof) => self.drop_conn(key, Some(Cause::ClosedEarly)),
             (None, ReadEnd::Error) => self.drop_conn(key, Some(Cause::IoError)),
         }
     }
 
-    /// The 101 arrived after `head_len` bytes of the response.
-    fn on_upgraded(&mut self, key: usize, head_len: usize) {
+    /// The 101 arrived (its head `up.head_len` bytes of the response).
+    fn on_upgraded(&mut self, key: usize, up: Upgraded) {
         let now = self.now_ns();
         let conn = &mut self.conns[key];
         let pending = conn.handshake.take().expect("handshaking");
         conn.state = State::Open;
+        if self.shared.plan.deflate {
+            self.stats.deflate.answered(up.deflate);
+        }
+        if let Some(agreed) = up.deflate {
+            conn.codec = Some(Box::new(Codec::new(agreed)));
+            conn.decoder.allow_compressed();
+        }
         let us = now.saturating_sub(conn.started_ns) / 1000;
         self.stats.handshake.saturating_record(us.max(1));
         self.stats.handshakes += 1;
         if conn.role.publisher_index().is_some() {
             self.stats.publishers += 1;
         }
-        if let Role::Member(_) = conn.role {
-            self.members_upgraded += 1;
+        if conn.role.joining() {
+            self.joining_upgraded += 1;
         }
         self.connecting -= 1;
         self.up += 1;
         self.tx.clear();
-        let leftover = &pending.response[head_len..];
+        let leftover = &pending.response[up.head_len..];
         let fed = conn.feed(
             leftover,
             self.spec,
@@ -440,8 +496,8 @@ impl Worker {
             now,
             None,
         );
-        if fed.is_err() {
-            return self.drop_conn(key, Some(Cause::ProtocolError));
+        if let Err(e) = fed {
+            return self.drop_conn(key, Some(Cause::of_decode_error(&e)));
         }
         if !conn.send(&self.tx) {
             return self.drop_conn(key, Some(Cause::IoError));
@@ -451,7 +507,8 @@ impl Worker {
             self.soak_upgraded(key);
         }
         if reads {
-            // Reading stopped at the head: drain whatever followed it.
+            // Reading stopped at the head: drain whatever followed it (a
+            // charge point then sends its BootNotification).
             self.read_frames(key, true);
         }
     }
@@ -465,7 +522,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let mut bad_frame = false;
+        let mut bad_frame = None;
         let mut completed = 0;
         let end = conn.read_into(&mut self.rx, until_block, |c, bytes| {
             let now = epoch.elapsed().as_nanos() as u64;
@@ -475,8 +532,8 @@ impl Worker {
                     completed += n;
                     true
                 }
-                Err(_) => {
-                    bad_frame = true;
+                Err(e) => {
+                    bad_frame = Some(Cause::of_decode_error(&e));
                     false
                 }
             }
@@ -486,8 +543,8 @@ impl Worker {
             conn.msgs.done = true;
             self.unfinished = self.unfinished.saturating_sub(1);
         }
-        if bad_frame {
-            return self.drop_conn(key, Some(Cause::ProtocolError));
+        if let Some(cause) = bad_frame {
+            return self.drop_conn(key, Some(cause));
         }
         match end {
             ReadEnd::Drained => {}
@@ -517,12 +574,16 @@ impl Worker {
             let room = self.window - conn.msgs.in_flight();
             let n = room.min(self.target.saturating_sub(conn.msgs.sent));
             let now = self.epoch.elapsed().as_nanos() as u64;
-            append_messages(&self.template, &mut conn.msgs, &mut self.tx, n, now);
+            let codec = conn.codec.as_deref_mut();
+            append_messages(&self.template, &mut conn.msgs, codec, &mut self.tx, n, now);
             self.outstanding += n;
             self.stats.sent += n;
         }
         if !conn.send(&self.tx) {
-            self.drop_conn(key, Some(Cause::IoError));
+            return self.drop_conn(key, Some(Cause::IoError));
+        }
+        if let Role::ChargePoint(_) = conn.role {
+            self.ocpp_step(key);
         }
     }
 
@@ -531,7 +592,8 @@ impl Worker {
         let now = self.now_ns();
         let conn = &mut self.conns[key];
         self.tx.clear();
-        append_messages(&self.template, &mut conn.msgs, &mut self.tx, n, now);
+        let codec = conn.codec.as_deref_mut();
+        append_messages(&self.template, &mut conn.msgs, codec, &mut self.tx, n, now);
         self.outstanding += n;
         self.stats.sent += n;
         if !conn.send(&self.tx) {
@@ -570,13 +632,14 @@ impl Worker {
         let Some(conn) = self.conns.try_remove(key) else {
             return;
         };
+        self.stats.deflate.add_codec(conn.codec.as_deref());
         match conn.state {
             State::Connecting | State::Handshaking => self.connecting -= 1,
             State::Open => self.up -= 1,
             State::Closing => {}
         }
         if matches!(conn.state, State::Open | State::Closing) && conn.role.joining() {
-            self.members_lost_unjoined += 1;
+            self.joining_lost += 1;
         }
         let in_flight = conn.msgs.in_flight();
         if in_flight > 0 {
@@ -594,8 +657,8 @@ impl Worker {
     }
 
     /// Drops the connections whose handshake (for a realtime member: its
-    /// handshake and `room_joined`) is not done `--handshake-timeout` after
-    /// connect().
+    /// handshake and `room_joined`; for a charge point, its handshake and
+    /// boot answer) is not done `--handshake-timeout` after connect().
     fn expire_handshakes(&mut self) {
         let now = self.now_ns();
         while let Some(&(deadline, key, id)) = self.hs_deadlines.front() {
@@ -610,16 +673,34 @@ impl Worker {
                 State::Connecting | State::Handshaking => {
                     self.drop_conn(key, Some(Cause::Timeout));
                 }
-                State::Open if conn.role.joining() => self.drop_conn(key, Some(Cause::NotJoined)),
+                State::Open if conn.role.joining() => {
+                    let cause = match conn.role {
+                        Role::ChargePoint(_) => Cause::NotBooted,
+                        _ => Cause::NotJoined,
+                    };
+                    self.drop_conn(key, Some(cause));
+                }
                 _ => {}
             }
         }
     }
 
-    /// Realtime members upgraded that wait for their `room_joined`.
+    /// Realtime members upgraded that wait for their `room_joined`, and
+    /// charge points for their boot answer.
     pub(crate) fn awaiting_join(&self) -> u64 {
-        self.members_upgraded
-            .saturating_sub(self.members_lost_unjoined + self.stats.realtime.joins)
+        let joined = self.stats.realtime.joins + self.stats.ocpp.boots_answered;
+        self.joining_upgraded
+            .saturating_sub(self.joining_lost + joined)
+    }
+
+    /// Connections that count against `--max-concurrent`: connecting or
+    /// handshaking, and in an ocpp run also the charge points whose
+    /// BootNotification is unanswered.
+    pub(crate) fn in_flight(&self) -> u64 {
+        match self.shared.plan.mode {
+            Mode::Ocpp(_) => self.connecting + self.awaiting_join(),
+            _ => self.connecting,
+        }
     }
 
     /// Keys of the connections in `state`.
@@ -650,12 +731,21 @@ impl Worker {
     }
 }
 
-/// Appends `n` stamped messages to `out`, noting their send time.
-fn append_messages(t: &MessageTemplate, msgs: &mut Msgs, out: &mut Vec<u8>, n: u64, now: u64) {
+/// Appends `n` stamped messages to `out` (compressed with `codec` when the
+/// connection agreed to deflate), noting their send time.
+fn append_messages(
+    t: &MessageTemplate,
+    msgs: &mut Msgs,
+    mut codec: Option<&mut Codec>,
+    out: &mut Vec<u8>,
+    n: u64,
+    now: u64,
+) {
     let ring = msgs.ring.len() as u64;
     for _ in 0..n {
         let seq = msgs.sent;
-        t.append(out, seq);
+        let (head, len) = t.seq_head(seq);
+        append_message(codec.as_deref_mut(), t, &head[..len], out);
         msgs.ring[(seq % ring) as usize] = now;
         msgs.sent += 1;
     }

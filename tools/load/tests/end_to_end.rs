@@ -1,8 +1,8 @@
 //! End to end: each mode of the `ringgate-load` binary against an in-process
 //! ringgate server (library API on an ephemeral loopback port: `/echo` on
 //! one shard; for fanout and soak, `/pubsub` like examples/pubsub.rs on two
-//! shards), with small counts; the JSON report must show the work done and
-//! no failures.
+//! shards; once with permessage-deflate on), with small counts; the JSON
+//! report must show the work done and no failures.
 
 use std::process::Command;
 
@@ -10,12 +10,16 @@ use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server, Upgrad
 use ringgate::{ServerBuilder, ServerHandle};
 use serde_json::Value;
 
-fn builder(shards: usize) -> ServerBuilder {
+fn config(shards: usize) -> Config {
     let mut cfg = Config::default();
     cfg.server.host = "127.0.0.1".into();
     cfg.server.port = 0;
     cfg.server.shards = shards;
-    Server::builder(cfg)
+    cfg
+}
+
+fn builder(shards: usize) -> ServerBuilder {
+    Server::builder(config(shards))
 }
 
 fn server() -> ServerHandle {
@@ -200,6 +204,37 @@ fn fanout_delivers_every_message_to_every_subscriber() {
         assert!(r["deliveries_per_server_cpu_s"].is_number(), "{r}");
         assert!(r["rtt_us"].is_null(), "{r}");
     }
+    s.shutdown();
+    s.join().unwrap();
+}
+
+#[test]
+fn fanout_with_deflate_inflates_every_delivery() {
+    let mut cfg = config(2);
+    cfg.websocket.enable_compression = true; // the shared mode, on /pubsub too
+    let s = Server::builder(cfg)
+        .websocket("/pubsub", PubSub)
+        .start()
+        .unwrap();
+    let args = [
+        "fanout",
+        "-c",
+        "20",
+        "--rate",
+        "1000",
+        "--duration",
+        "200ms",
+        "--payload",
+        "1KiB",
+        "--deflate",
+    ];
+    let r = load_at(&s, "/pubsub?channel=bench", &args);
+    assert_clean(&r, 21);
+    assert_eq!(r["deliveries"], 4000, "{r}");
+    let d = &r["deflate"];
+    assert_eq!(d["negotiated"], 21, "{r}");
+    assert_eq!(d["sent"]["compressed"], 200, "the publisher's: {r}");
+    assert_eq!(d["received"]["compressed"], 4000, "{r}");
     s.shutdown();
     s.join().unwrap();
 }
