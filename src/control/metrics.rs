@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 
 use super::errors::ApiError;
 use super::ServerView;
-use crate::hub::{CloseReason, Hub, ShardMetrics, DURATION_BUCKETS};
+use crate::hub::{CloseReason, DeflateMetrics, Hub, ShardMetrics, DURATION_BUCKETS};
 
 /// The content type of what prometheus-client writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -158,6 +158,20 @@ impl Collector for Scrape {
                     )
                 }),
         )?;
+        family(
+            e,
+            "websocket_compressed_connections",
+            "Open WebSocket connections that negotiated permessage-deflate, by route",
+            MetricType::Gauge,
+            self.sum_by(|s, m: &mut BTreeMap<String, u64>| {
+                for r in &s.routes {
+                    *m.entry(r.route.to_string()).or_default() += r.open_compressed;
+                }
+            })
+            .into_iter()
+            .map(|(route, n)| ([("route", route)], ConstGauge::new(n as i64))),
+        )?;
+        self.encode_deflate(e)?;
         let mut errors: Vec<(&str, u64)> = CloseReason::ALL
             .iter()
             .filter(|&&r| r != CloseReason::IdleTimeout)
@@ -279,6 +293,46 @@ impl Collector for Scrape {
 }
 
 impl Scrape {
+    /// permessage-deflate's work: messages compressed to send (a broadcast
+    /// once) and inflated on receipt, and their bytes on each side.
+    fn encode_deflate(&self, e: &mut DescriptorEncoder) -> Result<(), FmtError> {
+        let d = |f: fn(&DeflateMetrics) -> u64| self.total(|s| f(&s.deflate));
+        family(
+            e,
+            "websocket_deflate_messages",
+            "Messages compressed to be sent (op=compress; a broadcast counts once) and compressed messages inflated (op=inflate)",
+            MetricType::Counter,
+            [
+                ([("op", "compress")], ConstCounter::new(d(|m| m.compressed))),
+                ([("op", "inflate")], ConstCounter::new(d(|m| m.inflated))),
+            ],
+        )?;
+        family(
+            e,
+            "websocket_deflate_bytes",
+            "Bytes through permessage-deflate: payload (side=plain) and deflate data (side=compressed), by op",
+            MetricType::Counter,
+            [
+                (
+                    [("op", "compress"), ("side", "plain")],
+                    ConstCounter::new(d(|m| m.compress_plain_bytes)),
+                ),
+                (
+                    [("op", "compress"), ("side", "compressed")],
+                    ConstCounter::new(d(|m| m.compress_wire_bytes)),
+                ),
+                (
+                    [("op", "inflate"), ("side", "compressed")],
+                    ConstCounter::new(d(|m| m.inflate_wire_bytes)),
+                ),
+                (
+                    [("op", "inflate"), ("side", "plain")],
+                    ConstCounter::new(d(|m| m.inflate_plain_bytes)),
+                ),
+            ],
+        )
+    }
+
     /// The connection-duration histogram (prometheus-client adds the
     /// buckets up itself, and writes the f64::MAX bound as +Inf).
     fn encode_durations(&self, e: &mut DescriptorEncoder) -> Result<(), FmtError> {

@@ -23,6 +23,23 @@ pub struct RouteMetrics {
     pub open: u64,
     pub messages_in: u64,
     pub messages_out: u64,
+    /// Of the open connections, those that negotiated permessage-deflate.
+    pub open_compressed: u64,
+}
+
+/// What a shard's permessage-deflate did: messages compressed to be sent
+/// (a broadcast compressed once counts once, however many members get it)
+/// and compressed messages inflated, with their sizes before and after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeflateMetrics {
+    pub compressed: u64,
+    /// Payload bytes in, compressed bytes out (frame headers not counted).
+    pub compress_plain_bytes: u64,
+    pub compress_wire_bytes: u64,
+    pub inflated: u64,
+    /// Compressed bytes in, payload bytes out.
+    pub inflate_wire_bytes: u64,
+    pub inflate_plain_bytes: u64,
 }
 
 /// One shard's counters since it started.
@@ -49,6 +66,7 @@ pub struct ShardMetrics {
     pub duration_buckets: [u64; DURATION_BUCKETS.len() + 1],
     pub duration_sum_s: f64,
     pub duration_count: u64,
+    pub deflate: DeflateMetrics,
 }
 
 impl ShardMetrics {

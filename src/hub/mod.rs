@@ -21,7 +21,7 @@ pub(crate) use frame::SharedFrame;
 pub(crate) use mailbox::Inbox;
 pub use mailbox::MailboxLimits;
 use mailbox::{Mailbox, PostError};
-pub use metrics::{RouteMetrics, ShardMetrics, DURATION_BUCKETS};
+pub use metrics::{DeflateMetrics, RouteMetrics, ShardMetrics, DURATION_BUCKETS};
 pub(crate) use stats::ShardCounters;
 pub use stats::{CloseReason, HubStats, ShardStats};
 pub use subscriptions::Subscriptions;

@@ -40,6 +40,8 @@ import pytest
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.sync.client import connect
 
+from harness import metric, scrape
+
 TIMEOUT = 10.0
 MiB = 1 << 20
 
@@ -524,6 +526,45 @@ def test_websockets_client_negotiates_and_echoes(start_server, mode):
             assert ws.recv(timeout=TIMEOUT) == parts[0][:0].join(parts)
 
 
+@pytest.mark.parametrize("mode", ["shared", "dedicated-15"])
+def test_metrics_count_compressed_connections_and_messages(start_server, mode):
+    # Two compressing websockets clients and a plain one each echo three 1 KiB
+    # texts: /metrics counts the two compressed connections while they are open,
+    # and exactly the messages compressed each way: the plain client's go
+    # uncompressed, and the server sends 40-byte ones plain (under the 128-byte
+    # threshold) while websockets compresses everything it sends.
+    server = start(start_server, mode)
+
+    def deflate_figures():
+        values = scrape(server)
+        return {
+            "open": metric(values, "websocket_compressed_connections", route="/echo"),
+            **{f"{op} messages": metric(values, "websocket_deflate_messages_total", op=op)
+               for op in ("compress", "inflate")},
+            **{f"{op} {side}": metric(values, "websocket_deflate_bytes_total", op=op, side=side)
+               for op in ("compress", "inflate") for side in ("plain", "compressed")},
+        }
+
+    before = deflate_figures()
+    assert before == dict.fromkeys(before, 0), before
+    texts = [json_text(1024, seed=i) for i in range(3)]
+    with ws_connect(server) as a, ws_connect(server) as b, ws_connect(server, compression=None) as plain:
+        for ws in (a, b, plain):
+            for text in texts + ["x" * 40]:
+                ws.send(text)
+                assert ws.recv(timeout=TIMEOUT) == text
+        during = deflate_figures()
+    assert during["open"] == 2
+    assert (during["compress messages"], during["inflate messages"]) == (6, 8), during
+    assert (during["compress plain"], during["inflate plain"]) == (6 * 1024, 6 * 1024 + 2 * 40), during
+    for op in ("compress", "inflate"):
+        assert 0 < during[f"{op} compressed"] < 6 * 1024 // 2, during
+    deadline = time.monotonic() + TIMEOUT
+    while deflate_figures()["open"] != 0:
+        assert time.monotonic() < deadline, "the compressed connections were still counted after closing"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("mode", ["dedicated-10", "dedicated-15"])
 def test_dedicated_mode_with_a_client_that_cannot_limit_its_window(start_server, mode):
     # Offered without client_max_window_bits, the answer must not carry it
@@ -958,10 +999,12 @@ def test_fragmented_compressed_message_with_a_ping_inside(start_server, mode):
 @pytest.mark.parametrize("mode", ["shared", "dedicated-15"])
 def test_empty_compressed_messages(start_server, mode):
     # The empty message compressed with a sync flush is a single 0x00 (an
-    # empty stored block, its 00 00 ff ff stripped).
+    # empty stored block, its 00 00 ff ff stripped); an RSV1 frame with no
+    # payload at all is taken as an empty message too, and must not disturb
+    # the stream's next message (with context takeover it once did).
     server = start(start_server, mode)
     with RawWs(server, [DEFLATE]) as ws:
-        for payload in [b"\x00", ws.deflate(b""), ws.deflate(b"")]:
+        for payload in [b"", b"\x00", ws.deflate(b""), b"", ws.deflate(b"")]:
             ws.send_frame(TEXT, payload, rsv=RSV1)
             msg = ws.recv_message()
             assert (msg.opcode, msg.data) == (TEXT, b""), payload

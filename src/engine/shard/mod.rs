@@ -25,6 +25,7 @@ use slab::Slab;
 use admission::AcceptBackoff;
 pub(crate) use admission::Room;
 use closes::CloseCounts;
+use compression::Negotiated;
 pub(crate) use compression::{ConnDeflate, ShardDeflate};
 use conn::{Closing, Conn, Phase};
 pub(crate) use handler_timers::HandlerTimers;
@@ -370,6 +371,9 @@ impl Shard {
         if conn.phase == Phase::Open {
             let route = &mut self.metrics.routes[conn.route as usize];
             route.open = route.open.saturating_sub(1);
+            if conn.deflate != Negotiated::Off {
+                route.open_compressed = route.open_compressed.saturating_sub(1);
+            }
             let lived_ms = self.now.saturating_sub(conn.accepted_at);
             self.metrics.observe_duration(lived_ms as f64 / 1000.0);
             self.subs.remove_slot(conn.id.slot());

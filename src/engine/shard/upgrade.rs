@@ -205,7 +205,9 @@ impl Shard {
         let ping_period = ws.ping_period.as_millis() as u64;
         let now = self.now;
         self.metrics.count_handshake(101);
-        self.metrics.routes[route as usize].open += 1;
+        let counts = &mut self.metrics.routes[route as usize];
+        counts.open += 1;
+        counts.open_compressed += u64::from(deflate != Negotiated::Off);
         let conn = &mut self.conns[key];
         conn.sendq.push_bytes(response);
         conn.phase = Phase::Open;

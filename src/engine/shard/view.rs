@@ -190,6 +190,7 @@ impl ShardCtx<'_> {
         let shard = &*self.shard;
         let mut metrics = shard.metrics.clone();
         metrics.closed = shard.closes.total;
+        metrics.deflate = shard.codecs.metrics();
         metrics.mailbox_rejected = shard
             .shared
             .hub

@@ -162,6 +162,11 @@ impl Inflater {
         limit: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
+        if compressed.is_empty() {
+            // Not even a block header: an empty message. Fed the tail alone, zlib would
+            // wait inside a stored block's length and garble the stream's next message.
+            return Ok(());
+        }
         let start = out.len();
         let result = self.inflate_parts(compressed, limit, out);
         if result.is_err() {
@@ -494,6 +499,12 @@ mod tests {
             Ok(b"Hello".to_vec()),
             "reset after the error"
         );
+        // No payload at all is an empty message, and leaves the context as it was.
+        let mut takeover = Inflater::new(15, false);
+        for msg in [&[][..], HELLO, &[], &[0x00], HELLO_AGAIN] {
+            let want: &[u8] = if msg.len() > 1 { b"Hello" } else { b"" };
+            assert_eq!(inflate(&mut takeover, msg, 5), Ok(want.to_vec()), "{msg:?}");
+        }
     }
 
     #[test]

@@ -345,16 +345,18 @@ impl FrameDecoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ringgate::protocol::mask::apply_mask;
     use ringgate::protocol::writer::{encode_close, encode_frame};
 
+    /// What a sink saw: whole messages (with their text flag) and controls
+    /// (with their payloads). The deflate codec's tests use it too.
     #[derive(Default)]
-    struct Collect {
-        messages: Vec<(Vec<u8>, bool)>,
+    pub(crate) struct Collect {
+        pub(crate) messages: Vec<(Vec<u8>, bool)>,
         current: Vec<u8>,
-        controls: Vec<(OpCode, Vec<u8>)>,
+        pub(crate) controls: Vec<(OpCode, Vec<u8>)>,
     }
 
     impl FrameSink for Collect {
