@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// What `Inflater::inflate` must answer, from flate2 given all the output room it wants:
-/// the message, then the tail (which, ending a whole message, completes an empty stored block
+/// nothing for an empty message; else the message, then the tail (which, ending a whole message, completes an empty stored block
 /// and writes nothing); a final block ends the message and the stream; errors and, with no
 /// context takeover, every message reset the stream.
 fn reference_inflate(
@@ -84,6 +84,10 @@ fn reference_inflate(
     limit: usize,
     no_takeover: bool,
 ) -> Result<Vec<u8>, InflateError> {
+    if msg.is_empty() {
+        // No payload bytes at all: an empty message, the stream left as it was.
+        return Ok(Vec::new());
+    }
     let corrupt = || InflateError::Corrupt(String::new());
     let (out, status) = inflate_unbounded(z, msg);
     let result = if out.len() > limit {

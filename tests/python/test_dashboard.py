@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 DASHBOARD = pathlib.Path(__file__).resolve().parents[2] / "tools" / "grafana" / "ringgate.json"
 # Words in a PromQL expression that are not metric names.
 PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "le", "route", "direction",
-                "status", "kind", "code", "side", "shard", "reason"}
+                "status", "kind", "code", "side", "shard", "reason", "op"}
 
 
 def test_dashboard_imports_and_names_real_metrics(server):
