@@ -38,7 +38,7 @@ pub(crate) enum Negotiated {
 impl Negotiated {
     /// What a connection keeps after negotiating `params` on a route in
     /// `mode`: the slot's part, and a dedicated connection's codecs.
-    pub(crate) fn new(mode: DeflateMode, params: DeflateParams) -> (Self, Option<Dedicated>) {
+    pub(crate) fn new(mode: DeflateMode, params: DeflateParams) -> (Self, Option<Box<Dedicated>>) {
         match mode {
             DeflateMode::Off => (Negotiated::Off, None),
             DeflateMode::Shared => (
@@ -49,11 +49,11 @@ impl Negotiated {
             ),
             DeflateMode::Dedicated { .. } => (
                 Negotiated::Dedicated,
-                Some(Dedicated {
+                Some(Box::new(Dedicated {
                     params,
                     deflater: None,
                     inflater: None,
-                }),
+                })),
             ),
         }
     }
@@ -61,7 +61,8 @@ impl Negotiated {
 
 /// A dedicated-mode connection's codecs, each made when first needed and
 /// boxed, so an idle connection keeps 24 bytes here (inline, the two
-/// handles of zlib-rs state were 300 more).
+/// handles of zlib-rs state were 300 more). Boxed itself, so that the
+/// `Attached` of every other connection with an identity stays 56 bytes.
 pub(crate) struct Dedicated {
     params: DeflateParams,
     deflater: Option<Box<Deflater>>,

@@ -65,7 +65,7 @@ pub(crate) struct Attached {
     pub(super) identity: Option<Identity>,
     pub(super) label: Option<Box<str>>,
     /// A dedicated-mode connection's permessage-deflate codecs.
-    pub(super) dedicated: Option<Dedicated>,
+    pub(super) dedicated: Option<Box<Dedicated>>,
 }
 
 impl Attached {
@@ -74,7 +74,7 @@ impl Attached {
         protocol: Option<String>,
         identity: Option<Identity>,
         label: Option<String>,
-        dedicated: Option<Dedicated>,
+        dedicated: Option<Box<Dedicated>>,
     ) -> Option<Box<Self>> {
         let some = protocol.is_some() || identity.is_some() || label.is_some();
         (some || dedicated.is_some()).then(|| {
@@ -151,7 +151,7 @@ impl Conn {
             Some(a) => (
                 a.protocol.as_deref(),
                 a.identity.as_deref_mut(),
-                a.dedicated.as_mut(),
+                a.dedicated.as_deref_mut(),
             ),
             None => (None, None, None),
         };
@@ -174,7 +174,7 @@ impl Conn {
         let dedicated = self
             .attached
             .as_deref_mut()
-            .and_then(|a| a.dedicated.as_mut());
+            .and_then(|a| a.dedicated.as_deref_mut());
         (ConnDeflate::new(self.deflate, dedicated), &mut self.sendq)
     }
 }
