@@ -1,15 +1,17 @@
 //! The application-facing API of a WebSocket route: the [`Handler`] trait and
 //! the values it sees and returns. A handler runs on the shard that owns the
 //! connection; it must not block (hand slow work to another thread and answer
-//! through the [`Hub`]).
+//! through the [`Hub`]; an upgrade that needs slow work is deferred with
+//! [`UpgradeRequest::defer`] and answered later through its [`PendingUpgrade`]).
 
 use std::any::Any;
+use std::cell::Cell;
 use std::net::SocketAddr;
 
 use crate::engine::sendq::SendQueue;
 use crate::engine::shard::{ConnDeflate, HandlerTimers, ShardDeflate, ShardLocals};
 use crate::engine::socket::PeerAddr;
-use crate::hub::{ConnId, Hub, Subscriptions};
+use crate::hub::{ConnId, Hub, HubError, Subscriptions};
 use crate::protocol::close::{code, is_valid_wire_code};
 use crate::protocol::deflate::DeflateMode;
 use crate::protocol::frame::OpCode;
@@ -56,6 +58,20 @@ pub struct UpgradeRequest<'a> {
     pub(crate) head: &'a RequestHead,
     pub(crate) info: &'a UpgradeInfo,
     pub(crate) peer: PeerAddr,
+    /// Where a deferred answer goes, and whether the shard may park one more.
+    pub(crate) deferral: Deferral<'a>,
+}
+
+/// The shard's side of [`UpgradeRequest::defer`].
+pub(crate) struct Deferral<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) hub: &'a Hub,
+    /// The shard parks no more upgrades than its limit.
+    pub(crate) room: bool,
+    /// Set once the handler took a [`PendingUpgrade`].
+    pub(crate) taken: Cell<bool>,
+    /// Set when a deferral was refused for want of room.
+    pub(crate) refused: Cell<bool>,
 }
 
 impl UpgradeRequest<'_> {
@@ -83,6 +99,91 @@ impl UpgradeRequest<'_> {
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer.get()
     }
+    /// Defers the answer to this upgrade: return `Ok(Accept::deferred())`
+    /// from `on_upgrade`, hand the [`PendingUpgrade`] to whatever does the
+    /// slow work (a thread pool, an async task), and answer through it from
+    /// any thread. Meanwhile the shard parks the socket: it serves its other
+    /// connections, and answers `503 upgrade_timeout` if no answer comes
+    /// within `RINGGATE_UPGRADE_TIMEOUT`. A client that leaves first is
+    /// forgotten, and the answer that comes later is dropped.
+    ///
+    /// Refused (`503 upgrade_busy`, ready to return with `?`) when the shard
+    /// already parks `RINGGATE_MAX_PENDING_UPGRADES` upgrades.
+    pub fn defer(&self) -> Result<PendingUpgrade, Reject> {
+        let d = &self.deferral;
+        if !d.room {
+            d.refused.set(true);
+            return Err(Reject::new(
+                503,
+                "upgrade_busy",
+                "too many upgrades are waiting for an answer; retry later",
+            ));
+        }
+        d.taken.set(true);
+        Ok(PendingUpgrade {
+            hub: d.hub.clone(),
+            id: d.id,
+            answered: false,
+        })
+    }
+}
+
+/// An upgrade whose answer comes later ([`UpgradeRequest::defer`]): `Send`,
+/// so it may go to any thread. Answer it once with [`PendingUpgrade::answer`]
+/// (or `accept` / `reject`); dropped unanswered, it refuses the upgrade with
+/// `500 internal_error`.
+pub struct PendingUpgrade {
+    hub: Hub,
+    id: ConnId,
+    answered: bool,
+}
+
+impl PendingUpgrade {
+    /// The id the connection will have once accepted.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Answers the upgrade: the shard then carries on as if `on_upgrade`
+    /// had returned `decision`. Never refused for a full mailbox (the shard
+    /// parks a bounded number of upgrades, so their answers are bounded too);
+    /// [`HubError::Stopped`] once the server has stopped.
+    pub fn answer(mut self, decision: Result<Accept, Reject>) -> Result<(), HubError> {
+        self.answered = true;
+        self.hub.answer_upgrade(self.id, decision)
+    }
+
+    /// Accepts the upgrade ([`PendingUpgrade::answer`]).
+    pub fn accept(self, accept: Accept) -> Result<(), HubError> {
+        self.answer(Ok(accept))
+    }
+
+    /// Refuses the upgrade ([`PendingUpgrade::answer`]).
+    pub fn reject(self, reject: Reject) -> Result<(), HubError> {
+        self.answer(Err(reject))
+    }
+}
+
+impl Drop for PendingUpgrade {
+    fn drop(&mut self) {
+        if !self.answered {
+            let refusal = Reject::new(
+                500,
+                "internal_error",
+                "the upgrade handler dropped the request without an answer",
+            );
+            // The server may be gone; the socket then closes with it.
+            let _ = self.hub.answer_upgrade(self.id, Err(refusal));
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingUpgrade")
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// The identity a handler attaches to a connection at upgrade time.
@@ -97,11 +198,22 @@ pub struct Accept {
     pub(crate) max_message_size: Option<usize>,
     pub(crate) label: Option<String>,
     pub(crate) compression: Option<DeflateMode>,
+    /// The answer comes later ([`Accept::deferred`]).
+    pub(crate) deferred: bool,
 }
 
 impl Accept {
     pub fn new() -> Self {
         Self::default()
+    }
+    /// What `on_upgrade` returns after [`UpgradeRequest::defer`]: the answer
+    /// comes later, through the [`PendingUpgrade`]. Returned without a
+    /// deferral, it is answered `500 internal_error` (and a warning is logged).
+    pub fn deferred() -> Self {
+        Self {
+            deferred: true,
+            ..Self::default()
+        }
     }
     /// Selects one of the offered subprotocols (one the client did not offer
     /// is left out of the answer).
@@ -184,7 +296,9 @@ impl Reject {
 /// A WebSocket route's behaviour. One value serves every shard.
 pub trait Handler: Send + Sync + 'static {
     /// Decides on an upgrade request: accept (maybe choosing a subprotocol and
-    /// attaching an identity) or reject with an HTTP status.
+    /// attaching an identity) or reject with an HTTP status, now or later
+    /// ([`UpgradeRequest::defer`]). It runs on the shard: anything slow (a
+    /// password hash, a call to another service) belongs behind a deferral.
     fn on_upgrade(&self, _req: &UpgradeRequest<'_>) -> Result<Accept, Reject> {
         Ok(Accept::new())
     }

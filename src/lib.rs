@@ -20,7 +20,7 @@ pub use axum;
 pub use config::Config;
 pub use control::{ApiError, MetricsSource, ServerView};
 pub use engine::shard::{ConnInfo, ShardCtx};
-pub use handler::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
+pub use handler::{Accept, ConnCtx, Handler, Message, PendingUpgrade, Reject, UpgradeRequest};
 pub use hub::{ConnId, Frame, Hub, HubError, HubStats};
 pub use prometheus_client;
 pub use server::{Server, ServerBuilder, ServerHandle};

@@ -101,9 +101,16 @@ pub struct ServerConfig {
     pub admin_reserve: usize,
     /// Hub commands one shard's mailbox holds before it refuses more.
     pub mailbox_commands: usize,
-    /// Frame bytes one shard's mailbox holds before it refuses more.
+    /// Bytes (frames, what posted closures hold) one shard's mailbox holds
+    /// before it refuses more.
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub mailbox_bytes: usize,
+    /// Upgrades one shard parks while their handler's answer is pending
+    /// (`UpgradeRequest::defer`); more are refused with 503.
+    pub max_pending_upgrades: usize,
+    /// How long a parked upgrade waits for its answer (then 503).
+    #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
+    pub upgrade_timeout: Duration,
 }
 
 /// Limits and liveness checks of the WebSocket protocol.
@@ -305,6 +312,8 @@ impl Default for ServerConfig {
             admin_reserve: 16,
             mailbox_commands: 65_536,
             mailbox_bytes: 64 << 20,
+            max_pending_upgrades: 1024,
+            upgrade_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -50,7 +50,9 @@ settings! {
     "RINGGATE_DIRECT_DESCRIPTORS", server.direct_descriptors, Bool, "io_uring: sockets in each shard's own file table (open-files limit per shard)";
     "RINGGATE_ADMIN_RESERVE", server.admin_reserve, Count, "sockets past MAX_CONNECTIONS kept for plain HTTP (health, admin)";
     "RINGGATE_MAILBOX_COMMANDS", server.mailbox_commands, Count, "hub commands a shard's mailbox holds (more: refused)";
-    "RINGGATE_MAILBOX_BYTES", server.mailbox_bytes, Bytes, "frame bytes a shard's mailbox holds (more: refused)";
+    "RINGGATE_MAILBOX_BYTES", server.mailbox_bytes, Bytes, "bytes (frames, closures' loads) a shard's mailbox holds (more: refused)";
+    "RINGGATE_MAX_PENDING_UPGRADES", server.max_pending_upgrades, Count, "upgrades a shard parks awaiting their handler's answer (more: 503)";
+    "RINGGATE_UPGRADE_TIMEOUT", server.upgrade_timeout, Dur, "how long a parked upgrade waits for its answer (then 503)";
     "RINGGATE_MAX_MESSAGE_SIZE", websocket.max_message_size, Bytes, "largest message on routes without their own limit (/echo)";
     "RINGGATE_MAX_FRAGMENTS", websocket.max_fragments, Count, "most frames in one message";
     "WS_PING_PERIOD", websocket.ping_period, Dur, "server ping interval (0 = no pings)";

@@ -22,7 +22,9 @@ use prometheus_client::registry::Registry;
 
 use super::errors::ApiError;
 use super::ServerView;
-use crate::hub::{CloseReason, DeflateMetrics, Hub, ShardMetrics, DURATION_BUCKETS};
+use crate::hub::{
+    CloseReason, DeflateMetrics, Hub, ShardMetrics, UpgradeMetrics, DURATION_BUCKETS,
+};
 
 /// The content type of what prometheus-client writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -252,6 +254,7 @@ impl Collector for Scrape {
             }),
         )?;
         self.encode_durations(e)?;
+        self.encode_upgrades(e)?;
         family(
             e,
             "ringgate_shard_connections",
@@ -330,6 +333,33 @@ impl Scrape {
                     ConstCounter::new(d(|m| m.inflate_plain_bytes)),
                 ),
             ],
+        )
+    }
+
+    /// Upgrades whose handler deferred its answer: parked now, and what
+    /// became of them.
+    fn encode_upgrades(&self, e: &mut DescriptorEncoder) -> Result<(), FmtError> {
+        let u = |f: fn(&UpgradeMetrics) -> u64| self.total(|s| f(&s.upgrades));
+        single(
+            e,
+            "ringgate_upgrades_pending",
+            "Upgrades parked while their route handler's deferred answer is pending",
+            &ConstGauge::new(u(|m| m.pending) as i64),
+        )?;
+        family(
+            e,
+            "ringgate_upgrades_deferred",
+            "Deferred upgrades by outcome: parked (deferred), answered (accepted, rejected), timed_out, abandoned by the client, or refused for want of room (busy)",
+            MetricType::Counter,
+            [
+                ("deferred", u(|m| m.deferred)),
+                ("accepted", u(|m| m.accepted)),
+                ("rejected", u(|m| m.rejected)),
+                ("timed_out", u(|m| m.timed_out)),
+                ("abandoned", u(|m| m.abandoned)),
+                ("busy", u(|m| m.busy)),
+            ]
+            .map(|(outcome, n)| ([("outcome", outcome)], ConstCounter::new(n))),
         )
     }
 

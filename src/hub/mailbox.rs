@@ -1,5 +1,5 @@
 //! One shard's mailbox: a lock-free queue of commands bounded by count and by
-//! frame bytes, the waker that rouses the shard, its shutdown flag and the
+//! the bytes they hold (frames, what closures carry), the waker that rouses the shard, its shutdown flag and the
 //! count of commands it refused. Any thread posts; only the owning shard
 //! takes. A full mailbox refuses the command (the sender gets an error and
 //! the shard's `mailbox_rejected` counter grows): nothing is dropped silently.
@@ -86,11 +86,22 @@ pub(crate) fn mailbox(limits: MailboxLimits) -> std::io::Result<(Mailbox, Inbox)
 impl Mailbox {
     /// Queues `cmd` and wakes the shard, unless the mailbox is full.
     pub(crate) fn post(&self, cmd: Command) -> Result<(), PostError> {
+        self.enqueue(cmd, true)
+    }
+
+    /// Queues `cmd` whatever the bounds say (it still counts against
+    /// them): for commands whose number is bounded elsewhere.
+    pub(crate) fn post_unbounded(&self, cmd: Command) -> Result<(), PostError> {
+        self.enqueue(cmd, false)
+    }
+
+    fn enqueue(&self, cmd: Command, bounded: bool) -> Result<(), PostError> {
         let s = &self.state;
-        let bytes = cmd.frame_bytes();
+        let bytes = cmd.held_bytes();
         let queued = s.commands.fetch_add(1, Ordering::AcqRel);
         let before = s.bytes.fetch_add(bytes, Ordering::AcqRel);
-        if queued >= s.limits.commands || (before > 0 && before + bytes > s.limits.bytes) {
+        let full = queued >= s.limits.commands || (before > 0 && before + bytes > s.limits.bytes);
+        if bounded && full {
             self.undo(bytes);
             s.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(PostError::Full);
@@ -127,7 +138,7 @@ impl Inbox {
         let cmd = self.rx.try_recv().ok()?;
         self.state
             .bytes
-            .fetch_sub(cmd.frame_bytes(), Ordering::AcqRel);
+            .fetch_sub(cmd.held_bytes(), Ordering::AcqRel);
         self.state.commands.fetch_sub(1, Ordering::AcqRel);
         Some(cmd)
     }

@@ -42,6 +42,25 @@ pub struct DeflateMetrics {
     pub inflate_plain_bytes: u64,
 }
 
+/// What became of the upgrades route handlers deferred
+/// ([`crate::UpgradeRequest::defer`]) on one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpgradeMetrics {
+    /// Parked now, waiting for an answer.
+    pub pending: u64,
+    /// Parked since start.
+    pub deferred: u64,
+    /// Answered with an accept, or with a refusal.
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Answered 503 at the upgrade timeout.
+    pub timed_out: u64,
+    /// The client went before the answer came.
+    pub abandoned: u64,
+    /// Deferrals refused because the shard parked its maximum already.
+    pub busy: u64,
+}
+
 /// One shard's counters since it started.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardMetrics {
@@ -67,6 +86,7 @@ pub struct ShardMetrics {
     pub duration_sum_s: f64,
     pub duration_count: u64,
     pub deflate: DeflateMetrics,
+    pub upgrades: UpgradeMetrics,
 }
 
 impl ShardMetrics {

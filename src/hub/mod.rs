@@ -11,17 +11,18 @@ mod subscriptions;
 mod waker;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::engine::shard::ShardCtx;
-use crate::handler::Message;
+use crate::handler::{Accept, Message, Reject};
 use crate::protocol::close::is_valid_wire_code;
 
 pub(crate) use frame::SharedFrame;
 pub(crate) use mailbox::Inbox;
 pub use mailbox::MailboxLimits;
 use mailbox::{Mailbox, PostError};
-pub use metrics::{DeflateMetrics, RouteMetrics, ShardMetrics, DURATION_BUCKETS};
+pub use metrics::{DeflateMetrics, RouteMetrics, ShardMetrics, UpgradeMetrics, DURATION_BUCKETS};
 pub(crate) use stats::ShardCounters;
 pub use stats::{CloseReason, HubStats, ShardStats};
 pub use subscriptions::Subscriptions;
@@ -75,6 +76,13 @@ impl fmt::Display for ConnId {
     }
 }
 
+fn post_error(e: PostError) -> HubError {
+    match e {
+        PostError::Full => HubError::MailboxFull { shards: 1 },
+        PostError::Closed => HubError::Stopped,
+    }
+}
+
 /// Errors of hub calls.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HubError {
@@ -106,6 +114,16 @@ impl Frame {
     pub fn new(msg: Message<'_>) -> Frame {
         Frame(SharedFrame::new(msg))
     }
+
+    /// The encoded frame's length in bytes (what it costs a mailbox).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true: a frame has a header at least.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
 }
 
 impl From<Message<'_>> for Frame {
@@ -124,17 +142,21 @@ pub(crate) enum Command {
     Subscribe(ConnId, Arc<str>),
     Unsubscribe(ConnId, Arc<str>),
     Close(ConnId, u16, String),
-    /// Code to run on the shard ([`Hub::run_on`]).
-    Run(Box<dyn FnOnce(&mut ShardCtx<'_>) + Send>),
+    /// Code to run on the shard ([`Hub::run_on`]), and the bytes it holds
+    /// (what its poster declared, at least the closure's own size).
+    Run(Box<dyn FnOnce(&mut ShardCtx<'_>) + Send>, usize),
+    /// The answer to a deferred upgrade ([`crate::PendingUpgrade`]).
+    Upgrade(ConnId, Box<Result<Accept, Reject>>),
 }
 
 impl Command {
-    /// Frame bytes the command holds (what the mailbox's byte bound counts).
-    fn frame_bytes(&self) -> usize {
+    /// Bytes the command holds (what the mailbox's byte bound counts).
+    fn held_bytes(&self) -> usize {
         match self {
             Command::Send(_, frame)
             | Command::SendMany(_, frame)
             | Command::Broadcast(_, frame, _) => frame.len(),
+            Command::Run(_, bytes) => *bytes,
             _ => 0,
         }
     }
@@ -143,6 +165,8 @@ impl Command {
 struct HubInner {
     mailboxes: Vec<Mailbox>,
     counters: Vec<Arc<ShardCounters>>,
+    /// Set once shutdown began.
+    draining: AtomicBool,
 }
 
 /// The cross-shard handle. Cheap to clone; usable from any thread.
@@ -179,31 +203,58 @@ impl Hub {
         let inner = Arc::new(HubInner {
             mailboxes,
             counters,
+            draining: AtomicBool::new(false),
         });
         Ok((Hub { inner }, inboxes))
     }
 
     fn post(&self, shard: usize, cmd: Command) -> Result<(), HubError> {
-        let mailbox = self
-            .inner
+        self.mailbox(shard)?.post(cmd).map_err(post_error)
+    }
+
+    fn mailbox(&self, shard: usize) -> Result<&Mailbox, HubError> {
+        self.inner
             .mailboxes
             .get(shard)
-            .ok_or(HubError::NoSuchShard(shard))?;
-        mailbox.post(cmd).map_err(|e| match e {
-            PostError::Full => HubError::MailboxFull { shards: 1 },
-            PostError::Closed => HubError::Stopped,
-        })
+            .ok_or(HubError::NoSuchShard(shard))
     }
 
     /// Runs `f` on shard `shard`'s thread like [`Hub::run_on`], without
     /// waiting for it or its result: the cheap form for updates that answer
     /// nobody. Only posting can fail (a full mailbox, a stopped server); a
-    /// panic in `f` is caught and logged on the shard.
+    /// panic in `f` is caught and logged on the shard. The mailbox's byte
+    /// bound counts the closure's own size; a closure that holds more on
+    /// the heap (a message, say) should declare it with
+    /// [`Hub::post_run_holding`].
     pub fn post_run<F>(&self, shard: usize, f: F) -> Result<(), HubError>
     where
         F: FnOnce(&mut ShardCtx<'_>) + Send + 'static,
     {
-        self.post(shard, Command::Run(Box::new(f)))
+        self.post_run_holding(shard, 0, f)
+    }
+
+    /// [`Hub::post_run`] for a closure that holds `bytes` on the heap (a
+    /// frame it will send, a copy of a message): they count against the
+    /// shard's `RINGGATE_MAILBOX_BYTES` until the closure has run.
+    pub fn post_run_holding<F>(&self, shard: usize, bytes: usize, f: F) -> Result<(), HubError>
+    where
+        F: FnOnce(&mut ShardCtx<'_>) + Send + 'static,
+    {
+        let held = bytes.saturating_add(std::mem::size_of::<F>());
+        self.post(shard, Command::Run(Box::new(f), held))
+    }
+
+    /// Posts the answer to a deferred upgrade, past the mailbox's bounds:
+    /// a shard parks a bounded number of upgrades, so their answers are
+    /// bounded too, and an answer refused would leave a client waiting.
+    pub(crate) fn answer_upgrade(
+        &self,
+        id: ConnId,
+        decision: Result<Accept, Reject>,
+    ) -> Result<(), HubError> {
+        self.mailbox(id.shard())?
+            .post_unbounded(Command::Upgrade(id, Box::new(decision)))
+            .map_err(post_error)
     }
 
     /// Number of shards.
@@ -342,12 +393,9 @@ impl Hub {
         F: FnOnce(&mut ShardCtx<'_>) -> T + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let posted = self.post(
-            shard,
-            Command::Run(Box::new(move |ctx| {
-                let _ = tx.send(f(ctx));
-            })),
-        );
+        let posted = self.post_run(shard, move |ctx| {
+            let _ = tx.send(f(ctx));
+        });
         async move {
             posted?;
             rx.await.map_err(|_| HubError::RunFailed(shard))
@@ -383,9 +431,16 @@ impl Hub {
     /// Asks every shard to stop accepting and close its connections with
     /// 1001. Never refused, however full the mailboxes are.
     pub(crate) fn shutdown(&self) {
+        self.inner.draining.store(true, Ordering::Release);
         for mailbox in &self.inner.mailboxes {
             mailbox.request_shutdown();
         }
+    }
+
+    /// True once the server began to shut down (it accepts no more
+    /// connections and is closing the ones it has).
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
     }
 
     /// A snapshot of every shard's counters.
@@ -473,6 +528,30 @@ mod tests {
             .map(|s| s.mailbox_rejected)
             .collect();
         assert_eq!(rejected, vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn posted_closures_count_what_they_hold_against_the_byte_bound() {
+        let limits = MailboxLimits {
+            commands: 100,
+            bytes: 1000,
+        };
+        let (hub, inboxes) = Hub::new(1, limits).unwrap();
+        let big = vec![0u8; 600];
+        hub.post_run_holding(0, big.len(), move |_| drop(big))
+            .unwrap();
+        let again = vec![0u8; 600];
+        assert_eq!(
+            hub.post_run_holding(0, again.len(), move |_| drop(again)),
+            Err(HubError::MailboxFull { shards: 1 }),
+            "1,200 bytes held are over the 1,000-byte bound"
+        );
+        let held = match inboxes[0].inbox.take() {
+            Some(cmd @ Command::Run(..)) => cmd.held_bytes(),
+            _ => panic!("expected a closure"),
+        };
+        assert!(held >= 600, "{held}");
+        assert!(hub.post_run(0, |_| ()).is_ok(), "room again once taken");
     }
 
     #[test]

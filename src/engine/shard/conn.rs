@@ -10,6 +10,7 @@ use crate::engine::shard::compression::{ConnDeflate, Dedicated, Negotiated};
 use crate::engine::socket::PeerAddr;
 use crate::handler::{ConnCtx, Identity, ShardScope};
 use crate::hub::ConnId;
+use crate::protocol::handshake::UpgradeInfo;
 use crate::protocol::reader::{MessageReader, ReaderLimits};
 
 /// Where the connection is in its life.
@@ -17,6 +18,9 @@ use crate::protocol::reader::{MessageReader, ReaderLimits};
 pub(super) enum Phase {
     /// Reading the HTTP request head.
     Handshake,
+    /// The route's handler deferred its answer to the upgrade: parked,
+    /// until the answer, the upgrade timeout or the peer's going.
+    Upgrading,
     /// WebSocket frames flow.
     Open,
     /// A plain HTTP request: the socket goes to the control plane once the
@@ -53,10 +57,32 @@ impl Closing {
 
 /// The bytes so far of a request head that did not arrive in one read; for a
 /// connection being handed off, every byte read and its place in the
-/// control plane.
+/// control plane; for a parked upgrade, what it waits with and the bytes
+/// that came after its head.
 pub(super) struct PartialHead {
     pub(super) bytes: Vec<u8>,
     pub(super) ticket: Option<Ticket>,
+    pub(super) parked: Option<ParkedUpgrade>,
+}
+
+impl PartialHead {
+    pub(super) fn boxed(bytes: Vec<u8>) -> Box<Self> {
+        Box::new(Self {
+            bytes,
+            ticket: None,
+            parked: None,
+        })
+    }
+}
+
+/// An upgrade waiting for its handler's answer: what the 101 needs.
+pub(super) struct ParkedUpgrade {
+    pub(super) route: usize,
+    pub(super) info: UpgradeInfo,
+    /// The request path, for log lines.
+    pub(super) path: Box<str>,
+    /// Shard clock (ms) when the wait ends with a 503.
+    pub(super) deadline: u64,
 }
 
 /// The subprotocol, identity and label an upgrade handler chose for a connection.

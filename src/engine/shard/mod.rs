@@ -99,6 +99,8 @@ pub(crate) struct Shard {
     peers: Vec<Option<SocketAddr>>,
     /// Set once shutdown began: the drain deadline.
     draining_until: Option<u64>,
+    /// Connections in [`Phase::Upgrading`].
+    parked: usize,
     messages_in: u64,
     messages_out: u64,
     /// What `/metrics` reports of this shard.
@@ -141,6 +143,7 @@ impl Shard {
             dirty: Vec::new(),
             peers: Vec::new(),
             draining_until: None,
+            parked: 0,
             messages_in: 0,
             messages_out: 0,
             metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
@@ -245,6 +248,7 @@ impl Shard {
         match conn.phase {
             _ if conn.closing.ignores_input() => {}
             Phase::Handshake => self.on_request_bytes(key, data),
+            Phase::Upgrading => self.on_parked_bytes(key, data),
             Phase::Open => self.on_frame_bytes(key, data),
             Phase::HandOff => {
                 if let Some(head) = conn.head.as_mut() {
@@ -368,6 +372,10 @@ impl Shard {
         let mut conn = self.conns.remove(key);
         self.shared.sockets.fetch_sub(1, Ordering::Relaxed);
         self.descriptor_freed();
+        if conn.phase == Phase::Upgrading {
+            self.parked -= 1;
+            self.metrics.upgrades.abandoned += 1;
+        }
         if conn.phase == Phase::Open {
             let route = &mut self.metrics.routes[conn.route as usize];
             route.open = route.open.saturating_sub(1);
@@ -522,7 +530,9 @@ impl Shard {
                 self.metrics.count_close_sent(code);
                 self.notify_close(key, Some(code), reason);
             }
-            Phase::Handshake | Phase::HandOff => conn.closing = Closing::Now { reset: false },
+            Phase::Handshake | Phase::Upgrading | Phase::HandOff => {
+                conn.closing = Closing::Now { reset: false }
+            }
         }
         self.mark(key);
     }
@@ -640,7 +650,8 @@ impl Shard {
                     self.start_close(id.slot() as usize, code, &reason, wait);
                 }
             }
-            Command::Run(f) => {
+            Command::Upgrade(id, decision) => self.on_upgrade_answer(id, *decision),
+            Command::Run(f, _) => {
                 let mut ctx = ShardCtx { shard: self };
                 if !guarded(|| f(&mut ctx)) {
                     tracing::warn!(

@@ -1,5 +1,6 @@
 //! Time-driven rules, checked by a periodic sweep over the shard's
-//! connections: handshake deadline (slowloris), heartbeat pings and pong
+//! connections: handshake deadline (slowloris), the wait of a parked
+//! upgrade, heartbeat pings and pong
 //! wait, idle timeout, the minimum send rate, close-handshake, flush and
 //! drain deadlines. Every deadline ends in a freed slot: the driver closes
 //! the socket even with a write stuck in flight.
@@ -64,6 +65,13 @@ impl Shard {
                     (Phase::Handshake, Closing::No) if now - conn.accepted_at >= read_timeout => {
                         Some(Expiry::Drop(Some(CloseReason::HandshakeTimeout)))
                     }
+                    (Phase::Upgrading, Closing::No)
+                        if conn.head.as_ref().is_some_and(|h| {
+                            h.parked.as_ref().is_some_and(|p| now >= p.deadline)
+                        }) =>
+                    {
+                        Some(Expiry::UpgradeTimeout)
+                    }
                     (Phase::Open, Closing::No) => {
                         if conn.pong_deadline != 0 && now >= conn.pong_deadline {
                             Some(Expiry::PongTimeout)
@@ -103,6 +111,7 @@ impl Shard {
                     self.count_close(CloseReason::PongTimeout);
                     self.fail(key, code::GOING_AWAY, "pong timeout");
                 }
+                Expiry::UpgradeTimeout => self.upgrade_timed_out(key),
                 Expiry::Idle => {
                     self.count_close(CloseReason::IdleTimeout);
                     let wait = self.close_wait_ms();
@@ -130,4 +139,6 @@ enum Expiry {
     PongTimeout,
     /// Nothing arrived for the idle timeout.
     Idle,
+    /// A parked upgrade's answer did not come in time.
+    UpgradeTimeout,
 }

@@ -1,16 +1,22 @@
 //! The HTTP phase of a connection: collect the request head, then either
-//! upgrade it to a WebSocket on a matching route or answer a plain HTTP route,
-//! always with the right status. Never holds more than the header cap.
+//! upgrade it to a WebSocket on a matching route (at once, or once a handler
+//! that deferred its answer gives it: the connection is parked meanwhile) or
+//! answer a plain HTTP route, always with the right status. Never holds more
+//! than the header cap.
+
+use std::cell::Cell;
 
 use super::compression::Negotiated;
-use super::conn::{Attached, PartialHead};
+use super::conn::{Attached, ParkedUpgrade, PartialHead};
 use super::{guarded, Closing, Phase, Shard, OVERLOADED};
 use crate::config::Compression;
-use crate::handler::{Accept, Reject, UpgradeRequest};
+use crate::handler::{Accept, Deferral, Reject, UpgradeRequest};
+use crate::hub::ConnId;
 use crate::protocol::deflate::negotiate;
 use crate::protocol::frame::RSV1;
 use crate::protocol::handshake::{
     accept_key, validate_upgrade, wants_upgrade, write_handshake_error, write_switching_protocols,
+    UpgradeInfo,
 };
 use crate::protocol::http::{parse_request, write_error, RequestHead};
 use crate::protocol::reader::{MessageReader, ReaderLimits};
@@ -29,12 +35,7 @@ impl Shard {
         };
         match parse_request(buf, max) {
             Ok(None) => {
-                let head = pending.unwrap_or_else(|| {
-                    Box::new(PartialHead {
-                        bytes: data.to_vec(),
-                        ticket: None,
-                    })
-                });
+                let head = pending.unwrap_or_else(|| PartialHead::boxed(data.to_vec()));
                 self.conns[key].head = Some(head);
             }
             Err(e) => self.error_and_close(key, e.status(), error_code(e.status()), &e.to_string()),
@@ -100,10 +101,9 @@ impl Shard {
         };
         let conn = &mut self.conns[key];
         conn.phase = Phase::HandOff;
-        conn.head = Some(Box::new(PartialHead {
-            bytes,
-            ticket: Some(ticket),
-        }));
+        let mut head = PartialHead::boxed(bytes);
+        head.ticket = Some(ticket);
+        conn.head = Some(head);
     }
 
     fn on_request(&mut self, key: usize, route: usize, req: RequestHead, rest: Vec<u8>) {
@@ -126,15 +126,154 @@ impl Shard {
             head: &req,
             info: &info,
             peer: self.peer(key),
+            deferral: Deferral {
+                id: self.conns[key].id,
+                hub: &self.shared.hub,
+                room: self.parked < self.shared.config.server.max_pending_upgrades,
+                taken: Cell::new(false),
+                refused: Cell::new(false),
+            },
         };
         let mut decision: Result<Accept, Reject> =
             Err(Reject::new(500, "internal_error", "upgrade handler failed"));
         guarded(|| decision = handler.on_upgrade(&upgrade));
+        let (deferred, refused) = (upgrade.deferral.taken.get(), upgrade.deferral.refused.get());
+        if refused {
+            self.metrics.upgrades.busy += 1;
+        }
+        match decision {
+            Ok(accept) if accept.deferred => {
+                if deferred {
+                    return self.park(key, route, info, &req.path, rest);
+                }
+                tracing::warn!(path = %req.path, "upgrade handler returned Accept::deferred() without UpgradeRequest::defer(); answering 500");
+                self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
+            }
+            decision => self.finish_upgrade(key, route, &info, &req.path, decision, rest),
+        }
+    }
+
+    /// Parks connection `key` until its handler's answer arrives
+    /// ([`Shard::on_upgrade_answer`]), the upgrade timeout passes or the
+    /// peer goes.
+    fn park(&mut self, key: usize, route: usize, info: UpgradeInfo, path: &str, rest: Vec<u8>) {
+        let wait = self.shared.config.server.upgrade_timeout.as_millis() as u64;
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Upgrading;
+        let mut head = PartialHead::boxed(rest);
+        head.parked = Some(ParkedUpgrade {
+            route,
+            info,
+            path: path.into(),
+            deadline: self.now + wait,
+        });
+        conn.head = Some(head);
+        self.parked += 1;
+        self.metrics.upgrades.deferred += 1;
+    }
+
+    /// Bytes arrived on a parked upgrade. A client must wait for the 101
+    /// before it sends frames (RFC 6455 4.1), so only a little is kept, to
+    /// be read as frames once accepted; more is answered 400.
+    pub(super) fn on_parked_bytes(&mut self, key: usize, data: &[u8]) {
+        let max = self.shared.config.server.max_header_bytes;
+        let Some(head) = self.conns[key].head.as_mut() else {
+            return;
+        };
+        if head.bytes.len() + data.len() <= max {
+            head.bytes.extend_from_slice(data);
+            return;
+        }
+        self.unpark(key);
+        self.error_and_close(
+            key,
+            400,
+            "bad_request",
+            "frames sent before the upgrade was answered",
+        );
+    }
+
+    /// The answer to a deferred upgrade arrived. An answer for a
+    /// connection that has gone (or was answered by its timeout) is
+    /// dropped, under the panic guard: the identity it carries is handler
+    /// code.
+    pub(super) fn on_upgrade_answer(&mut self, id: ConnId, decision: Result<Accept, Reject>) {
+        let key = id.slot() as usize;
+        let waiting = matches!(self.conns.get(key), Some(c) if c.id == id && c.phase == Phase::Upgrading && c.closing == Closing::No);
+        if !waiting {
+            guarded(move || drop(decision));
+            return;
+        }
+        let Some(mut head) = self.unpark(key) else {
+            return;
+        };
+        let Some(parked) = head.parked.take() else {
+            return;
+        };
+        let counts = &mut self.metrics.upgrades;
+        match &decision {
+            Ok(_) => counts.accepted += 1,
+            Err(_) => counts.rejected += 1,
+        }
+        let rest = std::mem::take(&mut head.bytes);
+        self.finish_upgrade(
+            key,
+            parked.route,
+            &parked.info,
+            &parked.path,
+            decision,
+            rest,
+        );
+        self.mark(key);
+    }
+
+    /// A parked upgrade whose answer did not come in time: 503.
+    pub(super) fn upgrade_timed_out(&mut self, key: usize) {
+        if self.unpark(key).is_some() {
+            self.metrics.upgrades.timed_out += 1;
+            self.error_and_close(
+                key,
+                503,
+                "upgrade_timeout",
+                "the upgrade was not answered in time; retry later",
+            );
+            self.mark(key);
+        }
+    }
+
+    /// Takes connection `key` out of the parked upgrades (back to the
+    /// handshake phase, to be answered); its parked state, if it was parked.
+    fn unpark(&mut self, key: usize) -> Option<Box<PartialHead>> {
+        let conn = &mut self.conns[key];
+        if conn.phase != Phase::Upgrading {
+            return None;
+        }
+        conn.phase = Phase::Handshake;
+        self.parked -= 1;
+        conn.head.take()
+    }
+
+    /// Answers an upgrade the handler decided on (at once or later): the
+    /// refusal, or the 101 and the WebSocket phase, then the bytes that
+    /// came after the request head, as frames.
+    fn finish_upgrade(
+        &mut self,
+        key: usize,
+        route: usize,
+        info: &UpgradeInfo,
+        path: &str,
+        decision: Result<Accept, Reject>,
+        rest: Vec<u8>,
+    ) {
         let accept = match decision {
+            Ok(accept) if accept.deferred => {
+                tracing::warn!(%path, "a deferred upgrade was answered with Accept::deferred(); answering 500");
+                return self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
+            }
             Ok(accept) => match accept.check_headers() {
                 Ok(()) => accept,
                 Err(e) => {
-                    tracing::warn!(path = %req.path, "upgrade handler's answer refused: {e}");
+                    tracing::warn!(%path, "upgrade handler's answer refused: {e}");
                     guarded(move || drop(accept));
                     return self.error_and_close(
                         key,
@@ -148,7 +287,7 @@ impl Shard {
                 return self.error_and_close(key, reject.status, &reject.code, &reject.message);
             }
             Err(reject) => {
-                tracing::warn!(path = %req.path, "upgrade handler rejected with status {}, which is not an error status; answering 500", reject.status);
+                tracing::warn!(%path, "upgrade handler rejected with status {}, which is not an error status; answering 500", reject.status);
                 return self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
             }
         };

@@ -191,6 +191,7 @@ impl ShardCtx<'_> {
         let mut metrics = shard.metrics.clone();
         metrics.closed = shard.closes.total;
         metrics.deflate = shard.codecs.metrics();
+        metrics.upgrades.pending = shard.parked as u64;
         metrics.mailbox_rejected = shard
             .shared
             .hub
