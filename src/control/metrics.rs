@@ -282,6 +282,12 @@ impl Collector for Scrape {
         )?;
         single(
             e,
+            "ringgate_handler_timers",
+            "Timers route handlers set on their connections and the shards hold now",
+            &ConstGauge::new(self.total(|s| s.handler_timers) as i64),
+        )?;
+        single(
+            e,
             "ringgate_http_connections",
             "Plain HTTP connections the control plane holds",
             &ConstGauge::new(self.http_connections),

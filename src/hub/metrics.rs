@@ -87,6 +87,8 @@ pub struct ShardMetrics {
     pub duration_count: u64,
     pub deflate: DeflateMetrics,
     pub upgrades: UpgradeMetrics,
+    /// Handler timers the shard holds now (`ConnCtx::set_timer`).
+    pub handler_timers: u64,
 }
 
 impl ShardMetrics {

@@ -1,7 +1,11 @@
 //! Timers a handler sets on its connection (`ConnCtx::set_timer`), kept per
 //! shard in one min-heap by due time and fired by the shard's periodic tick
 //! (so a timer fires within one tick, at most 250 ms, after it is due).
-//! A timer whose connection has gone by then is dropped unfired.
+//! Timers go with their connection: once as many connections have gone as
+//! half the heap holds, the heap keeps only the live connections' timers, so
+//! it never holds much more than the open connections set (a timer due in a
+//! year on a connection gone in a second is not kept for a year), at an
+//! amortised constant cost per connection gone.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,6 +18,8 @@ pub(crate) struct HandlerTimers {
     /// (due ms, order of setting, connection, token), soonest first.
     heap: BinaryHeap<Reverse<(u64, u64, ConnId, u64)>>,
     set: u64,
+    /// Connections gone since the heap was last swept.
+    gone: usize,
     /// The shard's clock: due times are milliseconds since it started.
     clock: Instant,
 }
@@ -23,6 +29,7 @@ impl HandlerTimers {
         Self {
             heap: BinaryHeap::new(),
             set: 0,
+            gone: 0,
             clock,
         }
     }
@@ -43,6 +50,21 @@ impl HandlerTimers {
         self.set += 1;
         let due = now.saturating_add(after_ms).saturating_add(1);
         self.heap.push(Reverse((due, self.set, id, token)));
+    }
+
+    /// A connection went: once as many have gone as half the heap holds,
+    /// keeps only the timers of connections `live` still knows.
+    pub(crate) fn connection_gone(&mut self, live: impl Fn(ConnId) -> bool) {
+        self.gone += 1;
+        if self.gone * 2 >= self.heap.len() {
+            self.heap.retain(|Reverse((_, _, id, _))| live(*id));
+            self.gone = 0;
+        }
+    }
+
+    /// Timers held (some may belong to connections gone since the last sweep).
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
     }
 
     /// Takes the timers due by `now`, in due order (ties in setting order).
@@ -77,5 +99,28 @@ mod tests {
         assert_eq!(timers.take_due(60), vec![(b, 2), (a, 3)]);
         timers.set_at(200, b, 0, 4);
         assert_eq!(timers.take_due(201), vec![(a, 1), (b, 4)]);
+    }
+
+    #[test]
+    fn the_timers_of_connections_gone_are_swept_at_constant_amortised_cost() {
+        let mut timers = HandlerTimers::new(Instant::now());
+        let ids: Vec<ConnId> = (1..=1000).map(ConnId::from_u64).collect();
+        for &id in &ids {
+            timers.set_at(0, id, 3_600_000, 1);
+        }
+        let keep = ConnId::from_u64(5000);
+        timers.set_at(0, keep, 3_600_000, 7);
+        let mut live: std::collections::HashSet<ConnId> = ids.iter().copied().collect();
+        live.insert(keep);
+        let mut swept = 0;
+        for id in &ids {
+            live.remove(id);
+            let before = timers.len();
+            timers.connection_gone(|id| live.contains(&id));
+            swept += usize::from(timers.len() < before);
+        }
+        assert_eq!(timers.len(), 1, "only the live connection's timer is left");
+        assert!(swept <= 12, "each sweep halves the heap: {swept} sweeps");
+        assert_eq!(timers.take_due(u64::MAX), vec![(keep, 7)]);
     }
 }

@@ -390,6 +390,9 @@ impl Shard {
                 .connections
                 .fetch_sub(1, Ordering::Relaxed);
         }
+        let conns = &self.conns;
+        self.handler_timers
+            .connection_gone(|id| conns.get(id.slot() as usize).is_some_and(|c| c.id == id));
         let attached = conn.attached.take();
         guarded(move || drop(attached));
         conn

@@ -192,6 +192,7 @@ impl ShardCtx<'_> {
         metrics.closed = shard.closes.total;
         metrics.deflate = shard.codecs.metrics();
         metrics.upgrades.pending = shard.parked as u64;
+        metrics.handler_timers = shard.handler_timers.len() as u64;
         metrics.mailbox_rejected = shard
             .shared
             .hub
