@@ -368,6 +368,13 @@ impl ServerHandle {
             // Every outcome, panics included, was reported above.
             let _ = thread.join();
         }
+        if let Some((open, cut, took)) = self.hub.drain_summary() {
+            tracing::info!(
+                "drain ended after {} ms: {open} connections open when it began, {} closed cleanly, {cut} cut at the drain timeout",
+                took.as_millis(),
+                open - cut.min(open),
+            );
+        }
         self.control.stop();
         result
     }

@@ -1,21 +1,29 @@
 //! `GET /health` and `/ws/health` (public): liveness with the open connection count and uptime, in the
-//! contract's shape `{"status","timestamp","connections","uptime"}`.
+//! contract's shape `{"status","timestamp","connections","uptime"}`; `503` with status `draining`
+//! once shutdown began, so a load balancer takes the node out while it drains.
 
 use std::time::{Duration, SystemTime};
 
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::ServerView;
 
 /// The health route's handler.
-pub(super) async fn health(Extension(server): Extension<ServerView>) -> Json<Value> {
-    Json(json!({
-        "status": "healthy",
+pub(super) async fn health(Extension(server): Extension<ServerView>) -> (StatusCode, Json<Value>) {
+    let (status, word) = if server.hub.draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (StatusCode::OK, "healthy")
+    };
+    let body = Json(json!({
+        "status": word,
         "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         "connections": server.hub.stats().connections,
         "uptime": format_uptime(server.started.elapsed()),
-    }))
+    }));
+    (status, body)
 }
 
 /// Formats a duration like Go's `Duration.String()` at second precision:

@@ -86,9 +86,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
             flush(&mut shard, poll.registry(), key);
         }
     }
-    for key in shard.keys() {
-        drop(shard.remove(key));
-    }
+    shard.end();
     Ok(())
 }
 

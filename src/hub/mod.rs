@@ -11,8 +11,8 @@ mod subscriptions;
 mod waker;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::engine::shard::ShardCtx;
 use crate::handler::{Accept, Message, Reject};
@@ -165,8 +165,8 @@ impl Command {
 struct HubInner {
     mailboxes: Vec<Mailbox>,
     counters: Vec<Arc<ShardCounters>>,
-    /// Set once shutdown began.
-    draining: AtomicBool,
+    /// When shutdown began.
+    drain_started: OnceLock<Instant>,
 }
 
 /// The cross-shard handle. Cheap to clone; usable from any thread.
@@ -203,7 +203,7 @@ impl Hub {
         let inner = Arc::new(HubInner {
             mailboxes,
             counters,
-            draining: AtomicBool::new(false),
+            drain_started: OnceLock::new(),
         });
         Ok((Hub { inner }, inboxes))
     }
@@ -431,7 +431,7 @@ impl Hub {
     /// Asks every shard to stop accepting and close its connections with
     /// 1001. Never refused, however full the mailboxes are.
     pub(crate) fn shutdown(&self) {
-        self.inner.draining.store(true, Ordering::Release);
+        self.inner.drain_started.get_or_init(Instant::now);
         for mailbox in &self.inner.mailboxes {
             mailbox.request_shutdown();
         }
@@ -440,7 +440,21 @@ impl Hub {
     /// True once the server began to shut down (it accepts no more
     /// connections and is closing the ones it has).
     pub fn draining(&self) -> bool {
-        self.inner.draining.load(Ordering::Acquire)
+        self.inner.drain_started.get().is_some()
+    }
+
+    /// How the drain went, once every shard has exited: connections open
+    /// when it began, those its timeout cut, and how long it has taken
+    /// since it began. `None` when no drain began.
+    pub(crate) fn drain_summary(&self) -> Option<(usize, usize, Duration)> {
+        let started = self.inner.drain_started.get()?;
+        let (open, cut) = self
+            .inner
+            .counters
+            .iter()
+            .map(|c| c.drain())
+            .fold((0, 0), |(o, c), (o2, c2)| (o + o2, c + c2));
+        Some((open, cut, started.elapsed()))
     }
 
     /// A snapshot of every shard's counters.

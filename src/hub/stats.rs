@@ -64,9 +64,25 @@ pub(crate) struct ShardCounters {
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
     pub(crate) closed: [AtomicU64; CloseReason::COUNT],
+    /// Connections open when the drain began, and those its timeout cut.
+    drain: [AtomicUsize; 2],
 }
 
 impl ShardCounters {
+    /// Publishes how the shard's drain went, as it exits.
+    pub(crate) fn publish_drain(&self, open_at_start: usize, cut: usize) {
+        self.drain[0].store(open_at_start, Ordering::Relaxed);
+        self.drain[1].store(cut, Ordering::Relaxed);
+    }
+
+    /// What [`ShardCounters::publish_drain`] said: (open at start, cut).
+    pub(crate) fn drain(&self) -> (usize, usize) {
+        (
+            self.drain[0].load(Ordering::Relaxed),
+            self.drain[1].load(Ordering::Relaxed),
+        )
+    }
+
     /// Publishes the shard's close counts.
     pub(crate) fn publish_closed(&self, closed: &[u64; CloseReason::COUNT]) {
         for (counter, &n) in self.closed.iter().zip(closed) {

@@ -101,6 +101,9 @@ pub(crate) struct Shard {
     draining_until: Option<u64>,
     /// Connections in [`Phase::Upgrading`].
     parked: usize,
+    /// Connections open when the drain began, and those its deadline cut.
+    drained_from: usize,
+    drain_cut: usize,
     messages_in: u64,
     messages_out: u64,
     /// What `/metrics` reports of this shard.
@@ -144,6 +147,8 @@ impl Shard {
             peers: Vec::new(),
             draining_until: None,
             parked: 0,
+            drained_from: 0,
+            drain_cut: 0,
             messages_in: 0,
             messages_out: 0,
             metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
@@ -199,6 +204,10 @@ impl Shard {
         room: Room,
     ) -> Result<usize, Descriptor> {
         self.accept_succeeded();
+        if !self.accepting() {
+            // Accepted as the listener closed for the drain.
+            return Err(socket);
+        }
         let key = self.conns.vacant_key();
         if key >= ConnId::MAX_SLOTS {
             return Err(socket);
@@ -398,9 +407,26 @@ impl Shard {
         conn
     }
 
-    /// Every connection's key, for the driver's final clean-up.
+    /// Every connection's key.
     pub(crate) fn keys(&self) -> Vec<usize> {
         self.conns.iter().map(|(key, _)| key).collect()
+    }
+
+    /// The driver's last word, once no operation refers to a socket any
+    /// more: what the drain left open is cut (and reported in the shard's
+    /// counters for the exit summary) and every connection forgotten.
+    pub(crate) fn end(&mut self) {
+        let left = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !matches!(c.closing, Closing::Now { .. }))
+            .count();
+        self.inbox
+            .counters
+            .publish_drain(self.drained_from, self.drain_cut + left);
+        for key in self.keys() {
+            drop(self.remove(key));
+        }
     }
 
     /// True while the shard has work for the next loop turn without waiting:
@@ -702,6 +728,7 @@ impl Shard {
         }
         let wait = self.close_wait_ms();
         self.draining_until = Some(self.now + wait);
+        self.drained_from = self.conns.len();
         for key in self.keys() {
             self.start_close(key, code::GOING_AWAY, "server shutting down", wait);
         }

@@ -101,8 +101,9 @@ impl Shard {
             match expiry {
                 Expiry::Ping => self.mark(key),
                 Expiry::Drop(reason) => {
-                    if let Some(reason) = reason {
-                        self.count_close(reason);
+                    match reason {
+                        Some(reason) => self.count_close(reason),
+                        None => self.drain_cut += 1,
                     }
                     self.notify_close(key, Some(code::ABNORMAL), "timed out");
                     self.close_now(key, true);

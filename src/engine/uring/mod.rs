@@ -124,6 +124,12 @@ struct Driver {
     /// Set when sockets are direct descriptors.
     direct: Option<DirectTable>,
     listen_fd: RawFd,
+    /// Closed once the accepts on it are cancelled (draining): the kernel
+    /// then refuses newcomers instead of queueing them for nobody.
+    listener: Option<TcpListener>,
+    /// The cancel of the accepts is queued: close the listener once it is
+    /// submitted.
+    close_listener: bool,
     accepting: bool,
     /// Accept slots with no accept armed (after a failure, while the shard
     /// pauses accepting).
@@ -174,6 +180,8 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
         bufs,
         direct,
         listen_fd: listener.as_raw_fd(),
+        listener: Some(listener),
+        close_listener: false,
         accepting: true,
         idle_accepts: (0..accepts).collect(),
         ops: Vec::new(),
@@ -193,10 +201,7 @@ pub(super) fn run(mut shard: Shard, listener: TcpListener) -> io::Result<()> {
     // That also closes every direct descriptor; process ones close as the
     // shard forgets them.
     drop(driver);
-    drop(listener);
-    for key in shard.keys() {
-        drop(shard.remove(key));
-    }
+    shard.end();
     result
 }
 
@@ -319,7 +324,14 @@ impl Driver {
                 .nsec((wait_ms % 1000) as u32 * 1_000_000);
             let args = types::SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
+                Ok(_) => {
+                    if self.close_listener && self.overflow.is_empty() {
+                        // The cancel looked the listener up as it was
+                        // submitted: closing it now ends the last reference.
+                        self.listener = None;
+                        self.close_listener = false;
+                    }
+                }
                 Err(e) if is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
@@ -357,6 +369,7 @@ impl Driver {
                         user_data(UNWATCHED, 0),
                     )
                 };
+                self.close_listener = true;
             }
         }
     }
