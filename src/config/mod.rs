@@ -597,6 +597,16 @@ impl Config {
                 "must be at least 1",
             ),
             (
+                "ocpp.auth_threads",
+                self.ocpp.auth_threads >= 1,
+                "must be at least 1",
+            ),
+            (
+                "ocpp.auth_queue",
+                self.ocpp.auth_queue >= 1,
+                "must be at least 1",
+            ),
+            (
                 "echo.path",
                 !self.echo.enabled || self.echo.path.starts_with('/'),
                 "must start with /",

@@ -33,6 +33,10 @@ pub struct OcppConfig {
     /// Charge-point id → PHC password hash (argon2), for HTTP Basic auth.
     #[serde(deserialize_with = "passwords")]
     pub passwords: BTreeMap<String, String>,
+    /// Threads that run the argon2 checks of Basic auth, off the shards.
+    pub auth_threads: usize,
+    /// Password checks waiting for those threads (more: 503).
+    pub auth_queue: usize,
     /// Id tags Authorize / StartTransaction accept; empty = every tag.
     #[serde(deserialize_with = "list")]
     pub id_tags: Vec<String>,
@@ -69,6 +73,8 @@ impl Default for OcppConfig {
             allowed_ids: Vec::new(),
             auth_required: false,
             passwords: BTreeMap::new(),
+            auth_threads: 1,
+            auth_queue: 1024,
             id_tags: Vec::new(),
             call_timeout: Duration::from_secs(30),
             max_queued_commands: 16,

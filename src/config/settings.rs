@@ -98,6 +98,8 @@ settings! {
     "OCPP_ALLOWED_IDS", ocpp.allowed_ids, List, "charge-point ids allowed to connect (empty = any; others 404)";
     "OCPP_AUTH_REQUIRED", ocpp.auth_required, Bool, "refuse charge points without a password entry (401)";
     "OCPP_PASSWORDS", ocpp.passwords, Pairs, "Basic auth: id=argon2-PHC-hash entries, whitespace-separated";
+    "OCPP_AUTH_THREADS", ocpp.auth_threads, Count, "threads that run Basic auth's argon2 checks, off the shards";
+    "OCPP_AUTH_QUEUE", ocpp.auth_queue, Count, "password checks waiting for those threads (more: 503)";
     "OCPP_ID_TAGS", ocpp.id_tags, List, "id tags Authorize accepts (empty = every tag)";
     "OCPP_CALL_TIMEOUT", ocpp.call_timeout, Dur, "how long a downlink command waits for its answer";
     "OCPP_MAX_QUEUED_COMMANDS", ocpp.max_queued_commands, Count, "commands queued per charge point behind the outstanding one (more: 429)";

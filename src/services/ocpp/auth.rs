@@ -1,8 +1,10 @@
 //! Security profile 1 of the OCPP security whitepaper: HTTP Basic auth at the upgrade, the user
 //! being the charge-point id and the password checked against an argon2 hash (PHC string) from
 //! the config. A password once verified is remembered as a keyed BLAKE2 digest, so a reconnect
-//! storm of known charge points costs one digest each, not one argon2 run each. It never sees
-//! a socket and never logs a password.
+//! storm of known charge points costs one digest each, not one argon2 run each. The check comes
+//! in two steps: the cheap one a shard may run, and the argon2 run, which belongs off the shards
+//! (the handler defers the upgrade to the [`hash_pool`](super::hash_pool)). It never sees a
+//! socket and never logs a password.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -14,7 +16,7 @@ use blake2::digest::{KeyInit, Mac};
 use blake2::Blake2bMac512;
 use subtle::ConstantTimeEq;
 
-/// Why an upgrade was refused by the auth check (answered 401).
+/// Why an upgrade was refused by the auth check (answered 401, or 429 for a shut-out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("this charge point needs HTTP Basic auth (Authorization: Basic base64(id:password))")]
@@ -27,16 +29,19 @@ pub enum AuthError {
     WrongPassword,
     #[error("this charge point has no password configured and OCPP_AUTH_REQUIRED is on")]
     NoPassword,
+    #[error("too many wrong passwords for this charge point or from this address: retry later")]
+    TooManyFailures,
 }
 
 impl AuthError {
     /// Every reason, for `/metrics`.
-    pub const ALL: [AuthError; 5] = [
+    pub const ALL: [AuthError; 6] = [
         AuthError::Missing,
         AuthError::Malformed,
         AuthError::WrongUser,
         AuthError::WrongPassword,
         AuthError::NoPassword,
+        AuthError::TooManyFailures,
     ];
 
     /// The short code of the 401 body and the metrics label.
@@ -47,6 +52,15 @@ impl AuthError {
             AuthError::WrongUser => "wrong_user",
             AuthError::WrongPassword => "wrong_password",
             AuthError::NoPassword => "no_password_configured",
+            AuthError::TooManyFailures => "too_many_failures",
+        }
+    }
+
+    /// The HTTP status of the refusal: 429 for a shut-out, 401 otherwise.
+    pub fn status(self) -> u16 {
+        match self {
+            AuthError::TooManyFailures => 429,
+            _ => 401,
         }
     }
 }
@@ -57,6 +71,31 @@ impl AuthError {
 pub struct BadHash {
     pub id: String,
     problem: argon2::password_hash::Error,
+}
+
+/// What [`Passwords::check_cheap`] found.
+#[derive(Debug)]
+pub enum Check {
+    /// Let in: no password needed, or one verified before.
+    Passed,
+    /// The password must be checked against its hash ([`Passwords::verify`]).
+    Verify(Verification),
+}
+
+/// A password waiting for its argon2 run. Its `Debug` shows the id only.
+pub struct Verification {
+    id: String,
+    password: String,
+    hash: PasswordHashString,
+    digest: [u8; 64],
+}
+
+impl std::fmt::Debug for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verification")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The configured password hashes and the digests of passwords verified since start.
@@ -89,14 +128,26 @@ impl Passwords {
         })
     }
 
-    /// Checks the `Authorization` header of charge point `id`'s upgrade. An id without a
-    /// password passes unless auth is required (credentials it sends anyway are ignored).
+    /// Checks the `Authorization` header of charge point `id`'s upgrade, argon2 included: the
+    /// two steps of [`Passwords::check_cheap`] and [`Passwords::verify`] in one.
     pub fn check(&self, id: &str, authorization: Option<&str>) -> Result<(), AuthError> {
+        match self.check_cheap(id, authorization)? {
+            Check::Passed => Ok(()),
+            Check::Verify(verification) => self.verify(verification),
+        }
+    }
+
+    /// Everything but the argon2 run, quick enough for a shard: the header's shape, the user,
+    /// and a password verified before. An id without a password passes unless auth is
+    /// required (credentials it sends anyway are ignored). What is left is a
+    /// [`Verification`] for [`Passwords::verify`], which takes milliseconds: run it off the
+    /// shard.
+    pub fn check_cheap(&self, id: &str, authorization: Option<&str>) -> Result<Check, AuthError> {
         let Some(hash) = self.hashes.get(id) else {
             return if self.required {
                 Err(AuthError::NoPassword)
             } else {
-                Ok(())
+                Ok(Check::Passed)
             };
         };
         let (user, password) = basic_credentials(authorization.ok_or(AuthError::Missing)?)?;
@@ -106,8 +157,25 @@ impl Passwords {
         let digest = self.digest(id, &password);
         let known = self.verified.lock().expect("not poisoned").get(id).copied();
         if known.is_some_and(|known| bool::from(known.ct_eq(&digest))) {
-            return Ok(());
+            return Ok(Check::Passed);
         }
+        Ok(Check::Verify(Verification {
+            id: id.to_owned(),
+            password,
+            hash: hash.clone(),
+            digest,
+        }))
+    }
+
+    /// Runs argon2 on a password [`Passwords::check_cheap`] could not settle, and remembers
+    /// it when it is right.
+    pub fn verify(&self, verification: Verification) -> Result<(), AuthError> {
+        let Verification {
+            id,
+            password,
+            hash,
+            digest,
+        } = verification;
         // The hash names its own algorithm and parameters.
         Argon2::default()
             .verify_password(password.as_bytes(), &hash.password_hash())
@@ -115,7 +183,7 @@ impl Passwords {
         self.verified
             .lock()
             .expect("not poisoned")
-            .insert(id.to_owned(), digest);
+            .insert(id, digest);
         Ok(())
     }
 
@@ -186,11 +254,14 @@ mod tests {
         let passwords = Passwords::new(&hashes, false).unwrap();
         let good = basic("CP1", "s3cret:with colon");
         assert_eq!(passwords.check("CP1", Some(&good)), Ok(()));
-        assert_eq!(
-            passwords.check("CP1", Some(&good)),
-            Ok(()),
-            "from the cache"
+        assert!(
+            matches!(passwords.check_cheap("CP1", Some(&good)), Ok(Check::Passed)),
+            "from the cache, with no argon2 run"
         );
+        assert!(matches!(
+            passwords.check_cheap("CP1", Some(&basic("CP1", "other"))),
+            Ok(Check::Verify(_))
+        ));
         assert_eq!(
             passwords.check("CP1", Some(&basic("CP1", "wrong"))),
             Err(AuthError::WrongPassword)

@@ -13,6 +13,7 @@ use crate::protocol::close::code;
 use crate::protocol::deflate::DeflateMode;
 use crate::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
 
+use super::auth::{AuthError, Check};
 use super::central::{self, BootStatus};
 use super::downlink::{Answer, CommandError};
 use super::errors::{ErrorCode, Version};
@@ -75,25 +76,54 @@ impl Handler for Ocpp {
                 ),
             )
         })?;
-        service
+        let check = service
             .passwords
-            .check(&id, req.header("authorization"))
-            .map_err(|e| {
-                service.count_auth_failure(e);
-                tracing::info!(charge_point = %id, reason = e.reason(), "OCPP upgrade refused");
-                Reject::new(401, e.reason(), e.to_string())
-            })?;
+            .check_cheap(&id, req.header("authorization"))
+            .map_err(|e| auth_refused(service, &id, e))?;
         service
             .registry
             .admits(&id)
             .map_err(|e| self.refuse(Refusal::Full, 503, e.to_string()))?;
         let session = Session::new(&id, version, req.peer_addr());
-        Ok(Accept::new()
+        let accept = Accept::new()
             .protocol(version.subprotocol())
             .max_message_size(service.cfg.max_message_size)
             .compression(self.compression)
-            .label(id)
-            .identity(session))
+            .label(id.clone())
+            .identity(session);
+        let Check::Verify(verification) = check else {
+            return Ok(accept);
+        };
+        // The password needs its argon2 run: off the shard, after the back-off.
+        let addr = req.peer_addr().map(|a| a.ip());
+        service
+            .backoff
+            .check(&id, addr, Instant::now())
+            .map_err(|_| auth_refused(service, &id, AuthError::TooManyFailures))?;
+        let pending = req.defer()?;
+        let on_pool = service.clone();
+        let job = Box::new(move || {
+            let answer = match on_pool.passwords.verify(verification) {
+                Ok(()) => {
+                    on_pool.backoff.succeeded(&id, addr);
+                    Ok(accept)
+                }
+                Err(e) => {
+                    on_pool.backoff.failed(&id, addr, Instant::now());
+                    Err(auth_refused(&on_pool, &id, e))
+                }
+            };
+            // The server may have stopped meanwhile: nobody to answer.
+            let _ = pending.answer(answer);
+        });
+        service.hash_pool.submit(job).map_err(|_| {
+            self.refuse(
+                Refusal::AuthBusy,
+                503,
+                "too many password checks are waiting; retry later".to_owned(),
+            )
+        })?;
+        Ok(Accept::deferred())
     }
 
     fn on_open(&self, ctx: &mut ConnCtx<'_>) {
@@ -424,6 +454,13 @@ impl Ocpp {
             ctx.send(Message::Text(&text));
         }
     }
+}
+
+/// Counts and logs an auth refusal; its answer (401, or 429 for a shut-out).
+fn auth_refused(service: &Service, id: &str, e: AuthError) -> Reject {
+    service.count_auth_failure(e);
+    tracing::info!(charge_point = %id, reason = e.reason(), "OCPP upgrade refused");
+    Reject::new(e.status(), e.reason(), e.to_string())
 }
 
 fn session_of<'c>(ctx: &'c mut ConnCtx<'_>) -> &'c mut Session {

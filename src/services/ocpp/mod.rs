@@ -13,6 +13,7 @@
 
 mod admin;
 pub mod auth;
+pub mod backoff;
 pub mod central;
 pub mod commands;
 pub mod downlink;
@@ -21,6 +22,7 @@ pub mod events;
 mod figures;
 pub mod frame;
 mod handler;
+mod hash_pool;
 pub mod identity;
 mod metrics;
 pub mod registry;
@@ -36,11 +38,13 @@ use std::sync::Arc;
 use crate::config::OcppConfig;
 use crate::server::ServerBuilder;
 use auth::{AuthError, BadHash, Passwords};
+use backoff::Backoff;
 use central::{BootStatus, Policy, TransactionIds};
 pub use commands::Gateway;
 use errors::Version;
 use events::{EventSink, Events, NdjsonFile};
 pub use handler::{CLOSE_IDLE, CLOSE_REPLACED};
+use hash_pool::HashPool;
 use registry::Registry;
 
 /// Why the gateway could not be set up; names the setting at fault.
@@ -55,6 +59,8 @@ pub enum OcppError {
     },
     #[error("cannot start the OCPP event sink: {0}")]
     Sink(std::io::Error),
+    #[error("cannot start the OCPP password-hash threads: {0}")]
+    HashPool(std::io::Error),
 }
 
 /// Why an upgrade was refused, other than auth (counted for `/metrics`).
@@ -64,14 +70,17 @@ pub(crate) enum Refusal {
     UnknownId,
     NoProtocol,
     Full,
+    /// The password-hash queue was full.
+    AuthBusy,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 4] = [
+    const ALL: [Refusal; 5] = [
         Refusal::BadId,
         Refusal::UnknownId,
         Refusal::NoProtocol,
         Refusal::Full,
+        Refusal::AuthBusy,
     ];
 
     fn label(self) -> &'static str {
@@ -80,6 +89,7 @@ impl Refusal {
             Refusal::UnknownId => "unknown_charge_point",
             Refusal::NoProtocol => "no_supported_subprotocol",
             Refusal::Full => "charge_point_table_full",
+            Refusal::AuthBusy => "auth_busy",
         }
     }
 }
@@ -92,6 +102,10 @@ pub(crate) struct Service {
     policy: Policy,
     tx_ids: TransactionIds,
     passwords: Passwords,
+    /// Where Basic auth's argon2 checks run, off the shards.
+    hash_pool: HashPool,
+    /// Wrong passwords per id and address, and who is shut out for them.
+    backoff: Backoff,
     allowed: HashSet<String>,
     registry: Registry,
     events: Events,
@@ -121,6 +135,9 @@ impl Service {
             tx_ids: TransactionIds::new(),
             passwords: Passwords::new(&cfg.passwords, cfg.auth_required)
                 .map_err(OcppError::Password)?,
+            hash_pool: HashPool::start(cfg.auth_threads, cfg.auth_queue)
+                .map_err(OcppError::HashPool)?,
+            backoff: Backoff::default(),
             allowed: cfg.allowed_ids.iter().cloned().collect(),
             registry: Registry::new(cfg.max_charge_points),
             events,
