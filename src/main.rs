@@ -9,10 +9,12 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use mimalloc::MiMalloc;
 use ringgate::config::{Cli, Config};
+use ringgate::logging::dropped_lines_metric;
 use ringgate::services::{ocpp, realtime};
 use ringgate::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder};
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -31,14 +33,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Shards log through a bounded queue that a thread of its own writes to stderr: a slow
+    // reader of stderr costs dropped (and counted) lines, never a stalled shard.
+    let (log_writer, log_flush) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(cfg.log_buffer)
+        .thread_name("ringgate-log")
+        .finish(std::io::stderr());
+    let dropped = log_writer.error_counter();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(&cfg.log_level))
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .compact()
         .init();
-    match run(cfg) {
+    let outcome = run(cfg, dropped.clone());
+    let lost = dropped.dropped_lines();
+    if lost > 0 {
+        tracing::warn!("{lost} log lines dropped: stderr was not read fast enough");
+    }
+    // Writes out what the queue holds; gives up after about a second if stderr is stuck.
+    drop(log_flush);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ringgate: {err:#}");
@@ -57,10 +74,13 @@ fn configure(cli: &Cli) -> Result<Config, ringgate::config::ConfigError> {
 
 /// Serves until SIGTERM or SIGINT, then drains; a second signal exits at once
 /// with status 1. A shard that dies stops the server with an error (status 1).
-fn run(cfg: Config) -> anyhow::Result<()> {
+fn run(cfg: Config, dropped_log_lines: ErrorCounter) -> anyhow::Result<()> {
     // Registered before the listener opens, so an early SIGTERM still drains.
     let signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
-    let builder = realtime::install(Server::builder(cfg))?;
+    let builder = Server::builder(cfg).metrics(dropped_lines_metric(move || {
+        dropped_log_lines.dropped_lines() as u64
+    }));
+    let builder = realtime::install(builder)?;
     let (builder, _gateway) = ocpp::install(builder, None)?;
     let handle = builder.start()?;
 

@@ -62,6 +62,9 @@ pub struct Config {
     pub ocpp: OcppConfig,
     /// A `tracing` filter: a level (`info`) or directives (`info,ringgate=debug`).
     pub log_level: String,
+    /// Log lines the binary holds while stderr is slow; past it lines are dropped and
+    /// counted (`ringgate_log_lines_dropped_total`), so logging never stalls a shard.
+    pub log_buffer: usize,
 }
 
 /// The listener, the shards and the per-connection clocks.
@@ -282,6 +285,7 @@ impl Default for Config {
             realtime: RealtimeConfig::default(),
             ocpp: OcppConfig::default(),
             log_level: "info".to_owned(),
+            log_buffer: 8192,
         }
     }
 }
@@ -592,6 +596,7 @@ impl Config {
                 !self.echo.enabled || self.echo.path.starts_with('/'),
                 "must start with /",
             ),
+            ("log_buffer", self.log_buffer >= 1, "must be at least 1"),
         ];
         if let Some(&(key, _, message)) = rules.iter().find(|rule| !rule.1) {
             return Err(self.invalid(key, message.to_owned()));

@@ -109,6 +109,7 @@ settings! {
     "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";
     "RINGGATE_ECHO_COMPRESSION", echo.compression, Compress, "echo route: default, off, shared or dedicated";
     "LOG_LEVEL", log_level, Text, "tracing filter: trace, debug, info, warn, error or directives";
+    "RINGGATE_LOG_BUFFER", log_buffer, Count, "log lines held while stderr is slow (more: dropped and counted)";
 }
 
 /// The environment table for `--help`, with the built-in defaults.
