@@ -11,6 +11,7 @@ pub mod control;
 pub mod engine;
 pub mod handler;
 pub mod hub;
+pub mod logging;
 pub mod protocol;
 pub mod routes;
 pub mod server;

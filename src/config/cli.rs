@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::settings::{env_help, SETTINGS};
+use super::names::Nearest;
+use super::settings::{config_help, env_help, SETTINGS};
+use super::source::Source;
 use super::{Config, ConfigError, IoMode};
 
 /// Command-line flags; each one overrides the file and the environment.
@@ -15,8 +17,7 @@ use super::{Config, ConfigError, IoMode};
     after_help = env_help()
 )]
 pub struct Cli {
-    /// YAML config file (sections server, websocket, echo; key log_level)
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", help = config_help())]
     pub config: Option<PathBuf>,
     /// Address to listen on [SERVER_HOST]
     #[arg(long)]
@@ -51,23 +52,30 @@ impl Cli {
     /// [`Config::validate`] afterwards. An unknown key or a bad value is an
     /// error naming the flag.
     pub fn apply(&self, cfg: &mut Config) -> Result<(), ConfigError> {
+        let flag = |name: &str| Source::Flag(name.to_owned());
         if let Some(host) = &self.host {
             cfg.server.host.clone_from(host);
+            cfg.sources.record("server.host", flag("--host"));
         }
         if let Some(port) = self.port {
             cfg.server.port = port;
+            cfg.sources.record("server.port", flag("--port"));
         }
         if let Some(shards) = self.shards {
             cfg.server.shards = shards;
+            cfg.sources.record("server.shards", flag("--shards"));
         }
         if let Some(io) = self.io {
             cfg.server.io = io;
+            cfg.sources.record("server.io", flag("--io"));
         }
         if let Some(level) = &self.log_level {
             cfg.log_level.clone_from(level);
+            cfg.sources.record("log_level", flag("--log-level"));
         }
         if self.no_echo {
             cfg.echo.enabled = false;
+            cfg.sources.record("echo.enabled", flag("--no-echo"));
         }
         self.settings
             .iter()
@@ -75,26 +83,29 @@ impl Cli {
     }
 }
 
-/// One `--set KEY=VALUE`.
+/// One `--set KEY=VALUE`; errors name the setting as written (`--set WS_MAX_ROOMS`).
 fn apply_set(cfg: &mut Config, pair: &str) -> Result<(), ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
+    let (name, value) = pair.split_once('=').ok_or_else(|| ConfigError::Invalid {
         key: "--set".to_owned(),
         value: pair.to_owned(),
-        message,
-    };
-    let (name, value) = pair
-        .split_once('=')
-        .ok_or_else(|| invalid("expected KEY=VALUE".to_owned()))?;
-    let name = name.trim();
+        message: "expected KEY=VALUE".to_owned(),
+    })?;
+    let (name, value) = (name.trim(), value.trim());
     let setting = SETTINGS
         .iter()
         .find(|s| s.key == name || s.var == name)
-        .ok_or_else(|| invalid(format!("no setting {name:?} (see --help)")))?;
-    (setting.set)(cfg, value.trim()).map_err(|expected| ConfigError::Invalid {
-        key: format!("--set {}", setting.key),
-        value: value.trim().to_owned(),
+        .ok_or_else(|| ConfigError::UnknownSetting {
+            name: name.to_owned(),
+            nearest: Nearest::set_name(name),
+        })?;
+    let flag = format!("--set {name}");
+    (setting.set)(cfg, value).map_err(|expected| ConfigError::Invalid {
+        key: flag.clone(),
+        value: value.to_owned(),
         message: format!("expected {expected}"),
-    })
+    })?;
+    cfg.sources.record(setting.key, Source::Flag(flag));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -161,6 +172,34 @@ mod tests {
     }
 
     #[test]
+    fn checks_name_the_flag_that_set_the_value() {
+        for (args, named) in [
+            (
+                &["--shards", "5000"][..],
+                "for --shards: must be at most 1024",
+            ),
+            (&["--host", " "][..], "for --host: must not be empty"),
+            (
+                &["--log-level", "loud"][..],
+                "for --log-level: expected trace",
+            ),
+            (
+                &["-s", "WS_MAX_ROOMS=0"][..],
+                "for --set WS_MAX_ROOMS: must be at least",
+            ),
+            (&["-s", "server.port=1", "--port", "2"][..], ""),
+        ] {
+            let mut cfg = load_with(None, &[("RINGGATE_SHARDS", "3")]).unwrap();
+            let cli = Cli::try_parse_from(["ringgate"].iter().chain(args)).unwrap();
+            cli.apply(&mut cfg).unwrap();
+            match cfg.validate() {
+                Ok(()) => assert_eq!(named, "", "{args:?}"),
+                Err(e) => assert!(e.to_string().contains(named), "{args:?}: {e}"),
+            }
+        }
+    }
+
+    #[test]
     fn absent_flags_change_nothing() {
         let mut cfg = load_with(None, &[("SERVER_PORT", "9100")]).unwrap();
         Cli::try_parse_from(["ringgate"])
@@ -169,6 +208,22 @@ mod tests {
             .unwrap();
         assert_eq!(cfg.server.port, 9100);
         assert!(cfg.echo.enabled);
+    }
+
+    #[test]
+    fn commands_the_example_file_shows_parse() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ringgate.example.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let commands: Vec<&str> = text
+            .match_indices("ringgate ")
+            .filter_map(|(at, _)| text[at..].split(['\n', ')']).next())
+            .collect();
+        assert!(commands.len() >= 2, "{commands:?}");
+        for command in commands {
+            if let Err(e) = Cli::try_parse_from(command.split_whitespace()) {
+                panic!("{command:?} does not parse: {e}");
+            }
+        }
     }
 
     #[test]

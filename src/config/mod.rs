@@ -3,13 +3,18 @@
 //! reads the process environment, parses value text (`values`) or names a variable (`settings`).
 
 mod cli;
+mod names;
 mod ocpp;
 mod settings;
+mod source;
 mod values;
+mod yaml;
 
 pub use cli::Cli;
+pub use names::{unknown_variables, Nearest, UnknownVariable};
 pub use ocpp::OcppConfig;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,7 +23,8 @@ use serde::Deserialize;
 
 use crate::hub::ConnId;
 use crate::protocol::deflate::DeflateMode;
-use settings::SETTINGS;
+use settings::{Setting, SETTINGS};
+use source::{Source, Sources};
 use values::{check_log_level, from_kind, list, Bytes, Compress, Dur};
 
 /// Which I/O driver the shards run on.
@@ -62,6 +68,12 @@ pub struct Config {
     pub ocpp: OcppConfig,
     /// A `tracing` filter: a level (`info`) or directives (`info,ringgate=debug`).
     pub log_level: String,
+    /// Log lines the binary holds while stderr is slow; past it lines are dropped and
+    /// counted (`ringgate_log_lines_dropped_total`), so logging never stalls a shard.
+    pub log_buffer: usize,
+    /// Where each setting was set, for errors; filled by `load` and `Cli::apply`.
+    #[serde(skip)]
+    sources: Sources,
 }
 
 /// The listener, the shards and the per-connection clocks.
@@ -289,6 +301,8 @@ impl Default for Config {
             realtime: RealtimeConfig::default(),
             ocpp: OcppConfig::default(),
             log_level: "info".to_owned(),
+            log_buffer: 8192,
+            sources: Sources::default(),
         }
     }
 }
@@ -358,7 +372,8 @@ impl Default for EchoConfig {
     }
 }
 
-/// Why a configuration was refused. Display is one line naming the key and the problem.
+/// Why a configuration was refused. Display is one line naming the setting where the user
+/// wrote it (the file, line and column with the YAML key; the variable; the flag).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
@@ -366,15 +381,62 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {}: {message}", path.display())]
-    Yaml { path: PathBuf, message: String },
-    /// `key` is an environment variable, or a YAML key followed by its variable in parentheses.
+    /// The file is not well-formed YAML.
+    #[error("config file {}{}: YAML syntax error: {message}", path.display(), At(*at))]
+    Syntax {
+        path: PathBuf,
+        at: Option<Location>,
+        message: String,
+    },
+    /// A key that is neither a setting nor a section.
+    #[error("config file {}{}: unknown key {key}{nearest}", path.display(), At(*at))]
+    UnknownKey {
+        path: PathBuf,
+        at: Option<Location>,
+        key: String,
+        nearest: Nearest,
+    },
+    /// A value of the wrong type or form, as the YAML reader words it (key first).
+    #[error("config file {}{}: {message}", path.display(), At(*at))]
+    Yaml {
+        path: PathBuf,
+        at: Option<Location>,
+        message: String,
+    },
+    /// `key` names the setting where its value was written: its variable, `KEY in config
+    /// file PATH`, the flag, or for a default `KEY (default; VARIABLE)`.
     #[error("invalid value {value:?} for {key}: {message}")]
     Invalid {
         key: String,
         value: String,
         message: String,
     },
+    /// A value the code using it refused (see [`Config::setting_error`]); the value is not
+    /// repeated, as it may be a secret.
+    #[error("{key}: {message}")]
+    Refused { key: String, message: String },
+    /// `--set NAME=VALUE` with a name no setting has.
+    #[error("--set: no setting {name:?}{nearest}; --help lists them")]
+    UnknownSetting { name: String, nearest: Nearest },
+}
+
+/// A place in the config file, both counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// `, line L column C`, or nothing.
+struct At(Option<Location>);
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(Location { line, column }) => write!(f, ", line {line} column {column}"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Config {
@@ -419,6 +481,7 @@ impl Config {
                 value: value.to_owned(),
                 message: format!("expected {expected}"),
             })?;
+            cfg.sources.record(setting.key, Source::Env);
         }
         cfg.validate()?;
         Ok(cfg)
@@ -611,6 +674,7 @@ impl Config {
                 !self.echo.enabled || self.echo.path.starts_with('/'),
                 "must start with /",
             ),
+            ("log_buffer", self.log_buffer >= 1, "must be at least 1"),
         ];
         if let Some(&(key, _, message)) = rules.iter().find(|rule| !rule.1) {
             return Err(self.invalid(key, message.to_owned()));
@@ -623,35 +687,39 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_yaml(&text).map_err(|message| ConfigError::Yaml {
-            path: path.to_owned(),
-            message,
-        })
+        yaml::read(path, &text)
     }
 
-    /// An empty document (or one of only comments) means all defaults.
-    fn from_yaml(text: &str) -> Result<Config, String> {
-        let no_content = text
-            .lines()
-            .map(str::trim)
-            .all(|line| line.is_empty() || line.starts_with('#') || line == "---");
-        if no_content {
-            return Ok(Config::default());
+    /// An error about the setting with YAML key `key` found by code that uses the config
+    /// rather than by [`Config::validate`] (a service checking its entries at install, say):
+    /// it names the setting where its value was written, like every other config error.
+    pub fn setting_error(&self, key: &str, message: impl fmt::Display) -> ConfigError {
+        let key = match SETTINGS.iter().find(|s| s.key == key) {
+            Some(setting) => self.sources.describe(setting),
+            None => key.to_owned(),
+        };
+        ConfigError::Refused {
+            key,
+            message: message.to_string(),
         }
-        serde_yaml_ng::from_str(text).map_err(|e| e.to_string().replace('\n', " "))
     }
 
     fn invalid(&self, key: &str, message: String) -> ConfigError {
-        let setting = SETTINGS
-            .iter()
-            .find(|s| s.key == key)
-            .expect("every checked key is in SETTINGS");
+        let setting = setting(key);
         ConfigError::Invalid {
-            key: format!("{} ({})", setting.key, setting.var),
+            key: self.sources.describe(setting),
             value: (setting.show)(self),
             message,
         }
     }
+}
+
+/// The row of a YAML key the code names.
+fn setting(key: &str) -> &'static Setting {
+    SETTINGS
+        .iter()
+        .find(|s| s.key == key)
+        .expect("every key the code names is in SETTINGS")
 }
 
 #[cfg(test)]
@@ -792,7 +860,10 @@ log_level: debug
             "{line}"
         );
         let line = error_line(None, &[("LOG_LEVEL", "bad[[")]);
-        assert!(line.contains("log_level (LOG_LEVEL)"), "{line}");
+        assert!(
+            line.contains("for LOG_LEVEL: not a tracing filter"),
+            "{line}"
+        );
         let line = error_line(None, &[("LOG_LEVEL", "verbose")]);
         assert!(
             line.contains("LOG_LEVEL") && line.contains("expected trace"),
@@ -806,18 +877,99 @@ log_level: debug
     }
 
     #[test]
-    fn bad_yaml_names_the_key() {
+    fn bad_yaml_names_the_key_line_and_column() {
         let line = error_line(Some("server:\n  prot: 80\n"), &[]);
-        assert!(line.contains("unknown field `prot`"), "{line}");
+        assert!(
+            line.ends_with(
+                ", line 2 column 3: unknown key server.prot (did you mean server.port?)"
+            ),
+            "{line}"
+        );
         let line = error_line(Some("colour: blue\n"), &[]);
-        assert!(line.contains("unknown field `colour`"), "{line}");
+        assert!(line.ends_with(": unknown key colour"), "{line}");
+        let line = error_line(Some("server:\n  port: 1\n  prot: 80\n  host: x\n"), &[]);
+        assert!(
+            line.contains("line 3 column 3: unknown key server.prot"),
+            "{line}"
+        );
         let line = error_line(Some("websocket:\n  pong_wait: soon\n"), &[]);
         assert!(
-            line.contains("pong_wait") && line.contains("expected a duration"),
+            line.contains(", line 2 column 14: websocket.pong_wait: invalid value \"soon\": expected a duration"),
             "{line}"
         );
         let line = error_line(Some("server:\n  port: 70000\n"), &[]);
-        assert!(line.contains("port"), "{line}");
+        assert!(
+            line.contains("line 2 column 9: server.port: invalid value"),
+            "{line}"
+        );
+        let line = error_line(Some("server: 5\n"), &[]);
+        assert!(line.contains("server: invalid type"), "{line}");
+        // A mapping where a leaf's value belongs is no section: its keys are not looked at.
+        let line = error_line(Some("server:\n  port:\n    number: 80\n"), &[]);
+        assert!(line.contains("server.port: invalid type: map"), "{line}");
+    }
+
+    #[test]
+    fn yaml_syntax_errors_say_so_and_where() {
+        let cases = [
+            // Indented too far: a typed reading would call `9000 host` a bad port.
+            ("server:\n  port: 9000\n   host: x\n", "line 3 column 8"),
+            // Indented too little.
+            ("server:\n  port: 9000\n host: x\n", "line 3 column 2"),
+            ("server:\n\thost: x\n", "line 2 column 1"),
+            ("server: [1, 2\n", "line 2 column 1"),
+            ("server:\n  host: a\n  host: b\n", "line 2 column 3"),
+        ];
+        for (yaml, at) in cases {
+            let line = error_line(Some(yaml), &[]);
+            assert!(
+                line.contains(&format!("{at}: YAML syntax error: ")),
+                "{yaml:?}: {line}"
+            );
+            assert!(!line.contains("server.port"), "{yaml:?}: {line}");
+        }
+    }
+
+    #[test]
+    fn a_setting_is_named_where_it_was_set() {
+        let file = "websocket:\n  pong_wait: 0\n";
+        let line = error_line(Some(file), &[]);
+        assert!(
+            line.starts_with(r#"invalid value "0s" for websocket.pong_wait in config file "#),
+            "{line}"
+        );
+        let line = error_line(Some(file), &[("WS_PONG_WAIT", "0")]);
+        assert!(
+            line.contains("for WS_PONG_WAIT:"),
+            "the variable came last: {line}"
+        );
+        let line = error_line(
+            None,
+            &[("WS_DEFAULT_ROOMS", "a,b,c"), ("WS_MAX_ROOMS", "2")],
+        );
+        assert!(line.contains("for WS_MAX_ROOMS:"), "{line}");
+        let rooms: Vec<String> = (0..101).map(|i| format!("room{i}")).collect();
+        let line = error_line(None, &[("WS_DEFAULT_ROOMS", &rooms.join(","))]);
+        assert!(
+            line.contains(r#""100" for realtime.max_rooms (default; WS_MAX_ROOMS)"#),
+            "{line}"
+        );
+
+        let cfg = load_with(Some("realtime:\n  ip_allowlist: [10.0.0.0/33]\n"), &[]).unwrap();
+        let line = cfg
+            .setting_error("realtime.ip_allowlist", "bad")
+            .to_string();
+        assert!(
+            line.starts_with("realtime.ip_allowlist in config file "),
+            "{line}"
+        );
+        assert!(line.ends_with(".yaml: bad"), "{line}");
+        let cfg = load_with(None, &[("WS_IP_ALLOWLIST", "10.0.0.0/33")]).unwrap();
+        assert_eq!(
+            cfg.setting_error("realtime.ip_allowlist", "bad")
+                .to_string(),
+            "WS_IP_ALLOWLIST: bad"
+        );
     }
 
     #[test]
@@ -858,7 +1010,7 @@ log_level: debug
     fn validation_names_key_and_variable() {
         assert_eq!(
             error_line(None, &[("WS_PONG_WAIT", "0")]),
-            r#"invalid value "0s" for websocket.pong_wait (WS_PONG_WAIT): must be above 0 while websocket.ping_period is not 0"#
+            r#"invalid value "0s" for WS_PONG_WAIT: must be above 0 while websocket.ping_period is not 0"#
         );
         load_with(None, &[("WS_PONG_WAIT", "0"), ("WS_PING_PERIOD", "0")]).unwrap();
         let cases = [
@@ -893,7 +1045,7 @@ log_level: debug
         ];
         for (var, value, key) in cases {
             let line = error_line(None, &[(var, value)]);
-            assert!(line.contains(&format!("{key} ({var})")), "{line}");
+            assert!(line.contains(&format!("for {var}: ")), "{key}: {line}");
         }
         let mut cfg = Config::default();
         cfg.server.host = " ".into();
@@ -901,7 +1053,7 @@ log_level: debug
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("server.host (SERVER_HOST)"));
+            .contains("server.host (default; SERVER_HOST)"));
     }
 
     #[test]

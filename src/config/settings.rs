@@ -1,5 +1,5 @@
 //! The settings table: every environment variable, its YAML key, its kind and its help line, plus
-//! the environment section of `--help` built from it. It never parses text itself (that is
+//! the parts of `--help` built from it (the environment table, the config file's sections). It never parses text itself (that is
 //! `values`), never reads the environment and never checks cross-field rules (that is `Config`).
 
 use std::fmt::Write as _;
@@ -113,6 +113,36 @@ settings! {
     "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";
     "RINGGATE_ECHO_COMPRESSION", echo.compression, Compress, "echo route: default, off, shared or dedicated";
     "LOG_LEVEL", log_level, Text, "tracing filter: trace, debug, info, warn, error or directives";
+    "RINGGATE_LOG_BUFFER", log_buffer, Count, "log lines held while stderr is slow (more: dropped and counted)";
+}
+
+/// The sections of the YAML file (the first part of the dotted keys), in table order.
+pub(super) fn sections() -> Vec<&'static str> {
+    let mut sections: Vec<&'static str> = Vec::new();
+    for section in SETTINGS
+        .iter()
+        .filter_map(|s| s.key.split_once('.'))
+        .map(|(s, _)| s)
+    {
+        if !sections.contains(&section) {
+            sections.push(section);
+        }
+    }
+    sections
+}
+
+/// The help of `--config`: the file's sections and top-level keys.
+pub(super) fn config_help() -> String {
+    let keys: Vec<&str> = SETTINGS
+        .iter()
+        .map(|s| s.key)
+        .filter(|key| !key.contains('.'))
+        .collect();
+    format!(
+        "YAML config file: sections {}; keys {} (ringgate.example.yaml shows every one)",
+        sections().join(", "),
+        keys.join(", ")
+    )
 }
 
 /// The environment table for `--help`, with the built-in defaults.
@@ -142,6 +172,16 @@ pub(super) fn env_help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_help_names_every_section_and_top_level_key() {
+        let help = config_help();
+        for setting in SETTINGS {
+            let first = setting.key.split('.').next().unwrap();
+            assert!(help.contains(first), "{first} missing from {help}");
+        }
+        assert!(sections().iter().all(|s| !s.contains('.')));
+    }
 
     #[test]
     fn every_setting_round_trips_its_default() {
