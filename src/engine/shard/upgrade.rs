@@ -12,6 +12,7 @@ use super::{guarded, Closing, Phase, Shard, OVERLOADED};
 use crate::config::Compression;
 use crate::handler::{Accept, Deferral, Reject, UpgradeRequest};
 use crate::hub::ConnId;
+use crate::logging::rate_limited;
 use crate::protocol::deflate::negotiate;
 use crate::protocol::frame::RSV1;
 use crate::protocol::handshake::{
@@ -146,7 +147,7 @@ impl Shard {
                 if deferred {
                     return self.park(key, route, info, &req.path, rest);
                 }
-                tracing::warn!(path = %req.path, "upgrade handler returned Accept::deferred() without UpgradeRequest::defer(); answering 500");
+                rate_limited!(10, warn, path = %req.path, "upgrade handler returned Accept::deferred() without UpgradeRequest::defer(); answering 500");
                 self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
             }
             decision => self.finish_upgrade(key, route, &info, &req.path, decision, rest),
@@ -267,13 +268,13 @@ impl Shard {
     ) {
         let accept = match decision {
             Ok(accept) if accept.deferred => {
-                tracing::warn!(%path, "a deferred upgrade was answered with Accept::deferred(); answering 500");
+                rate_limited!(10, warn, %path, "a deferred upgrade was answered with Accept::deferred(); answering 500");
                 return self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
             }
             Ok(accept) => match accept.check_headers() {
                 Ok(()) => accept,
                 Err(e) => {
-                    tracing::warn!(%path, "upgrade handler's answer refused: {e}");
+                    rate_limited!(10, warn, %path, "upgrade handler's answer refused: {e}");
                     guarded(move || drop(accept));
                     return self.error_and_close(
                         key,
@@ -287,7 +288,7 @@ impl Shard {
                 return self.error_and_close(key, reject.status, &reject.code, &reject.message);
             }
             Err(reject) => {
-                tracing::warn!(%path, "upgrade handler rejected with status {}, which is not an error status; answering 500", reject.status);
+                rate_limited!(10, warn, %path, "upgrade handler rejected with status {}, which is not an error status; answering 500", reject.status);
                 return self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
             }
         };

@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::logging::rate_limited;
 use crate::protocol::close::code;
 use crate::protocol::deflate::DeflateMode;
 use crate::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
@@ -459,7 +460,7 @@ impl Ocpp {
 /// Counts and logs an auth refusal; its answer (401, or 429 for a shut-out).
 fn auth_refused(service: &Service, id: &str, e: AuthError) -> Reject {
     service.count_auth_failure(e);
-    tracing::info!(charge_point = %id, reason = e.reason(), "OCPP upgrade refused");
+    rate_limited!(10, info, charge_point = %id, reason = e.reason(), "OCPP upgrade refused");
     Reject::new(e.status(), e.reason(), e.to_string())
 }
 
