@@ -3,10 +3,13 @@
 //! 100-continue`, HEAD and 405, JSON errors, the admin rule with and without
 //! a token, the internal admin address, answers that come later from another
 //! thread while the shards keep echoing, a client that leaves before its
-//! answer, and `/connections` pages.
+//! answer, `/connections` pages, the internal address's own connection
+//! budget, the admin rule's browser defences (Origin, Host, JSON bodies,
+//! proxied requests) and IPv4 peers on a dual-stack listener.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,7 +21,10 @@ use ringgate::axum::body::Bytes;
 use ringgate::axum::extract::Path;
 use ringgate::axum::routing::{get, post};
 use ringgate::axum::{Extension, Json};
-use ringgate::{ApiError, Config, Server, ServerHandle, ServerView};
+use ringgate::{
+    Accept, ApiError, Config, ConnCtx, Handler, Message, Reject, Server, ServerHandle, ServerView,
+    UpgradeRequest,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -63,7 +69,7 @@ fn start(tune: impl FnOnce(&mut Config)) -> (ServerHandle, Arc<Flags>) {
     let flags = Arc::new(Flags::default());
     let (later, hang) = (flags.clone(), flags.clone());
     let handle = Server::builder(cfg)
-        .admin(
+        .http(
             "/t/body",
             post(|body: Bytes| async move { format!("got {} bytes", body.len()) }),
         )
@@ -430,7 +436,7 @@ fn a_client_that_leaves_before_its_answer_is_forgotten() {
     let (handle, flags) = start(|_| {});
     let addr = handle.local_addr();
     let mut s = connect(addr, WAIT);
-    s.write_all(b"GET /t/hang HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /t/hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
     assert!(eventually(WAIT, || flags
         .hang_started
@@ -487,4 +493,87 @@ fn connections_come_in_pages() {
     let bad = http_get(addr, "/connections?limit=0");
     assert_eq!(bad.status, 400);
     bad.assert_error_json();
+}
+
+#[test]
+fn ipv4_loopback_is_admin_on_a_dual_stack_listener() {
+    let mut cfg = common::loopback_config();
+    cfg.server.host = "::".into();
+    let handle = match Server::builder(cfg).start() {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("skipped: no IPv6 listener on this machine ({e})");
+            return;
+        }
+    };
+    let v4 = SocketAddr::from(([127, 0, 0, 1], handle.local_addr().port()));
+    if std::net::TcpStream::connect_timeout(&v4, WAIT).is_err() {
+        eprintln!("skipped: the IPv6 listener is not dual-stack here (net.ipv6.bindv6only)");
+        return;
+    }
+    let _client = RawWs::connect(v4, "/echo");
+    let resp = http_get(v4, "/connections");
+    assert_eq!(resp.status, 200, "127.0.0.1 through [::]: {resp:?}");
+    let doc = resp.json();
+    let remotes: Vec<&str> = doc["connections"]
+        .as_object()
+        .expect("connections object")
+        .values()
+        .map(|c| c["remote_addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(remotes.len(), 1, "{doc}");
+    assert!(remotes[0].starts_with("127.0.0.1:"), "{remotes:?}");
+}
+
+/// Names each connection after the rest of its path (`/named/{label}`), as
+/// the OCPP gateway names charge points.
+struct Named;
+
+impl Handler for Named {
+    fn on_upgrade(&self, req: &UpgradeRequest<'_>) -> Result<Accept, Reject> {
+        let label = req.path().trim_start_matches("/named/").to_owned();
+        Ok(Accept::new().label(label))
+    }
+
+    fn on_message(&self, _ctx: &mut ConnCtx<'_>, _msg: Message<'_>) {}
+}
+
+/// The connection ids `/connections` lists.
+fn listed_ids(doc: &serde_json::Value) -> BTreeSet<u64> {
+    doc["connections"]
+        .as_object()
+        .expect("connections object")
+        .values()
+        .map(|c| c["connection_id"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_label_never_hides_another_connection() {
+    let mut cfg = common::loopback_config();
+    // One shard: ids sort by slot, and a freed slot is the next one used.
+    cfg.server.shards = 1;
+    let handle = Server::builder(cfg)
+        .websocket("/named/*", Named)
+        .start()
+        .expect("server starts");
+    let addr = handle.local_addr();
+    let first = RawWs::connect(addr, "/echo");
+    let _second = RawWs::connect(addr, "/echo");
+    let second_id = *listed_ids(&http_get(addr, "/connections").json())
+        .last()
+        .expect("two connections");
+    drop(first);
+    assert!(eventually(WAIT, || {
+        http_get(addr, "/connections").json()["total_connections"] == 1
+    }));
+    // Takes the first one's slot, so its id sorts before the second's, and
+    // it is named like the second's id.
+    let _named = RawWs::connect(addr, &format!("/named/{second_id}"));
+    let _twin = RawWs::connect(addr, &format!("/named/{second_id}"));
+    let doc = http_get(addr, "/connections").json();
+    assert_eq!(doc["total_connections"], 3, "{doc}");
+    let ids = listed_ids(&doc);
+    assert_eq!(ids.len(), 3, "a connection is hidden: {doc}");
+    assert!(ids.contains(&second_id), "{doc}");
 }

@@ -25,6 +25,7 @@ use tower::ServiceExt;
 
 use super::prefixed::Prefixed;
 use super::ServerView;
+use crate::engine::socket::canonical;
 
 /// What every connection of the control plane shares.
 pub(super) struct Plane {
@@ -43,7 +44,7 @@ pub(super) async fn serve(
     prefix: Vec<u8>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Ok(peer) = stream.peer_addr() else {
+    let Ok(peer) = stream.peer_addr().map(canonical) else {
         return; // gone already
     };
     let _ = stream.set_nodelay(true);

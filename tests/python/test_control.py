@@ -1,5 +1,7 @@
 """The control plane seen by stock HTTP clients: requests (keep-alive
-sessions), urllib, curl, and Prometheus's own parser reading /metrics."""
+sessions), urllib, curl, Prometheus's own parser reading /metrics, and a real
+Prometheus (the Debian package `prometheus`) scraping a server that hostile
+charge points and room names tried to break."""
 
 import json
 import shutil
@@ -117,3 +119,23 @@ def test_curl_reuses_the_connection_and_posts_chunked(server):
         check=True,
     )
     assert out.stdout == "405"
+
+
+# --- /stats and /metrics ------------------------------------------------------------
+
+
+def test_stats_and_metrics_agree_on_messages_at_once(server):
+    with connect(server.url(), open_timeout=TIMEOUT) as ws:
+        for i in range(25):
+            ws.send(f"m{i}")
+            assert ws.recv(timeout=TIMEOUT) == f"m{i}"
+        # No sleep: both answers must already show every echo.
+        stats = requests.get(base(server) + "/stats", timeout=TIMEOUT).json()
+        values = samples(requests.get(base(server) + "/metrics", timeout=TIMEOUT).text)
+    by_stats = tuple(sum(s[f"messages_{d}"] for s in stats["shards"]) for d in ("in", "out"))
+    by_metrics = tuple(
+        sum(v for (name, labels), v in values.items()
+            if name == "websocket_messages_total" and dict(labels)["direction"] == d)
+        for d in ("in", "out")
+    )
+    assert by_stats == by_metrics == (25, 25), (by_stats, by_metrics)

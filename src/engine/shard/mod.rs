@@ -99,8 +99,6 @@ pub(crate) struct Shard {
     peers: Vec<Option<SocketAddr>>,
     /// Set once shutdown began: the drain deadline.
     draining_until: Option<u64>,
-    messages_in: u64,
-    messages_out: u64,
     /// What `/metrics` reports of this shard.
     metrics: ShardMetrics,
     /// Timers handlers set on their connections.
@@ -141,8 +139,6 @@ impl Shard {
             dirty: Vec::new(),
             peers: Vec::new(),
             draining_until: None,
-            messages_in: 0,
-            messages_out: 0,
             metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
             handler_timers: HandlerTimers::new(clock),
             locals: ShardLocals::default(),
@@ -576,7 +572,6 @@ impl Shard {
             {
                 let (mut deflate, sendq) = conn.deflate_and_sendq();
                 self.codecs.push_shared(&mut deflate, sendq, frame);
-                self.messages_out += 1;
                 self.metrics.routes[conn.route as usize].messages_out += 1;
                 self.mark(key);
                 self.enforce_send_limit(key);
@@ -698,12 +693,9 @@ impl Shard {
         );
     }
 
-    /// Publishes the shard's message counters.
+    /// Publishes the shard's close counts (for [`crate::Hub::stats`]).
     fn publish_counters(&self) {
-        let c = &self.inbox.counters;
-        c.messages_in.store(self.messages_in, Ordering::Relaxed);
-        c.messages_out.store(self.messages_out, Ordering::Relaxed);
-        c.publish_closed(&self.closes.total);
+        self.inbox.counters.publish_closed(&self.closes.total);
     }
 }
 
