@@ -164,7 +164,8 @@ impl ServerBuilder {
         };
         let (hub, inboxes) = Hub::new(shards, mailbox).map_err(ServerError::Setup)?;
         let started = Instant::now();
-        let (http_gate, handoffs) = HttpGate::new(config.http.max_connections);
+        let (http_gate, handoffs) =
+            HttpGate::new(config.http.max_connections, config.admin.max_connections);
         let view = ServerView {
             hub: hub.clone(),
             started,

@@ -495,6 +495,73 @@ fn connections_come_in_pages() {
     bad.assert_error_json();
 }
 
+/// A response in one short line, for failure messages.
+fn show(resp: &common::HttpResponse) -> String {
+    let body: String = text(resp).chars().take(300).collect();
+    format!("{} {body}", resp.status)
+}
+
+/// Opens `n` kept-alive plain-HTTP connections to `addr`, each past its
+/// first answer (so each holds its place under the connection cap).
+fn held_http(addr: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut s = connect(addr, WAIT);
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .unwrap();
+            let (resp, _) = read_response(&mut s).expect("an answer on a kept connection");
+            assert_eq!(resp.status, 200);
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn the_internal_address_answers_when_the_public_http_cap_is_full() {
+    let (handle, _) = start(|cfg| {
+        cfg.http.max_connections = 3;
+        cfg.admin.listen = "127.0.0.1:0".into();
+    });
+    let public = handle.local_addr();
+    let internal = handle.admin_addr().expect("admin listener bound");
+    let _held = held_http(public, 3);
+    let refused = http_get(public, "/health");
+    assert_eq!(
+        refused.status,
+        503,
+        "the public cap is full: {}",
+        show(&refused)
+    );
+    for path in ["/health", "/metrics", "/stats"] {
+        let resp = http_get(internal, path);
+        assert_eq!(
+            resp.status,
+            200,
+            "{path} on the internal address: {}",
+            show(&resp)
+        );
+    }
+}
+
+#[test]
+fn the_internal_address_has_a_budget_of_its_own_and_counts_what_it_refuses() {
+    let (handle, _) = start(|cfg| {
+        cfg.admin.listen = "127.0.0.1:0".into();
+        cfg.admin.max_connections = 2;
+    });
+    let internal = handle.admin_addr().expect("admin listener bound");
+    let _held = held_http(internal, 2);
+    let refused = http_get(internal, "/health");
+    assert_eq!(refused.status, 503, "{}", show(&refused));
+    assert_eq!(refused.json()["error"]["code"], "http_busy");
+    // The public port is not held up by the internal address being full.
+    let metrics = text(&http_get(handle.local_addr(), "/metrics"));
+    assert!(
+        metrics.contains("ringgate_http_refused_total{listener=\"internal\"} 1\n"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn ipv4_loopback_is_admin_on_a_dual_stack_listener() {
     let mut cfg = common::loopback_config();
@@ -513,7 +580,7 @@ fn ipv4_loopback_is_admin_on_a_dual_stack_listener() {
     }
     let _client = RawWs::connect(v4, "/echo");
     let resp = http_get(v4, "/connections");
-    assert_eq!(resp.status, 200, "127.0.0.1 through [::]: {resp:?}");
+    assert_eq!(resp.status, 200, "127.0.0.1 through [::]: {}", show(&resp));
     let doc = resp.json();
     let remotes: Vec<&str> = doc["connections"]
         .as_object()

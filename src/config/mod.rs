@@ -163,7 +163,7 @@ pub struct HttpConfig {
 }
 
 /// Who may use the admin routes, and where else they are served.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Bearer token the admin routes require; empty = loopback peers only.
@@ -171,6 +171,19 @@ pub struct AdminConfig {
     /// A second address (e.g. `127.0.0.1:9090`) serving the admin routes,
     /// `/metrics` and health; empty = none.
     pub listen: String,
+    /// Connections the internal address holds at once, apart from the
+    /// public port's `http.max_connections`; more are answered 503.
+    pub max_connections: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: Secret::default(),
+            listen: String::new(),
+            max_connections: 64,
+        }
+    }
 }
 
 /// A value never shown in logs, `Debug` output or `--help`.
@@ -504,6 +517,11 @@ impl Config {
                 self.admin.listen.is_empty()
                     || self.admin.listen.parse::<std::net::SocketAddr>().is_ok(),
                 "must be an address like 127.0.0.1:9090",
+            ),
+            (
+                "admin.max_connections",
+                self.admin.max_connections >= 1,
+                "must be at least 1",
             ),
             (
                 "realtime.max_message_size",

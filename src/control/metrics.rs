@@ -44,6 +44,10 @@ pub(super) async fn metrics(
     let scrape = Scrape {
         shards,
         http_connections: server.http_gate.open() as i64,
+        http_refused: [
+            ("public", server.http_gate.public.refused()),
+            ("internal", server.http_gate.internal.refused()),
+        ],
         uptime_s: server.started.elapsed().as_secs_f64(),
     };
     let mut registry = Registry::default();
@@ -68,6 +72,8 @@ pub(super) async fn metrics(
 struct Scrape {
     shards: Vec<ShardMetrics>,
     http_connections: i64,
+    /// Connections each entrance turned away, full (`public`, `internal`).
+    http_refused: [(&'static str, u64); 2],
     uptime_s: f64,
 }
 
@@ -282,6 +288,14 @@ impl Collector for Scrape {
             "ringgate_http_connections",
             "Plain HTTP connections the control plane holds",
             &ConstGauge::new(self.http_connections),
+        )?;
+        family(
+            e,
+            "ringgate_http_refused",
+            "Plain HTTP connections answered 503 because their entrance's budget was full: the public port (RINGGATE_HTTP_MAX_CONNECTIONS) or the internal admin address (RINGGATE_ADMIN_MAX_CONNECTIONS)",
+            MetricType::Counter,
+            self.http_refused
+                .map(|(listener, n)| ([("listener", listener)], ConstCounter::new(n))),
         )?;
         single(
             e,

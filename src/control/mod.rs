@@ -9,6 +9,7 @@
 
 mod auth;
 mod body_cap;
+mod busy;
 mod errors;
 mod health;
 mod inspect;
@@ -128,8 +129,8 @@ pub(crate) struct ControlPlane {
 
 impl ControlPlane {
     /// Starts the control plane's thread. It serves the connections shards
-    /// send through `handoffs`, and those `admin_listener` accepts (under the
-    /// same cap, `gate`).
+    /// send through `handoffs` (under `gate`'s public budget), and those
+    /// `admin_listener` accepts (under its internal budget).
     pub(crate) fn start(
         routes: HttpRoutes,
         config: &Config,
@@ -199,7 +200,7 @@ async fn run(
                 None => break,
             },
             accepted = accept(admin.as_ref()) => match accepted {
-                Ok((stream, _)) => match gate.admit() {
+                Ok((stream, _)) => match gate.internal.admit() {
                     Some(ticket) => {
                         let plane = plane.clone();
                         let stop = stopped.clone();
@@ -208,7 +209,9 @@ async fn run(
                             drop(ticket);
                         });
                     }
-                    None => drop(stream),
+                    None => {
+                        tokio::spawn(busy::refuse(stream));
+                    }
                 },
                 Err(e) => {
                     tracing::warn!("admin listener: {e}");
