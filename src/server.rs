@@ -80,7 +80,8 @@ impl ServerBuilder {
 
     /// Like [`ServerBuilder::http`], for admin routes: callers need
     /// `Authorization: Bearer $ADMIN_TOKEN`, or, without a token configured,
-    /// a loopback address.
+    /// a loopback address and no sign of a browser page or proxy (README,
+    /// the admin rule); a request body must be `application/json` (415).
     pub fn admin(mut self, path: &str, route: axum::routing::MethodRouter) -> Self {
         self.http.admin(path, route);
         self

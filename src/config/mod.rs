@@ -174,6 +174,10 @@ pub struct AdminConfig {
     /// Connections the internal address holds at once, apart from the
     /// public port's `http.max_connections`; more are answered 503.
     pub max_connections: usize,
+    /// Host names a tokenless admin request may be addressed to, besides
+    /// loopback names and the listen addresses (`Host` and `Origin` checks).
+    #[serde(deserialize_with = "list")]
+    pub hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -182,6 +186,7 @@ impl Default for AdminConfig {
             token: Secret::default(),
             listen: String::new(),
             max_connections: 64,
+            hosts: Vec::new(),
         }
     }
 }

@@ -13,6 +13,8 @@ mod busy;
 mod errors;
 mod health;
 mod inspect;
+mod json_body;
+mod local_caller;
 mod metrics;
 mod prefixed;
 mod serve;
@@ -24,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn_with_state, map_response};
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
@@ -40,7 +42,7 @@ use crate::config::Config;
 use crate::engine::handoff::{HttpGate, PlainHttp};
 use crate::hub::Hub;
 use auth::AdminRule;
-use serve::Plane;
+use serve::{Entrance, Plane};
 
 /// What every request can see of the server: take it in a handler with
 /// `axum::Extension<ServerView>`.
@@ -69,8 +71,9 @@ impl HttpRoutes {
         self.paths.push(path.to_owned());
     }
 
-    /// Routes behind the admin rule.
+    /// Routes behind the admin rule, whose bodies are JSON.
     pub(crate) fn admin(&mut self, path: &str, route: MethodRouter) {
+        let route = route.route_layer(from_fn(json_body::json_only));
         self.admin = std::mem::take(&mut self.admin).route(path, route);
         self.paths.push(path.to_owned());
     }
@@ -101,7 +104,7 @@ impl HttpRoutes {
     /// One router: the admin routes behind their rule, a JSON 404 for any
     /// other path, the body limits, and JSON for every error answer.
     fn into_router(self, config: &Config) -> Router {
-        let rule = Arc::new(AdminRule::new(&config.admin.token.0));
+        let rule = Arc::new(AdminRule::new(config));
         let mut router = self.public;
         if self.admin.has_routes() {
             let admin = self
@@ -205,7 +208,8 @@ async fn run(
                         let plane = plane.clone();
                         let stop = stopped.clone();
                         tokio::spawn(async move {
-                            serve::serve(plane, stream, Vec::new(), stop).await;
+                            serve::serve(plane, Entrance::Internal, stream, Vec::new(), stop)
+                                .await;
                             drop(ticket);
                         });
                     }
@@ -252,7 +256,7 @@ fn spawn_handed_off(plane: &Arc<Plane>, conn: PlainHttp, stopped: &watch::Receiv
     let plane = plane.clone();
     let stop = stopped.clone();
     tokio::spawn(async move {
-        serve::serve(plane, stream, bytes, stop).await;
+        serve::serve(plane, Entrance::Public, stream, bytes, stop).await;
         drop(ticket);
     });
 }

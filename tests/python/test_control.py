@@ -1,7 +1,5 @@
 """The control plane seen by stock HTTP clients: requests (keep-alive
-sessions), urllib, curl, Prometheus's own parser reading /metrics, and a real
-Prometheus (the Debian package `prometheus`) scraping a server that hostile
-charge points and room names tried to break."""
+sessions), urllib, curl, and Prometheus's own parser reading /metrics."""
 
 import json
 import shutil
@@ -139,3 +137,35 @@ def test_stats_and_metrics_agree_on_messages_at_once(server):
         for d in ("in", "out")
     )
     assert by_stats == by_metrics == (25, 25), (by_stats, by_metrics)
+
+
+# --- the admin rule without a token: browsers elsewhere are not admins -----------------
+
+
+def test_admin_calls_from_this_machine_pass_and_forged_ones_do_not(server):
+    rooms = base(server) + "/ws/rooms"
+    r = requests.post(rooms, json={"id": "by-requests"}, timeout=TIMEOUT)
+    assert r.status_code == 201, r.text
+    refused = [
+        # A page elsewhere: a simple POST needs no CORS preflight.
+        ({"Content-Type": "text/plain", "Origin": "https://evil.example"}, 403, "origin_refused"),
+        # DNS rebinding: the page's own name now resolves to 127.0.0.1.
+        ({"Content-Type": "application/json", "Host": f"evil.example:{server.port}",
+          "Origin": f"http://evil.example:{server.port}"}, 403, "host_refused"),
+        # A reverse proxy on this host relaying a request from elsewhere.
+        ({"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"}, 403, "proxied_request"),
+        ({"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+    ]
+    for headers, status, code in refused:
+        r = requests.post(rooms, data=json.dumps({"id": "forged"}), headers=headers, timeout=TIMEOUT)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), headers
+    if shutil.which("curl"):
+        def curl(*args):
+            out = subprocess.run(["curl", "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", *args, rooms],
+                                 capture_output=True, text=True, check=True)
+            return out.stdout
+        assert curl("-H", "Content-Type: application/json", "-d", '{"id":"by-curl"}') == "201"
+        assert curl("-d", '{"id":"form-encoded"}') == "415"  # curl -d says x-www-form-urlencoded
+    ids = {room["id"] for room in requests.get(rooms, timeout=TIMEOUT).json()["rooms"]}
+    assert "forged" not in ids and "form-encoded" not in ids
+    assert "by-requests" in ids
