@@ -108,7 +108,7 @@ impl ServerBuilder {
             self.routes
                 .add_ws(&config.echo.path, Arc::new(Echo { compression }));
         }
-        self.http.add_builtin();
+        self.http.add_builtin(&config);
         for path in self.http.paths() {
             self.routes.add_http(path);
         }

@@ -178,6 +178,10 @@ pub struct AdminConfig {
     /// loopback names and the listen addresses (`Host` and `Origin` checks).
     #[serde(deserialize_with = "list")]
     pub hosts: Vec<String>,
+    /// Largest `/metrics` answer: metric families that would pass it are
+    /// left out whole (and counted), so a scrape is never cut mid-line.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub metrics_max_bytes: usize,
 }
 
 impl Default for AdminConfig {
@@ -187,6 +191,7 @@ impl Default for AdminConfig {
             listen: String::new(),
             max_connections: 64,
             hosts: Vec::new(),
+            metrics_max_bytes: 8 << 20,
         }
     }
 }
@@ -527,6 +532,11 @@ impl Config {
                 "admin.max_connections",
                 self.admin.max_connections >= 1,
                 "must be at least 1",
+            ),
+            (
+                "admin.metrics_max_bytes",
+                self.admin.metrics_max_bytes >= 16 << 10,
+                "must be at least 16KiB",
             ),
             (
                 "realtime.max_message_size",

@@ -14,9 +14,11 @@ mod errors;
 mod health;
 mod inspect;
 mod json_body;
+mod labels;
 mod local_caller;
 mod metrics;
 mod prefixed;
+mod scrape_cap;
 mod serve;
 
 use std::io;
@@ -36,6 +38,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use errors::ApiError;
 pub use inspect::rfc3339;
+pub use labels::{LabelValue, Labels};
 pub use metrics::{family as metric_family, single as metric_single, MetricsSource};
 
 use crate::config::Config;
@@ -89,13 +92,14 @@ impl HttpRoutes {
     }
 
     /// Adds the built-in routes.
-    pub(crate) fn add_builtin(&mut self) {
+    pub(crate) fn add_builtin(&mut self, config: &Config) {
         self.public("/health", get(health::health));
         self.public("/ws/health", get(health::health));
         let sources = Arc::new(std::mem::take(&mut self.metrics));
+        let max_bytes = config.admin.metrics_max_bytes;
         self.admin(
             "/metrics",
-            get(move |server| metrics::metrics(server, sources.clone())),
+            get(move |server| metrics::metrics(server, sources.clone(), max_bytes)),
         );
         self.admin("/connections", get(inspect::connections));
         self.admin("/stats", get(inspect::stats));
