@@ -147,7 +147,10 @@ impl ControlPlane {
         admin_listener: Option<std::net::TcpListener>,
     ) -> io::Result<Self> {
         if config.admin.token.0.is_empty() {
-            tracing::warn!("ADMIN_TOKEN is not set: admin routes answer loopback peers only");
+            match config.admin.listen.as_str() {
+                "" => tracing::warn!("ADMIN_TOKEN is not set: admin routes answer local requests from loopback peers only"),
+                listen => tracing::warn!("ADMIN_TOKEN is not set: admin routes answer local requests from loopback peers on {listen} only"),
+            }
         }
         let plane = Arc::new(Plane {
             router: routes.into_router(config),
