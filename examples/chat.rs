@@ -1,7 +1,7 @@
 //! A chat room on the library API: every connection to `/chat` joins one
 //! channel, and each text message is broadcast to all of them (on every
-//! shard) prefixed with the sender's connection id. `GET /stats` shows the
-//! hub's counters.
+//! shard) prefixed with the sender's connection id. `GET /chat/stats` shows
+//! the room's figures on each shard, asked of the shards through the hub.
 //!
 //! Run: `cargo run --release --example chat` then connect two clients, e.g.
 //! `python3 -m websockets ws://127.0.0.1:8080/chat`.
@@ -9,7 +9,7 @@
 use ringgate::axum::routing::get;
 use ringgate::axum::{Extension, Json};
 use ringgate::{
-    Accept, Config, ConnCtx, Handler, Message, Reject, Server, ServerView, UpgradeRequest,
+    Accept, ApiError, Config, ConnCtx, Handler, Message, Reject, Server, ServerView, UpgradeRequest,
 };
 use serde_json::{json, Value};
 
@@ -47,18 +47,23 @@ impl Handler for Chat {
     }
 }
 
-/// `GET /stats`: the hub's counters (an admin route: loopback callers, or
-/// `ADMIN_TOKEN` as a bearer token).
-async fn stats(Extension(server): Extension<ServerView>) -> Json<Value> {
-    let stats = server.hub.stats();
-    Json(json!({
-        "connections": stats.connections,
-        "shards": stats.shards.iter().map(|s| json!({
-            "connections": s.connections,
-            "messages_in": s.messages_in,
-            "messages_out": s.messages_out,
-        })).collect::<Vec<_>>(),
-    }))
+/// `GET /chat/stats`: each shard's connections and messages on `/chat` (an
+/// admin route: loopback callers, or `ADMIN_TOKEN` as a bearer token).
+async fn stats(Extension(server): Extension<ServerView>) -> Result<Json<Value>, ApiError> {
+    let shards = server
+        .hub
+        .run_on_all(|shard| shard.metrics())
+        .await
+        .map_err(ApiError::unavailable)?;
+    let chat = |m: &ringgate::hub::ShardMetrics| {
+        let route = m.routes.iter().find(|r| &*r.route == "/chat");
+        route.map_or(json!({}), |r| {
+            json!({"connections": r.open, "messages_in": r.messages_in, "messages_out": r.messages_out})
+        })
+    };
+    Ok(Json(
+        json!({"shards": shards.iter().map(chat).collect::<Vec<_>>()}),
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,10 +71,10 @@ fn main() -> anyhow::Result<()> {
     config.server.port = 8080;
     let handle = Server::builder(config)
         .websocket("/chat", Chat)
-        .admin("/stats", get(stats))
+        .admin("/chat/stats", get(stats))
         .start()?;
     println!(
-        "chat on ws://{}/chat (stats at /stats)",
+        "chat on ws://{}/chat (stats at /chat/stats)",
         handle.local_addr()
     );
     handle.join()?;

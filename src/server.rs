@@ -80,7 +80,8 @@ impl ServerBuilder {
 
     /// Like [`ServerBuilder::http`], for admin routes: callers need
     /// `Authorization: Bearer $ADMIN_TOKEN`, or, without a token configured,
-    /// a loopback address.
+    /// a loopback address and no sign of a browser page or proxy (README,
+    /// the admin rule); a request body must be `application/json` (415).
     pub fn admin(mut self, path: &str, route: axum::routing::MethodRouter) -> Self {
         self.http.admin(path, route);
         self
@@ -107,7 +108,7 @@ impl ServerBuilder {
             self.routes
                 .add_ws(&config.echo.path, Arc::new(Echo { compression }));
         }
-        self.http.add_builtin();
+        self.http.add_builtin(&config);
         for path in self.http.paths() {
             self.routes.add_http(path);
         }
@@ -164,7 +165,8 @@ impl ServerBuilder {
         };
         let (hub, inboxes) = Hub::new(shards, mailbox).map_err(ServerError::Setup)?;
         let started = Instant::now();
-        let (http_gate, handoffs) = HttpGate::new(config.http.max_connections);
+        let (http_gate, handoffs) =
+            HttpGate::new(config.http.max_connections, config.admin.max_connections);
         let view = ServerView {
             hub: hub.clone(),
             started,

@@ -3,10 +3,13 @@
 //! 100-continue`, HEAD and 405, JSON errors, the admin rule with and without
 //! a token, the internal admin address, answers that come later from another
 //! thread while the shards keep echoing, a client that leaves before its
-//! answer, and `/connections` pages.
+//! answer, `/connections` pages, the internal address's own connection
+//! budget, the admin rule's browser defences (Origin, Host, JSON bodies,
+//! proxied requests) and IPv4 peers on a dual-stack listener.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,7 +21,10 @@ use ringgate::axum::body::Bytes;
 use ringgate::axum::extract::Path;
 use ringgate::axum::routing::{get, post};
 use ringgate::axum::{Extension, Json};
-use ringgate::{ApiError, Config, Server, ServerHandle, ServerView};
+use ringgate::{
+    Accept, ApiError, Config, ConnCtx, Handler, Message, Reject, Server, ServerHandle, ServerView,
+    UpgradeRequest,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -63,8 +69,12 @@ fn start(tune: impl FnOnce(&mut Config)) -> (ServerHandle, Arc<Flags>) {
     let flags = Arc::new(Flags::default());
     let (later, hang) = (flags.clone(), flags.clone());
     let handle = Server::builder(cfg)
-        .admin(
+        .http(
             "/t/body",
+            post(|body: Bytes| async move { format!("got {} bytes", body.len()) }),
+        )
+        .admin(
+            "/t/admin-body",
             post(|body: Bytes| async move { format!("got {} bytes", body.len()) }),
         )
         .admin(
@@ -430,7 +440,7 @@ fn a_client_that_leaves_before_its_answer_is_forgotten() {
     let (handle, flags) = start(|_| {});
     let addr = handle.local_addr();
     let mut s = connect(addr, WAIT);
-    s.write_all(b"GET /t/hang HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /t/hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
     assert!(eventually(WAIT, || flags
         .hang_started
@@ -487,4 +497,311 @@ fn connections_come_in_pages() {
     let bad = http_get(addr, "/connections?limit=0");
     assert_eq!(bad.status, 400);
     bad.assert_error_json();
+}
+
+/// A response in one short line, for failure messages.
+fn show(resp: &common::HttpResponse) -> String {
+    let body: String = text(resp).chars().take(300).collect();
+    format!("{} {body}", resp.status)
+}
+
+/// Opens `n` kept-alive plain-HTTP connections to `addr`, each past its
+/// first answer (so each holds its place under the connection cap).
+fn held_http(addr: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut s = connect(addr, WAIT);
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .unwrap();
+            let (resp, _) = read_response(&mut s).expect("an answer on a kept connection");
+            assert_eq!(resp.status, 200);
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn the_internal_address_answers_when_the_public_http_cap_is_full() {
+    let (handle, _) = start(|cfg| {
+        cfg.http.max_connections = 3;
+        cfg.admin.listen = "127.0.0.1:0".into();
+    });
+    let public = handle.local_addr();
+    let internal = handle.admin_addr().expect("admin listener bound");
+    let _held = held_http(public, 3);
+    let refused = http_get(public, "/health");
+    assert_eq!(
+        refused.status,
+        503,
+        "the public cap is full: {}",
+        show(&refused)
+    );
+    for path in ["/health", "/metrics", "/stats"] {
+        let resp = http_get(internal, path);
+        assert_eq!(
+            resp.status,
+            200,
+            "{path} on the internal address: {}",
+            show(&resp)
+        );
+    }
+}
+
+#[test]
+fn the_internal_address_has_a_budget_of_its_own_and_counts_what_it_refuses() {
+    let (handle, _) = start(|cfg| {
+        cfg.admin.listen = "127.0.0.1:0".into();
+        cfg.admin.max_connections = 2;
+    });
+    let internal = handle.admin_addr().expect("admin listener bound");
+    let held = held_http(internal, 2);
+    let refused = http_get(internal, "/health");
+    assert_eq!(refused.status, 503, "{}", show(&refused));
+    assert_eq!(refused.json()["error"]["code"], "http_busy");
+    // The public port is not held up by the internal address being full.
+    assert_eq!(http_get(handle.local_addr(), "/health").status, 200);
+    drop(held);
+    let refusals = |metrics: &str| -> Option<u64> {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("ringgate_http_refused_total{listener=\"internal\"} "))?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    // Asking again while the held places are being given back may be refused too.
+    assert!(eventually(WAIT, || {
+        let resp = http_get(internal, "/metrics");
+        resp.status == 200 && refusals(&text(&resp)).is_some_and(|n| n >= 1)
+    }));
+}
+
+#[test]
+fn ipv4_loopback_is_admin_on_a_dual_stack_listener() {
+    let mut cfg = common::loopback_config();
+    cfg.server.host = "::".into();
+    let handle = match Server::builder(cfg).start() {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("skipped: no IPv6 listener on this machine ({e})");
+            return;
+        }
+    };
+    let v4 = SocketAddr::from(([127, 0, 0, 1], handle.local_addr().port()));
+    if std::net::TcpStream::connect_timeout(&v4, WAIT).is_err() {
+        eprintln!("skipped: the IPv6 listener is not dual-stack here (net.ipv6.bindv6only)");
+        return;
+    }
+    let _client = RawWs::connect(v4, "/echo");
+    let resp = http_get(v4, "/connections");
+    assert_eq!(resp.status, 200, "127.0.0.1 through [::]: {}", show(&resp));
+    let doc = resp.json();
+    let remotes: Vec<&str> = doc["connections"]
+        .as_object()
+        .expect("connections object")
+        .values()
+        .map(|c| c["remote_addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(remotes.len(), 1, "{doc}");
+    assert!(remotes[0].starts_with("127.0.0.1:"), "{remotes:?}");
+}
+
+/// Names each connection after the rest of its path (`/named/{label}`), as
+/// the OCPP gateway names charge points.
+struct Named;
+
+impl Handler for Named {
+    fn on_upgrade(&self, req: &UpgradeRequest<'_>) -> Result<Accept, Reject> {
+        let label = req.path().trim_start_matches("/named/").to_owned();
+        Ok(Accept::new().label(label))
+    }
+
+    fn on_message(&self, _ctx: &mut ConnCtx<'_>, _msg: Message<'_>) {}
+}
+
+/// The connection ids `/connections` lists.
+fn listed_ids(doc: &serde_json::Value) -> BTreeSet<u64> {
+    doc["connections"]
+        .as_object()
+        .expect("connections object")
+        .values()
+        .map(|c| c["connection_id"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_label_never_hides_another_connection() {
+    let mut cfg = common::loopback_config();
+    // One shard: ids sort by slot, and a freed slot is the next one used.
+    cfg.server.shards = 1;
+    let handle = Server::builder(cfg)
+        .websocket("/named/*", Named)
+        .start()
+        .expect("server starts");
+    let addr = handle.local_addr();
+    let first = RawWs::connect(addr, "/echo");
+    let _second = RawWs::connect(addr, "/echo");
+    let second_id = *listed_ids(&http_get(addr, "/connections").json())
+        .last()
+        .expect("two connections");
+    drop(first);
+    assert!(eventually(WAIT, || {
+        http_get(addr, "/connections").json()["total_connections"] == 1
+    }));
+    // Takes the first one's slot, so its id sorts before the second's, and
+    // it is named like the second's id.
+    let _named = RawWs::connect(addr, &format!("/named/{second_id}"));
+    let _twin = RawWs::connect(addr, &format!("/named/{second_id}"));
+    let doc = http_get(addr, "/connections").json();
+    assert_eq!(doc["total_connections"], 3, "{doc}");
+    let ids = listed_ids(&doc);
+    assert_eq!(ids.len(), 3, "a connection is hidden: {doc}");
+    assert!(ids.contains(&second_id), "{doc}");
+}
+
+/// `POST /t/admin-body` with `headers` (whole lines) and `body`.
+fn admin_post(addr: SocketAddr, headers: &str, body: &str) -> common::HttpResponse {
+    let req = format!(
+        "POST /t/admin-body HTTP/1.1\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    http_exchange(addr, req.as_bytes())
+}
+
+#[test]
+fn without_a_token_what_a_browser_page_could_send_is_refused() {
+    let (handle, _) = start(|_| {});
+    let addr = handle.local_addr();
+    let port = addr.port();
+    let host = format!("Host: 127.0.0.1:{port}\r\n");
+    let json = "Content-Type: application/json\r\n";
+    // What curl and requests send on this machine passes.
+    for headers in [
+        format!("{host}{json}"),
+        format!("Host: localhost:{port}\r\nContent-Type: Application/JSON; charset=utf-8\r\n"),
+        format!("{host}{json}Origin: http://127.0.0.1:{port}\r\n"),
+        format!("Host: [::1]:{port}\r\n{json}Origin: http://localhost:{port}\r\n"),
+    ] {
+        let resp = admin_post(addr, &headers, "{}");
+        assert_eq!(
+            (resp.status, text(&resp)),
+            (200, "got 2 bytes".into()),
+            "{headers:?}"
+        );
+    }
+    for (headers, status, code) in [
+        // A page elsewhere posting a simple (unpreflighted) request.
+        (
+            format!("{host}Content-Type: text/plain\r\nOrigin: https://evil.example\r\n"),
+            403,
+            "origin_refused",
+        ),
+        (
+            format!("{host}{json}Origin: null\r\n"),
+            403,
+            "origin_refused",
+        ),
+        (
+            format!("{host}{json}Origin: http://127.0.0.1.evil.example:{port}\r\n"),
+            403,
+            "origin_refused",
+        ),
+        // DNS rebinding: the page's own name, resolved to 127.0.0.1.
+        (
+            format!("Host: evil.example:{port}\r\n{json}Origin: http://evil.example:{port}\r\n"),
+            403,
+            "host_refused",
+        ),
+        (
+            format!("Host: evil.example:{port}\r\n{json}"),
+            403,
+            "host_refused",
+        ),
+        // A reverse proxy on this host relaying someone else's request.
+        (
+            format!("{host}{json}X-Forwarded-For: 203.0.113.9\r\n"),
+            403,
+            "proxied_request",
+        ),
+        (
+            format!("{host}{json}Forwarded: for=203.0.113.9\r\n"),
+            403,
+            "proxied_request",
+        ),
+        // Bodies are JSON, declared as such.
+        (
+            format!("{host}Content-Type: text/plain\r\n"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            format!("{host}Content-Type: application/x-www-form-urlencoded\r\n"),
+            415,
+            "unsupported_media_type",
+        ),
+        (host.clone(), 415, "unsupported_media_type"),
+    ] {
+        let resp = admin_post(addr, &headers, "{}");
+        assert_eq!(resp.status, status, "{headers:?}: {}", show(&resp));
+        assert_eq!(resp.json()["error"]["code"], code, "{headers:?}");
+    }
+    // A read from a page elsewhere is refused too; public routes ask nothing.
+    let get = |path: &str, origin: &str| {
+        let req =
+            format!("GET {path} HTTP/1.1\r\n{host}Origin: {origin}\r\nConnection: close\r\n\r\n");
+        http_exchange(addr, req.as_bytes()).status
+    };
+    assert_eq!(get("/metrics", "https://evil.example"), 403);
+    assert_eq!(get("/health", "https://evil.example"), 200);
+}
+
+#[test]
+fn with_a_token_admin_bodies_are_json_and_any_host_may_call() {
+    let (handle, _) = start(|cfg| cfg.admin.token = ringgate::config::Secret("s3cret".into()));
+    let addr = handle.local_addr();
+    let auth = "Authorization: Bearer s3cret\r\n";
+    let resp = admin_post(
+        addr,
+        &format!("Host: gw.example.com\r\n{auth}Content-Type: application/json\r\nX-Forwarded-For: 203.0.113.9\r\n"),
+        "{}",
+    );
+    assert_eq!(resp.status, 200, "{}", show(&resp));
+    let resp = admin_post(
+        addr,
+        &format!("Host: gw.example.com\r\n{auth}Content-Type: text/plain\r\n"),
+        "{}",
+    );
+    assert_eq!(resp.status, 415, "{}", show(&resp));
+    assert_eq!(resp.json()["error"]["code"], "unsupported_media_type");
+}
+
+#[test]
+fn without_a_token_an_internal_address_takes_the_admin_routes_off_the_public_port() {
+    let (handle, _) = start(|cfg| cfg.admin.listen = "127.0.0.1:0".into());
+    let public = handle.local_addr();
+    let internal = handle.admin_addr().expect("admin listener bound");
+    let resp = http_get(public, "/metrics");
+    assert_eq!(resp.status, 403, "{}", show(&resp));
+    assert_eq!(resp.json()["error"]["code"], "internal_only");
+    assert_eq!(http_get(public, "/health").status, 200);
+    assert_eq!(http_get(internal, "/metrics").status, 200);
+}
+
+#[test]
+fn without_a_token_more_host_names_can_be_allowed() {
+    let (handle, _) = start(|cfg| cfg.admin.hosts = vec!["gw.internal".into()]);
+    let addr = handle.local_addr();
+    let port = addr.port();
+    let json = "Content-Type: application/json\r\n";
+    let resp = admin_post(
+        addr,
+        &format!("Host: GW.internal:{port}\r\n{json}Origin: http://gw.internal:{port}\r\n"),
+        "{}",
+    );
+    assert_eq!(resp.status, 200, "{}", show(&resp));
+    let resp = admin_post(
+        addr,
+        &format!("Host: other.internal:{port}\r\n{json}"),
+        "{}",
+    );
+    assert_eq!(resp.status, 403, "{}", show(&resp));
+    assert_eq!(resp.json()["error"]["code"], "host_refused");
 }

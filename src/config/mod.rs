@@ -182,7 +182,7 @@ pub struct HttpConfig {
 }
 
 /// Who may use the admin routes, and where else they are served.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Bearer token the admin routes require; empty = loopback peers only.
@@ -190,6 +190,29 @@ pub struct AdminConfig {
     /// A second address (e.g. `127.0.0.1:9090`) serving the admin routes,
     /// `/metrics` and health; empty = none.
     pub listen: String,
+    /// Connections the internal address holds at once, apart from the
+    /// public port's `http.max_connections`; more are answered 503.
+    pub max_connections: usize,
+    /// Host names a tokenless admin request may be addressed to, besides
+    /// loopback names and the listen addresses (`Host` and `Origin` checks).
+    #[serde(deserialize_with = "list")]
+    pub hosts: Vec<String>,
+    /// Largest `/metrics` answer: metric families that would pass it are
+    /// left out whole (and counted), so a scrape is never cut mid-line.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub metrics_max_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: Secret::default(),
+            listen: String::new(),
+            max_connections: 64,
+            hosts: Vec::new(),
+            metrics_max_bytes: 8 << 20,
+        }
+    }
 }
 
 /// A value never shown in logs, `Debug` output or `--help`.
@@ -576,6 +599,16 @@ impl Config {
                 self.admin.listen.is_empty()
                     || self.admin.listen.parse::<std::net::SocketAddr>().is_ok(),
                 "must be an address like 127.0.0.1:9090",
+            ),
+            (
+                "admin.max_connections",
+                self.admin.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "admin.metrics_max_bytes",
+                self.admin.metrics_max_bytes >= 16 << 10,
+                "must be at least 16KiB",
             ),
             (
                 "realtime.max_message_size",

@@ -71,6 +71,9 @@ settings! {
     "RINGGATE_HTTP_MAX_CONNECTIONS", http.max_connections, Count, "plain HTTP connections held at once (more: 503)";
     "ADMIN_TOKEN", admin.token, Token, "bearer token for admin routes (unset: loopback peers only)";
     "RINGGATE_ADMIN_LISTEN", admin.listen, Text, "second address for admin routes and /metrics, e.g. 127.0.0.1:9090";
+    "RINGGATE_ADMIN_MAX_CONNECTIONS", admin.max_connections, Count, "connections the admin address holds at once, apart from the public cap (more: 503)";
+    "RINGGATE_METRICS_MAX_BYTES", admin.metrics_max_bytes, Bytes, "largest /metrics answer; families past it are left out whole and counted";
+    "RINGGATE_ADMIN_HOSTS", admin.hosts, List, "without ADMIN_TOKEN: more Host names admin requests may use (loopback and listen addresses always)";
     "RINGGATE_REALTIME", realtime.enabled, Bool, "serve the realtime service on /ws and /ws/connect";
     "JWT_SECRET", realtime.jwt_secret, Token, "HS256 secret of the realtime tokens (unset: anonymous users)";
     "WS_JWT_LEEWAY", realtime.jwt_leeway, Dur, "clock skew allowed on a token's exp and nbf";

@@ -1,7 +1,7 @@
 //! The admin views of the engine: `GET /connections` (seed 000's shape,
 //! paginated with `?limit=&cursor=`, gathered from every shard through the
-//! hub, each shard building at most one page) and `GET /stats` (the hub's
-//! per-shard figures, no shard time at all).
+//! hub, each shard building at most one page) and `GET /stats` (each shard's
+//! copy of the counters `/metrics` sums, so the two never disagree).
 
 use std::time::SystemTime;
 
@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::errors::ApiError;
 use super::ServerView;
-use crate::hub::{CloseReason, ConnId};
+use crate::hub::{CloseReason, ConnId, RouteMetrics, ShardMetrics};
 use crate::ConnInfo;
 
 /// Connections in a page unless `?limit=` says otherwise, and the most it may say.
@@ -68,17 +68,12 @@ pub(super) async fn connections(
         .flatten();
     let mut entries = Map::new();
     for c in listed {
-        // Keyed by the handler's label (a charge-point id) unless this page
-        // has it already (a connection replaced a moment ago), else by id.
-        let key = c
-            .label
-            .clone()
-            .filter(|label| !entries.contains_key(label))
-            .unwrap_or_else(|| c.id.to_string());
+        let key = entry_key(&entries, c.id, c.label.as_deref());
         entries.insert(
             key,
             json!({
                 "connection_id": c.id.to_string(),
+                "label": c.label,
                 "connected_at": rfc3339(c.connected_at),
                 "last_activity": rfc3339(c.last_activity),
                 "remote_addr": c.remote_addr.map(|a| a.to_string()),
@@ -96,32 +91,58 @@ pub(super) async fn connections(
     })))
 }
 
-pub(super) async fn stats(Extension(server): Extension<ServerView>) -> Json<Value> {
-    let stats = server.hub.stats();
-    let shards: Vec<Value> = stats
-        .shards
+/// The key a connection is listed under: its handler's label (a charge
+/// point's id, seed 000's shape) when that can name no other entry, else its
+/// id. A label of digits alone could be another connection's id, and a label
+/// already on this page belongs to another connection (one replaced a moment
+/// ago): both fall back to the id, so no connection ever hides another.
+fn entry_key(entries: &Map<String, Value>, id: ConnId, label: Option<&str>) -> String {
+    match label {
+        Some(label)
+            if !label.bytes().all(|b| b.is_ascii_digit()) && !entries.contains_key(label) =>
+        {
+            label.to_owned()
+        }
+        _ => id.to_string(),
+    }
+}
+
+/// `GET /stats`: each shard's figures from the copy `/metrics` sums too
+/// ([`crate::ShardCtx::metrics`]), so the two always agree.
+pub(super) async fn stats(
+    Extension(server): Extension<ServerView>,
+) -> Result<Json<Value>, ApiError> {
+    let shards = server
+        .hub
+        .run_on_all(|shard| shard.metrics())
+        .await
+        .map_err(ApiError::unavailable)?;
+    let total = |each: fn(&RouteMetrics) -> u64, m: &ShardMetrics| -> u64 {
+        m.routes.iter().map(each).sum()
+    };
+    let per_shard: Vec<Value> = shards
         .iter()
-        .enumerate()
-        .map(|(index, s)| {
+        .map(|m| {
             let closed: Map<String, Value> = CloseReason::ALL
                 .iter()
-                .map(|&r| (r.name().to_owned(), json!(s.closed[r as usize])))
+                .map(|&r| (r.name().to_owned(), json!(m.closed[r as usize])))
                 .collect();
             json!({
-                "shard": index,
-                "connections": s.connections,
-                "messages_in": s.messages_in,
-                "messages_out": s.messages_out,
-                "mailbox_rejected": s.mailbox_rejected,
+                "shard": m.shard,
+                "connections": total(|r| r.open, m),
+                "messages_in": total(|r| r.messages_in, m),
+                "messages_out": total(|r| r.messages_out, m),
+                "mailbox_rejected": m.mailbox_rejected,
                 "closed": closed,
             })
         })
         .collect();
-    Json(json!({
-        "connections": stats.connections,
+    let connections: u64 = shards.iter().map(|m| total(|r| r.open, m)).sum();
+    Ok(Json(json!({
+        "connections": connections,
         "http_connections": server.http_gate.open(),
         "uptime_seconds": server.started.elapsed().as_secs(),
-        "shards": shards,
+        "shards": per_shard,
         "timestamp": rfc3339(SystemTime::now()),
-    }))
+    })))
 }

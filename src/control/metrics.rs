@@ -3,6 +3,8 @@
 //! encoded by prometheus-client. Shards count with plain numbers of their own; a scrape
 //! asks every shard for a copy through the hub and sums them here, so the
 //! data path never touches a shared counter. The names are the contract's.
+//! Label values go through [`family`] as escaped [`super::LabelValue`]s, and
+//! the answer is held to `RINGGATE_METRICS_MAX_BYTES` ([`scrape_cap`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Error as FmtError;
@@ -21,6 +23,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::errors::ApiError;
+use super::labels::Labels;
+use super::scrape_cap;
 use super::ServerView;
 use crate::hub::{
     CloseReason, DeflateMetrics, Hub, ShardMetrics, UpgradeMetrics, DURATION_BUCKETS,
@@ -35,9 +39,11 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 pub type MetricsSource =
     Arc<dyn Fn(Hub) -> Pin<Box<dyn Future<Output = Box<dyn Collector>> + Send>> + Send + Sync>;
 
+/// The `/metrics` handler: every figure, within `max_bytes` ([`scrape_cap`]).
 pub(super) async fn metrics(
     Extension(server): Extension<ServerView>,
     sources: Arc<Vec<MetricsSource>>,
+    max_bytes: usize,
 ) -> Response {
     let shards = match server.hub.run_on_all(|shard| shard.metrics()).await {
         Ok(shards) => shards,
@@ -46,6 +52,10 @@ pub(super) async fn metrics(
     let scrape = Scrape {
         shards,
         http_connections: server.http_gate.open() as i64,
+        http_refused: [
+            ("public", server.http_gate.public.refused()),
+            ("internal", server.http_gate.internal.refused()),
+        ],
         uptime_s: server.started.elapsed().as_secs_f64(),
     };
     let mut registry = Registry::default();
@@ -53,16 +63,26 @@ pub(super) async fn metrics(
     for source in sources.iter() {
         registry.register_collector(source(server.hub.clone()).await);
     }
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        return ApiError::new(
+    let mut encoded = String::new();
+    let fitted = prometheus_client::encoding::text::encode_registry(&mut encoded, &registry)
+        .and_then(|()| scrape_cap::fit(&encoded, max_bytes));
+    match fitted {
+        Ok(fitted) => {
+            if !fitted.dropped.is_empty() {
+                tracing::warn!(
+                    "/metrics would pass RINGGATE_METRICS_MAX_BYTES ({max_bytes}): left out {}",
+                    fitted.dropped.join(", ")
+                );
+            }
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], fitted.text).into_response()
+        }
+        Err(e) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             format!("cannot encode the metrics: {e}"),
         )
-        .into_response();
+        .into_response(),
     }
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
 /// Every shard's copy of its counters, and the control plane's own figures.
@@ -70,6 +90,8 @@ pub(super) async fn metrics(
 struct Scrape {
     shards: Vec<ShardMetrics>,
     http_connections: i64,
+    /// Connections each entrance turned away, full (`public`, `internal`).
+    http_refused: [(&'static str, u64); 2],
     uptime_s: f64,
 }
 
@@ -106,18 +128,15 @@ pub fn single(
     metric.encode(metric_encoder)
 }
 
-/// Writes one metric family: a value per label set.
-pub fn family<'a, L, M>(
+/// Writes one metric family: a value per label set. Label values are
+/// [`super::LabelValue`]s, escaped when written, whatever they hold.
+pub fn family<const N: usize, M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     kind: MetricType,
-    rows: impl IntoIterator<Item = (L, M)>,
-) -> Result<(), FmtError>
-where
-    L: prometheus_client::encoding::EncodeLabelSet + 'a,
-    M: EncodeMetric,
-{
+    rows: impl IntoIterator<Item = (Labels<N>, M)>,
+) -> Result<(), FmtError> {
     let mut metric_encoder = encoder.encode_descriptor(name, help, None, kind)?;
     for (labels, metric) in rows {
         metric.encode(metric_encoder.encode_family(&labels)?)?;
@@ -143,7 +162,9 @@ impl Collector for Scrape {
             routes
                 .iter()
                 .filter(|((_, what), _)| *what == "open")
-                .map(|((route, _), &n)| ([("route", route.clone())], ConstGauge::new(n as i64))),
+                .map(|((route, _), &n)| {
+                    ([("route", route.clone().into())], ConstGauge::new(n as i64))
+                }),
         )?;
         family(
             e,
@@ -155,7 +176,10 @@ impl Collector for Scrape {
                 .filter(|((_, what), _)| *what != "open")
                 .map(|((route, what), &n)| {
                     (
-                        [("direction", what.to_string()), ("route", route.clone())],
+                        [
+                            ("direction", what.to_string().into()),
+                            ("route", route.clone().into()),
+                        ],
                         ConstCounter::new(n),
                     )
                 }),
@@ -171,10 +195,10 @@ impl Collector for Scrape {
                 }
             })
             .into_iter()
-            .map(|(route, n)| ([("route", route)], ConstGauge::new(n as i64))),
+            .map(|(route, n)| ([("route", route.into())], ConstGauge::new(n as i64))),
         )?;
         self.encode_deflate(e)?;
-        let mut errors: Vec<(&str, u64)> = CloseReason::ALL
+        let mut errors: Vec<(&'static str, u64)> = CloseReason::ALL
             .iter()
             .filter(|&&r| r != CloseReason::IdleTimeout)
             .map(|&r| (r.name(), self.closed(r)))
@@ -187,16 +211,19 @@ impl Collector for Scrape {
             MetricType::Counter,
             errors
                 .into_iter()
-                .map(|(kind, n)| ([("kind", kind)], ConstCounter::new(n))),
+                .map(|(kind, n)| ([("kind", kind.into())], ConstCounter::new(n))),
         )?;
         family(
             e,
             "websocket_server_closes",
             "Connections the server closed, by reason",
             MetricType::Counter,
-            CloseReason::ALL
-                .iter()
-                .map(|&r| ([("reason", r.name())], ConstCounter::new(self.closed(r)))),
+            CloseReason::ALL.iter().map(|&r| {
+                (
+                    [("reason", r.name().into())],
+                    ConstCounter::new(self.closed(r)),
+                )
+            }),
         )?;
         single(
             e,
@@ -216,9 +243,12 @@ impl Collector for Scrape {
             "websocket_handshakes",
             "Answers to WebSocket upgrade requests, by HTTP status (101: accepted)",
             MetricType::Counter,
-            handshakes
-                .iter()
-                .map(|(status, &n)| ([("status", status.to_string())], ConstCounter::new(n))),
+            handshakes.iter().map(|(status, &n)| {
+                (
+                    [("status", status.to_string().into())],
+                    ConstCounter::new(n),
+                )
+            }),
         )?;
         family(
             e,
@@ -227,16 +257,16 @@ impl Collector for Scrape {
             MetricType::Counter,
             [
                 (
-                    [("direction", "in")],
+                    [("direction", "in".into())],
                     ConstCounter::new(self.total(|s| s.bytes_in)),
                 ),
                 (
-                    [("direction", "out")],
+                    [("direction", "out".into())],
                     ConstCounter::new(self.total(|s| s.bytes_out)),
                 ),
             ],
         )?;
-        let codes = self.sum_by(|s, m: &mut BTreeMap<(u16, &str), u64>| {
+        let codes = self.sum_by(|s, m: &mut BTreeMap<(u16, &'static str), u64>| {
             for (&code, &n) in &s.close_codes_sent {
                 *m.entry((code, "server")).or_default() += n;
             }
@@ -250,7 +280,10 @@ impl Collector for Scrape {
             "Close codes in close frames the server started (side=server) and the peers started (side=client)",
             MetricType::Counter,
             codes.iter().map(|((code, side), &n)| {
-                ([("code", code.to_string()), ("side", side.to_string())], ConstCounter::new(n))
+                (
+                    [("code", code.to_string().into()), ("side", (*side).into())],
+                    ConstCounter::new(n),
+                )
             }),
         )?;
         self.encode_durations(e)?;
@@ -263,7 +296,7 @@ impl Collector for Scrape {
             self.shards.iter().map(|s| {
                 let open: u64 = s.routes.iter().map(|r| r.open).sum();
                 (
-                    [("shard", s.shard.to_string())],
+                    [("shard", s.shard.to_string().into())],
                     ConstGauge::new(open as i64),
                 )
             }),
@@ -275,7 +308,7 @@ impl Collector for Scrape {
             MetricType::Counter,
             self.shards.iter().map(|s| {
                 (
-                    [("shard", s.shard.to_string())],
+                    [("shard", s.shard.to_string().into())],
                     ConstCounter::new(s.mailbox_rejected),
                 )
             }),
@@ -291,6 +324,14 @@ impl Collector for Scrape {
             "ringgate_http_connections",
             "Plain HTTP connections the control plane holds",
             &ConstGauge::new(self.http_connections),
+        )?;
+        family(
+            e,
+            "ringgate_http_refused",
+            "Plain HTTP connections answered 503 because their entrance's budget was full: the public port (RINGGATE_HTTP_MAX_CONNECTIONS) or the internal admin address (RINGGATE_ADMIN_MAX_CONNECTIONS)",
+            MetricType::Counter,
+            self.http_refused
+                .map(|(listener, n)| ([("listener", listener.into())], ConstCounter::new(n))),
         )?;
         single(
             e,
@@ -312,8 +353,8 @@ impl Scrape {
             "Messages compressed to be sent (op=compress; a broadcast counts once) and compressed messages inflated (op=inflate)",
             MetricType::Counter,
             [
-                ([("op", "compress")], ConstCounter::new(d(|m| m.compressed))),
-                ([("op", "inflate")], ConstCounter::new(d(|m| m.inflated))),
+                ([("op", "compress".into())], ConstCounter::new(d(|m| m.compressed))),
+                ([("op", "inflate".into())], ConstCounter::new(d(|m| m.inflated))),
             ],
         )?;
         family(
@@ -323,19 +364,19 @@ impl Scrape {
             MetricType::Counter,
             [
                 (
-                    [("op", "compress"), ("side", "plain")],
+                    [("op", "compress".into()), ("side", "plain".into())],
                     ConstCounter::new(d(|m| m.compress_plain_bytes)),
                 ),
                 (
-                    [("op", "compress"), ("side", "compressed")],
+                    [("op", "compress".into()), ("side", "compressed".into())],
                     ConstCounter::new(d(|m| m.compress_wire_bytes)),
                 ),
                 (
-                    [("op", "inflate"), ("side", "compressed")],
+                    [("op", "inflate".into()), ("side", "compressed".into())],
                     ConstCounter::new(d(|m| m.inflate_wire_bytes)),
                 ),
                 (
-                    [("op", "inflate"), ("side", "plain")],
+                    [("op", "inflate".into()), ("side", "plain".into())],
                     ConstCounter::new(d(|m| m.inflate_plain_bytes)),
                 ),
             ],
@@ -365,7 +406,7 @@ impl Scrape {
                 ("abandoned", u(|m| m.abandoned)),
                 ("busy", u(|m| m.busy)),
             ]
-            .map(|(outcome, n)| ([("outcome", outcome)], ConstCounter::new(n))),
+            .map(|(outcome, n)| ([("outcome", outcome.into())], ConstCounter::new(n))),
         )
     }
 

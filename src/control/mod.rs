@@ -9,11 +9,16 @@
 
 mod auth;
 mod body_cap;
+mod busy;
 mod errors;
 mod health;
 mod inspect;
+mod json_body;
+mod labels;
+mod local_caller;
 mod metrics;
 mod prefixed;
+mod scrape_cap;
 mod serve;
 
 use std::io;
@@ -23,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn_with_state, map_response};
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,13 +38,14 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use errors::ApiError;
 pub use inspect::rfc3339;
+pub use labels::{LabelValue, Labels};
 pub use metrics::{family as metric_family, single as metric_single, MetricsSource};
 
 use crate::config::Config;
 use crate::engine::handoff::{HttpGate, PlainHttp};
 use crate::hub::Hub;
 use auth::AdminRule;
-use serve::Plane;
+use serve::{Entrance, Plane};
 
 /// What every request can see of the server: take it in a handler with
 /// `axum::Extension<ServerView>`.
@@ -68,8 +74,9 @@ impl HttpRoutes {
         self.paths.push(path.to_owned());
     }
 
-    /// Routes behind the admin rule.
+    /// Routes behind the admin rule, whose bodies are JSON.
     pub(crate) fn admin(&mut self, path: &str, route: MethodRouter) {
+        let route = route.route_layer(from_fn(json_body::json_only));
         self.admin = std::mem::take(&mut self.admin).route(path, route);
         self.paths.push(path.to_owned());
     }
@@ -85,13 +92,14 @@ impl HttpRoutes {
     }
 
     /// Adds the built-in routes.
-    pub(crate) fn add_builtin(&mut self) {
+    pub(crate) fn add_builtin(&mut self, config: &Config) {
         self.public("/health", get(health::health));
         self.public("/ws/health", get(health::health));
         let sources = Arc::new(std::mem::take(&mut self.metrics));
+        let max_bytes = config.admin.metrics_max_bytes;
         self.admin(
             "/metrics",
-            get(move |server| metrics::metrics(server, sources.clone())),
+            get(move |server| metrics::metrics(server, sources.clone(), max_bytes)),
         );
         self.admin("/connections", get(inspect::connections));
         self.admin("/stats", get(inspect::stats));
@@ -100,7 +108,7 @@ impl HttpRoutes {
     /// One router: the admin routes behind their rule, a JSON 404 for any
     /// other path, the body limits, and JSON for every error answer.
     fn into_router(self, config: &Config) -> Router {
-        let rule = Arc::new(AdminRule::new(&config.admin.token.0));
+        let rule = Arc::new(AdminRule::new(config));
         let mut router = self.public;
         if self.admin.has_routes() {
             let admin = self
@@ -128,8 +136,8 @@ pub(crate) struct ControlPlane {
 
 impl ControlPlane {
     /// Starts the control plane's thread. It serves the connections shards
-    /// send through `handoffs`, and those `admin_listener` accepts (under the
-    /// same cap, `gate`).
+    /// send through `handoffs` (under `gate`'s public budget), and those
+    /// `admin_listener` accepts (under its internal budget).
     pub(crate) fn start(
         routes: HttpRoutes,
         config: &Config,
@@ -139,7 +147,10 @@ impl ControlPlane {
         admin_listener: Option<std::net::TcpListener>,
     ) -> io::Result<Self> {
         if config.admin.token.0.is_empty() {
-            tracing::warn!("ADMIN_TOKEN is not set: admin routes answer loopback peers only");
+            match config.admin.listen.as_str() {
+                "" => tracing::warn!("ADMIN_TOKEN is not set: admin routes answer local requests from loopback peers only"),
+                listen => tracing::warn!("ADMIN_TOKEN is not set: admin routes answer local requests from loopback peers on {listen} only"),
+            }
         }
         let plane = Arc::new(Plane {
             router: routes.into_router(config),
@@ -199,16 +210,19 @@ async fn run(
                 None => break,
             },
             accepted = accept(admin.as_ref()) => match accepted {
-                Ok((stream, _)) => match gate.admit() {
+                Ok((stream, _)) => match gate.internal.admit() {
                     Some(ticket) => {
                         let plane = plane.clone();
                         let stop = stopped.clone();
                         tokio::spawn(async move {
-                            serve::serve(plane, stream, Vec::new(), stop).await;
+                            serve::serve(plane, Entrance::Internal, stream, Vec::new(), stop)
+                                .await;
                             drop(ticket);
                         });
                     }
-                    None => drop(stream),
+                    None => {
+                        tokio::spawn(busy::refuse(stream));
+                    }
                 },
                 Err(e) => {
                     tracing::warn!("admin listener: {e}");
@@ -249,7 +263,7 @@ fn spawn_handed_off(plane: &Arc<Plane>, conn: PlainHttp, stopped: &watch::Receiv
     let plane = plane.clone();
     let stop = stopped.clone();
     tokio::spawn(async move {
-        serve::serve(plane, stream, bytes, stop).await;
+        serve::serve(plane, Entrance::Public, stream, bytes, stop).await;
         drop(ticket);
     });
 }

@@ -1,8 +1,10 @@
 //! One plain-HTTP connection on the control plane: hyper's HTTP/1.1 server
 //! (keep-alive, pipelining, `Expect: 100-continue`, HEAD, chunked bodies)
 //! over the socket a shard handed over, with the bytes that shard already
-//! read in front. Each request gets the peer's address and the server view;
-//! the connection's last allowed request is answered with `Connection: close`.
+//! read in front (or one the internal address accepted). Each request gets
+//! the peer's (canonical) address, the entrance it came in by and the server
+//! view; the connection's last allowed request is answered with
+//! `Connection: close`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +27,7 @@ use tower::ServiceExt;
 
 use super::prefixed::Prefixed;
 use super::ServerView;
+use crate::engine::socket::canonical;
 
 /// What every connection of the control plane shares.
 pub(super) struct Plane {
@@ -35,21 +38,33 @@ pub(super) struct Plane {
     pub(super) max_head: usize,
 }
 
+/// Which address a connection came in on; every request of it carries this
+/// as an extension (the admin rule reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entrance {
+    /// The server's port: a shard handed the connection over.
+    Public,
+    /// The internal admin address (`RINGGATE_ADMIN_LISTEN`).
+    Internal,
+}
+
 /// Serves one connection until it ends, or until `stop` asks every
 /// connection to finish the request in hand and close.
 pub(super) async fn serve(
     plane: Arc<Plane>,
+    entrance: Entrance,
     stream: TcpStream,
     prefix: Vec<u8>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Ok(peer) = stream.peer_addr() else {
+    let Ok(peer) = stream.peer_addr().map(canonical) else {
         return; // gone already
     };
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(Prefixed::new(prefix, stream));
     let service = PerConnection {
         plane: plane.clone(),
+        entrance,
         peer,
         served: Arc::new(AtomicUsize::new(0)),
     };
@@ -91,6 +106,7 @@ pub(super) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 #[derive(Clone)]
 struct PerConnection {
     plane: Arc<Plane>,
+    entrance: Entrance,
     peer: SocketAddr,
     /// Requests this connection made so far.
     served: Arc<AtomicUsize>,
@@ -106,6 +122,7 @@ impl hyper::service::Service<Request<Incoming>> for PerConnection {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.peer));
+        request.extensions_mut().insert(self.entrance);
         request.extensions_mut().insert(self.plane.view.clone());
         let last = self.served.fetch_add(1, Ordering::Relaxed) + 1 >= self.plane.max_requests;
         let answer = self.plane.router.clone().oneshot(request);

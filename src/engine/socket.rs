@@ -91,7 +91,9 @@ pub(crate) fn ensure_port_free(addr: SocketAddr) -> io::Result<()> {
     Ok(())
 }
 
-/// Where a connection's peer address comes from.
+/// Where a connection's peer address comes from. Every address it gives is
+/// canonical: an IPv4 peer of a dual-stack listener (`::ffff:127.0.0.1`)
+/// comes out as the IPv4 address it is (`127.0.0.1`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum PeerAddr {
     /// Ask the socket (a process descriptor) when someone wants it.
@@ -102,11 +104,19 @@ pub(crate) enum PeerAddr {
 
 impl PeerAddr {
     pub(crate) fn get(self) -> Option<SocketAddr> {
-        match self {
+        let addr = match self {
             PeerAddr::Socket(fd) => peer_addr(fd),
             PeerAddr::Known(addr) => addr,
-        }
+        };
+        addr.map(canonical)
     }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address unmapped: the one place peer
+/// addresses are made canonical, so loopback checks, allowlists and
+/// `/connections` all see `127.0.0.1`, never `::ffff:127.0.0.1`.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// The peer address of a connected socket.
@@ -176,6 +186,14 @@ pub(crate) fn shutdown(fd: RawFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_ipv4_peers_are_unmapped() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:4000".parse().unwrap();
+        assert_eq!(canonical(mapped), "127.0.0.1:4000".parse().unwrap());
+        let v6: SocketAddr = "[::1]:4000".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
 
     fn defer_accept_of(listener: &TcpListener) -> libc::c_int {
         let mut value: libc::c_int = -1;

@@ -61,8 +61,6 @@ impl CloseReason {
 #[repr(align(64))]
 pub(crate) struct ShardCounters {
     pub(crate) connections: AtomicUsize,
-    pub(crate) messages_in: AtomicU64,
-    pub(crate) messages_out: AtomicU64,
     pub(crate) closed: [AtomicU64; CloseReason::COUNT],
     /// Connections open when the drain began, and those its timeout cut.
     drain: [AtomicUsize; 2],
@@ -93,20 +91,17 @@ impl ShardCounters {
     pub(super) fn snapshot(&self, mailbox_rejected: u64) -> ShardStats {
         ShardStats {
             connections: self.connections.load(Ordering::Relaxed),
-            messages_in: self.messages_in.load(Ordering::Relaxed),
-            messages_out: self.messages_out.load(Ordering::Relaxed),
             mailbox_rejected,
             closed: std::array::from_fn(|i| self.closed[i].load(Ordering::Relaxed)),
         }
     }
 }
 
-/// One shard's figures in [`HubStats`].
+/// One shard's figures in [`HubStats`] (its message counts are in
+/// [`crate::ShardCtx::metrics`], where `/stats` and `/metrics` read them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardStats {
     pub connections: usize,
-    pub messages_in: u64,
-    pub messages_out: u64,
     /// Hub commands this shard's full mailbox refused.
     pub mailbox_rejected: u64,
     /// Connections the server closed, by reason: index with

@@ -87,7 +87,7 @@ async def command(server, cp_id, action, payload=None, body=None, **extra):
     """POST /ocpp/{id}/commands; (status, JSON answer). `body` replaces the usual one."""
     if body is None:
         body = {"action": action, "payload": {} if payload is None else payload, **extra}
-    kw = {"data": body} if isinstance(body, str) else {"json": body}
+    kw = {"data": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, str) else {"json": body}
     r = await ahttp(server, "POST", f"/ocpp/{quoted(cp_id)}/commands", **kw)
     return r.status_code, r.json()
 

@@ -122,7 +122,6 @@ impl Shard {
         let route = &mut self.metrics.routes[self.conns[key].route as usize];
         route.messages_in += messages;
         route.messages_out += sent;
-        self.messages_in += messages;
         if handler_failed {
             self.count_close(CloseReason::HandlerFailed);
         }

@@ -104,8 +104,6 @@ pub(crate) struct Shard {
     /// Connections open when the drain began, and those its deadline cut.
     drained_from: usize,
     drain_cut: usize,
-    messages_in: u64,
-    messages_out: u64,
     /// What `/metrics` reports of this shard.
     metrics: ShardMetrics,
     /// Timers handlers set on their connections.
@@ -149,8 +147,6 @@ impl Shard {
             parked: 0,
             drained_from: 0,
             drain_cut: 0,
-            messages_in: 0,
-            messages_out: 0,
             metrics: ShardMetrics::new(index, shared.routes.ws_patterns()),
             handler_timers: HandlerTimers::new(clock),
             locals: ShardLocals::default(),
@@ -615,7 +611,6 @@ impl Shard {
             {
                 let (mut deflate, sendq) = conn.deflate_and_sendq();
                 self.codecs.push_shared(&mut deflate, sendq, frame);
-                self.messages_out += 1;
                 self.metrics.routes[conn.route as usize].messages_out += 1;
                 self.mark(key);
                 self.enforce_send_limit(key);
@@ -739,12 +734,9 @@ impl Shard {
         );
     }
 
-    /// Publishes the shard's message counters.
+    /// Publishes the shard's close counts (for [`crate::Hub::stats`]).
     fn publish_counters(&self) {
-        let c = &self.inbox.counters;
-        c.messages_in.store(self.messages_in, Ordering::Relaxed);
-        c.messages_out.store(self.messages_out, Ordering::Relaxed);
-        c.publish_closed(&self.closes.total);
+        self.inbox.counters.publish_closed(&self.closes.total);
     }
 }
 

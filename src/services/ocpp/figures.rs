@@ -1,11 +1,11 @@
 //! The gateway's counters on one shard, kept as a shard-local value and summed on each scrape:
 //! CALLs by direction, action and outcome, how long each took, frames refused, answers nobody
-//! waited for. Action names come from charge points, so one shard keeps at most
-//! [`MAX_ACTIONS`] of them and counts the rest under `other`.
+//! waited for. Action names come from charge points and commands, so only the actions of the
+//! OCPP versions the gateway speaks ([`KNOWN_ACTIONS`]) are labels; any other counts as
+//! `other`. The label set is fixed whatever a peer sends.
 
 use std::collections::HashMap;
 use std::fmt::Error as FmtError;
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -13,8 +13,95 @@ use prometheus_client::metrics::MetricType;
 
 use super::events::Direction;
 
-/// Distinct action labels one shard keeps.
-pub const MAX_ACTIONS: usize = 64;
+/// Every action of OCPP 1.6 (all profiles, with the security extension) and OCPP 2.0.1, sorted:
+/// the `Action` enums of python `ocpp` 2.1.0, the package the payload schemas come from.
+pub const KNOWN_ACTIONS: [&str; 75] = [
+    "Authorize",
+    "BootNotification",
+    "CancelReservation",
+    "CertificateSigned",
+    "ChangeAvailability",
+    "ChangeConfiguration",
+    "ClearCache",
+    "ClearChargingProfile",
+    "ClearDisplayMessage",
+    "ClearVariableMonitoring",
+    "ClearedChargingLimit",
+    "CostUpdated",
+    "CustomerInformation",
+    "DataTransfer",
+    "DeleteCertificate",
+    "DiagnosticsStatusNotification",
+    "ExtendedTriggerMessage",
+    "FirmwareStatusNotification",
+    "Get15118EVCertificate",
+    "GetBaseReport",
+    "GetCertificateStatus",
+    "GetChargingProfiles",
+    "GetCompositeSchedule",
+    "GetConfiguration",
+    "GetDiagnostics",
+    "GetDisplayMessages",
+    "GetInstalledCertificateIds",
+    "GetLocalListVersion",
+    "GetLog",
+    "GetMonitoringReport",
+    "GetReport",
+    "GetTransactionStatus",
+    "GetVariables",
+    "Heartbeat",
+    "InstallCertificate",
+    "LogStatusNotification",
+    "MeterValues",
+    "NotifyChargingLimit",
+    "NotifyCustomerInformation",
+    "NotifyDisplayMessages",
+    "NotifyEVChargingNeeds",
+    "NotifyEVChargingSchedule",
+    "NotifyEvent",
+    "NotifyMonitoringReport",
+    "NotifyReport",
+    "PublishFirmware",
+    "PublishFirmwareStatusNotification",
+    "RemoteStartTransaction",
+    "RemoteStopTransaction",
+    "ReportChargingProfiles",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "ReservationStatusUpdate",
+    "ReserveNow",
+    "Reset",
+    "SecurityEventNotification",
+    "SendLocalList",
+    "SetChargingProfile",
+    "SetDisplayMessage",
+    "SetMonitoringBase",
+    "SetMonitoringLevel",
+    "SetNetworkProfile",
+    "SetVariableMonitoring",
+    "SetVariables",
+    "SignCertificate",
+    "SignedFirmwareStatusNotification",
+    "SignedUpdateFirmware",
+    "StartTransaction",
+    "StatusNotification",
+    "StopTransaction",
+    "TransactionEvent",
+    "TriggerMessage",
+    "UnlockConnector",
+    "UnpublishFirmware",
+    "UpdateFirmware",
+];
+
+/// The label every action outside [`KNOWN_ACTIONS`] counts under.
+pub const OTHER_ACTION: &str = "other";
+
+/// The label of `action`: itself when an OCPP version knows it, else [`OTHER_ACTION`].
+pub fn action_label(action: &str) -> &'static str {
+    KNOWN_ACTIONS
+        .binary_search(&action)
+        .map_or(OTHER_ACTION, |at| KNOWN_ACTIONS[at])
+}
 
 /// Upper bounds (seconds) of the call-duration buckets, `+Inf` aside.
 const BUCKETS: [f64; 12] = [
@@ -86,17 +173,15 @@ impl EncodeMetric for Durations {
     }
 }
 
-/// One shard's counters.
+/// One shard's counters, by action label ([`action_label`]).
 #[derive(Debug, Clone, Default)]
 pub struct ShardFigures {
-    pub calls: HashMap<(Direction, Arc<str>, Outcome), u64>,
-    pub durations: HashMap<(Direction, Arc<str>), Durations>,
+    pub calls: HashMap<(Direction, &'static str, Outcome), u64>,
+    pub durations: HashMap<(Direction, &'static str), Durations>,
     /// Frames that were not valid OCPP-J (answered with a CALLERROR where possible).
     pub frame_errors: u64,
     /// CALLRESULTs and CALLERRORs that matched no outstanding CALL (late or unknown).
     pub unmatched_replies: u64,
-    /// Distinct action names seen, to cap the labels.
-    actions: Vec<Arc<str>>,
 }
 
 impl ShardFigures {
@@ -109,11 +194,8 @@ impl ShardFigures {
         outcome: Outcome,
         elapsed: Option<Duration>,
     ) {
-        let action = self.label(action);
-        *self
-            .calls
-            .entry((direction, action.clone(), outcome))
-            .or_default() += 1;
+        let action = action_label(action);
+        *self.calls.entry((direction, action, outcome)).or_default() += 1;
         if let Some(elapsed) = elapsed {
             self.durations
                 .entry((direction, action))
@@ -122,26 +204,13 @@ impl ShardFigures {
         }
     }
 
-    /// The label of `action`: itself while there is room, else `other`.
-    fn label(&mut self, action: &str) -> Arc<str> {
-        if let Some(known) = self.actions.iter().find(|a| &***a == action) {
-            return known.clone();
-        }
-        if self.actions.len() < MAX_ACTIONS {
-            let label: Arc<str> = Arc::from(action);
-            self.actions.push(label.clone());
-            return label;
-        }
-        Arc::from("other")
-    }
-
     /// Adds another shard's counters to these.
     pub fn add(&mut self, other: &ShardFigures) {
-        for (key, n) in &other.calls {
-            *self.calls.entry(key.clone()).or_default() += n;
+        for (&key, n) in &other.calls {
+            *self.calls.entry(key).or_default() += n;
         }
-        for (key, d) in &other.durations {
-            self.durations.entry(key.clone()).or_default().add(d);
+        for (&key, d) in &other.durations {
+            self.durations.entry(key).or_default().add(d);
         }
         self.frame_errors += other.frame_errors;
         self.unmatched_replies += other.unmatched_replies;
@@ -153,7 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn calls_are_counted_and_labels_capped() {
+    fn calls_are_counted_by_known_action_and_the_rest_as_other() {
         let mut a = ShardFigures::default();
         a.count_call(
             Direction::Uplink,
@@ -167,20 +236,55 @@ mod tests {
             Outcome::Result,
             Some(Duration::from_secs(500)),
         );
-        for n in 0..MAX_ACTIONS + 5 {
-            a.count_call(Direction::Uplink, &format!("X{n}"), Outcome::Error, None);
+        for hostile in [
+            "X\"} 1\nringgate_up 0\n",
+            "heartbeat",
+            "Heartbeat ",
+            "",
+            "Vendor",
+        ] {
+            a.count_call(Direction::Uplink, hostile, Outcome::Error, None);
         }
         let mut sum = ShardFigures::default();
         sum.add(&a);
         sum.add(&a);
-        let heartbeat: Arc<str> = Arc::from("Heartbeat");
         assert_eq!(
-            sum.calls[&(Direction::Uplink, heartbeat.clone(), Outcome::Result)],
+            sum.calls[&(Direction::Uplink, "Heartbeat", Outcome::Result)],
             4
         );
-        let other: Arc<str> = Arc::from("other");
-        assert_eq!(sum.calls[&(Direction::Uplink, other, Outcome::Error)], 12);
-        let d = &sum.durations[&(Direction::Uplink, heartbeat)];
+        assert_eq!(
+            sum.calls[&(Direction::Uplink, OTHER_ACTION, Outcome::Error)],
+            10
+        );
+        assert_eq!(sum.calls.len(), 2, "no label but the known ones and other");
+        let d = &sum.durations[&(Direction::Uplink, "Heartbeat")];
         assert_eq!((d.counts[0], d.counts[BUCKETS.len()]), (2, 2));
+    }
+
+    #[test]
+    fn the_known_actions_are_sorted_and_cover_every_vendored_schema() {
+        assert!(
+            KNOWN_ACTIONS.windows(2).all(|w| w[0] < w[1]),
+            "sorted, once each"
+        );
+        let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/src/services/ocpp/schemas");
+        let mut seen = 0;
+        for version in ["v16", "v201"] {
+            for file in std::fs::read_dir(format!("{schemas}/{version}")).unwrap() {
+                let name = file.unwrap().file_name().into_string().unwrap();
+                let action = name.trim_end_matches(".json").trim_end_matches("Request");
+                assert_eq!(action_label(action), action, "{version}/{name}");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 14, "{seen} schemas");
+        for command in [
+            "RemoteStartTransaction",
+            "RequestStartTransaction",
+            "GetVariables",
+            "Reset",
+        ] {
+            assert_eq!(action_label(command), command);
+        }
     }
 }

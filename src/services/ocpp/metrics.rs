@@ -62,7 +62,7 @@ impl Collector for Scrape {
             MetricType::Gauge,
             [Version::V16, Version::V201].map(|v| {
                 (
-                    [("protocol", v.subprotocol())],
+                    [("protocol", v.subprotocol().into())],
                     ConstGauge::new(registry.connected(v) as i64),
                 )
             }),
@@ -74,8 +74,8 @@ impl Collector for Scrape {
             &ConstGauge::new(registry.known() as i64),
         )?;
         let mut calls: Vec<_> = self.figures.calls.iter().collect();
-        calls.sort_by_key(|((direction, action, outcome), _)| {
-            (direction.as_str(), action.clone(), outcome.as_str())
+        calls.sort_by_key(|&(&(direction, action, outcome), _)| {
+            (direction.as_str(), action, outcome.as_str())
         });
         family(
             e,
@@ -85,16 +85,16 @@ impl Collector for Scrape {
             calls.into_iter().map(|((direction, action, outcome), n)| {
                 (
                     [
-                        ("direction", direction.as_str().to_owned()),
-                        ("action", action.to_string()),
-                        ("result", outcome.as_str().to_owned()),
+                        ("direction", direction.as_str().into()),
+                        ("action", (*action).into()),
+                        ("result", outcome.as_str().into()),
                     ],
                     ConstCounter::new(*n),
                 )
             }),
         )?;
         let mut durations: Vec<_> = self.figures.durations.iter().collect();
-        durations.sort_by_key(|((direction, action), _)| (direction.as_str(), action.clone()));
+        durations.sort_by_key(|&(&(direction, action), _)| (direction.as_str(), action));
         family(
             e,
             "ocpp_call_duration_seconds",
@@ -103,8 +103,8 @@ impl Collector for Scrape {
             durations.into_iter().map(|((direction, action), d)| {
                 (
                     [
-                        ("direction", direction.as_str().to_owned()),
-                        ("action", action.to_string()),
+                        ("direction", direction.as_str().into()),
+                        ("action", (*action).into()),
                     ],
                     d.clone(),
                 )
@@ -163,7 +163,7 @@ impl Collector for Scrape {
             MetricType::Counter,
             refusals
                 .chain(auth)
-                .map(|(reason, n)| ([("reason", reason)], ConstCounter::new(n))),
+                .map(|(reason, n)| ([("reason", reason.into())], ConstCounter::new(n))),
         )
     }
 }

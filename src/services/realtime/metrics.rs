@@ -80,7 +80,7 @@ impl Collector for Scrape {
             MetricType::Gauge,
             rooms.iter().map(|r| {
                 (
-                    [("room", r.id.to_string())],
+                    [("room", r.id.to_string().into())],
                     ConstGauge::new(r.users() as i64),
                 )
             }),
@@ -92,7 +92,7 @@ impl Collector for Scrape {
             MetricType::Gauge,
             rooms.iter().map(|r| {
                 (
-                    [("room", r.id.to_string())],
+                    [("room", r.id.to_string().into())],
                     ConstGauge::new(r.connections() as i64),
                 )
             }),
@@ -117,7 +117,7 @@ impl Collector for Scrape {
             Kind::ALL.iter().map(|&k| {
                 let api = service.api_messages[k as usize].load(Ordering::Relaxed);
                 let n = self.figures.messages[k as usize] + api;
-                ([("type", k.as_str())], ConstCounter::new(n))
+                ([("type", k.as_str().into())], ConstCounter::new(n))
             }),
         )?;
         single(
@@ -142,7 +142,7 @@ impl Collector for Scrape {
                 .enumerate()
                 .map(|(i, &reason)| {
                     let n = service.auth_failures[i].load(Ordering::Relaxed);
-                    ([("reason", reason)], ConstCounter::new(n))
+                    ([("reason", reason.into())], ConstCounter::new(n))
                 }),
         )?;
         family(
@@ -152,7 +152,7 @@ impl Collector for Scrape {
             MetricType::Counter,
             Refusal::ALL.iter().map(|&r| {
                 let n = service.refusals[r as usize].load(Ordering::Relaxed);
-                ([("reason", r.label())], ConstCounter::new(n))
+                ([("reason", r.label().into())], ConstCounter::new(n))
             }),
         )
     }
