@@ -7,6 +7,8 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::engine::sendq::SendQueue;
 use crate::engine::shard::{ConnDeflate, HandlerTimers, ShardDeflate, ShardLocals};
@@ -68,8 +70,9 @@ pub(crate) struct Deferral<'a> {
     pub(crate) hub: &'a Hub,
     /// The shard parks no more upgrades than its limit.
     pub(crate) room: bool,
-    /// Set once the handler took a [`PendingUpgrade`].
-    pub(crate) taken: Cell<bool>,
+    /// Set once the handler took a [`PendingUpgrade`]: the flag it shares
+    /// with the shard, which clears it when the answer would be dropped.
+    pub(crate) taken: Cell<Option<Arc<AtomicBool>>>,
     /// Set when a deferral was refused for want of room.
     pub(crate) refused: Cell<bool>,
 }
@@ -119,11 +122,13 @@ impl UpgradeRequest<'_> {
                 "too many upgrades are waiting for an answer; retry later",
             ));
         }
-        d.taken.set(true);
+        let wanted = Arc::new(AtomicBool::new(true));
+        d.taken.set(Some(wanted.clone()));
         Ok(PendingUpgrade {
             hub: d.hub.clone(),
             id: d.id,
             answered: false,
+            wanted,
         })
     }
 }
@@ -136,12 +141,20 @@ pub struct PendingUpgrade {
     hub: Hub,
     id: ConnId,
     answered: bool,
+    /// Cleared by the shard once an answer would be dropped.
+    wanted: Arc<AtomicBool>,
 }
 
 impl PendingUpgrade {
     /// The id the connection will have once accepted.
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// False once the answer would be dropped (the client has gone, or the
+    /// upgrade timed out): slow work done for it may stop there.
+    pub fn is_wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed)
     }
 
     /// Answers the upgrade: the shard then carries on as if `on_upgrade`
@@ -166,7 +179,7 @@ impl PendingUpgrade {
 
 impl Drop for PendingUpgrade {
     fn drop(&mut self) {
-        if !self.answered {
+        if !self.answered && self.is_wanted() {
             let refusal = Reject::new(
                 500,
                 "internal_error",

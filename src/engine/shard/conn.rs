@@ -3,6 +3,9 @@
 //! need. Plain data, visible to the shard's modules only: the logic that
 //! changes it lives in the shard, and drivers go through the shard's methods.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::engine::descriptor::Descriptor;
 use crate::engine::handoff::Ticket;
 use crate::engine::sendq::SendQueue;
@@ -73,6 +76,14 @@ impl PartialHead {
             parked: None,
         })
     }
+
+    /// Tells whoever works on a parked upgrade's answer that it would be
+    /// dropped.
+    pub(super) fn forsake(&self) {
+        if let Some(parked) = &self.parked {
+            parked.wanted.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// An upgrade waiting for its handler's answer: what the 101 needs.
@@ -83,6 +94,9 @@ pub(super) struct ParkedUpgrade {
     pub(super) path: Box<str>,
     /// Shard clock (ms) when the wait ends with a 503.
     pub(super) deadline: u64,
+    /// Shared with the [`crate::PendingUpgrade`]: cleared once an answer
+    /// would be dropped.
+    pub(super) wanted: Arc<AtomicBool>,
 }
 
 /// The subprotocol, identity and label an upgrade handler chose for a connection.

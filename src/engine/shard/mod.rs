@@ -380,6 +380,9 @@ impl Shard {
         if conn.phase == Phase::Upgrading {
             self.parked -= 1;
             self.metrics.upgrades.abandoned += 1;
+            if let Some(head) = &conn.head {
+                head.forsake();
+            }
         }
         if conn.phase == Phase::Open {
             let route = &mut self.metrics.routes[conn.route as usize];

@@ -5,6 +5,8 @@
 //! than the header cap.
 
 use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use super::compression::Negotiated;
 use super::conn::{Attached, ParkedUpgrade, PartialHead};
@@ -131,21 +133,24 @@ impl Shard {
                 id: self.conns[key].id,
                 hub: &self.shared.hub,
                 room: self.parked < self.shared.config.server.max_pending_upgrades,
-                taken: Cell::new(false),
+                taken: Cell::new(None),
                 refused: Cell::new(false),
             },
         };
         let mut decision: Result<Accept, Reject> =
             Err(Reject::new(500, "internal_error", "upgrade handler failed"));
         guarded(|| decision = handler.on_upgrade(&upgrade));
-        let (deferred, refused) = (upgrade.deferral.taken.get(), upgrade.deferral.refused.get());
+        let (wanted, refused) = (
+            upgrade.deferral.taken.take(),
+            upgrade.deferral.refused.get(),
+        );
         if refused {
             self.metrics.upgrades.busy += 1;
         }
         match decision {
             Ok(accept) if accept.deferred => {
-                if deferred {
-                    return self.park(key, route, info, &req.path, rest);
+                if let Some(wanted) = wanted {
+                    return self.park(key, route, info, &req.path, rest, wanted);
                 }
                 rate_limited!(10, warn, path = %req.path, "upgrade handler returned Accept::deferred() without UpgradeRequest::defer(); answering 500");
                 self.error_and_close(key, 500, "internal_error", "upgrade handler failed");
@@ -157,7 +162,15 @@ impl Shard {
     /// Parks connection `key` until its handler's answer arrives
     /// ([`Shard::on_upgrade_answer`]), the upgrade timeout passes or the
     /// peer goes.
-    fn park(&mut self, key: usize, route: usize, info: UpgradeInfo, path: &str, rest: Vec<u8>) {
+    fn park(
+        &mut self,
+        key: usize,
+        route: usize,
+        info: UpgradeInfo,
+        path: &str,
+        rest: Vec<u8>,
+        wanted: Arc<AtomicBool>,
+    ) {
         let wait = self.shared.config.server.upgrade_timeout.as_millis() as u64;
         let conn = &mut self.conns[key];
         conn.phase = Phase::Upgrading;
@@ -167,6 +180,7 @@ impl Shard {
             info,
             path: path.into(),
             deadline: self.now + wait,
+            wanted,
         });
         conn.head = Some(head);
         self.parked += 1;
@@ -230,7 +244,8 @@ impl Shard {
 
     /// A parked upgrade whose answer did not come in time: 503.
     pub(super) fn upgrade_timed_out(&mut self, key: usize) {
-        if self.unpark(key).is_some() {
+        if let Some(head) = self.unpark(key) {
+            head.forsake();
             self.metrics.upgrades.timed_out += 1;
             self.error_and_close(
                 key,

@@ -104,6 +104,9 @@ impl Handler for Ocpp {
         let pending = req.defer()?;
         let on_pool = service.clone();
         let job = Box::new(move || {
+            if !pending.is_wanted() {
+                return; // the client left, or its upgrade timed out, while queued
+            }
             let answer = match on_pool.passwords.verify(verification) {
                 Ok(()) => {
                     on_pool.backoff.succeeded(&id, addr);
