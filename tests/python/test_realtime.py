@@ -18,7 +18,11 @@ import asyncio
 import base64
 import datetime
 import json
+import os
 import resource
+import signal
+import socket
+import struct
 import time
 import uuid
 
@@ -956,6 +960,42 @@ def test_ip_allowlist_rejects_peers_outside_it(start_server):
             assert (status, doc["error"]["code"]) == (403, "ip_not_allowed")
         values = await asyncio.to_thread(scrape, server)
         assert metric(values, "realtime_upgrades_refused_total", reason="ip_not_allowed") == 2
+
+    drive(server, body)
+
+
+def test_ip_allowlist_refuses_a_peer_whose_address_is_unknown(start_server):
+    """A peer that resets its connection right after sending the upgrade has no address by the
+    time the server reads the request (getpeername fails): with an allowlist, that is a 403,
+    counted, never a pass. The server is stopped (SIGSTOP) while the request and the reset are
+    queued in the kernel, so the order is certain."""
+    server = realtime(start_server, WS_IP_ALLOWLIST="127.0.0.0/8")
+
+    async def body(net):
+        request = (
+            f"GET /ws?token={token('alice')} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            s = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+            s.sendall(request)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # a reset, not a FIN
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+
+        def refused():
+            values = scrape(server)
+            return values.get(("realtime_upgrades_refused_total", frozenset({("reason", "peer_address_unknown")})))
+
+        assert await wait_until(refused, "the unknown peer counted as refused") == 1
+        values = await asyncio.to_thread(scrape, server)
+        assert metric(values, "realtime_upgrades_refused_total", reason="ip_not_allowed") == 0
+        assert values.get(("websocket_handshakes_total", frozenset({("status", "101")})), 0) == 0
+        client = await net.user("bob")  # a peer with an address in the list still connects
+        await client.ping()
 
     drive(server, body)
 

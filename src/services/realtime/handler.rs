@@ -73,13 +73,25 @@ impl Realtime {
 impl Handler for Realtime {
     fn on_upgrade(&self, req: &UpgradeRequest<'_>) -> Result<Accept, Reject> {
         let service = &self.service;
-        if let Some(peer) = req.peer_addr() {
-            if !service.allowlist.allows(peer.ip()) {
-                return Err(self.refuse(
-                    Refusal::Address,
-                    403,
-                    format!("{} is not in WS_IP_ALLOWLIST", peer.ip()),
-                ));
+        if !service.allowlist.is_empty() {
+            // Fails closed: a peer whose address cannot be read is not on the list.
+            match req.peer_addr() {
+                Some(peer) if service.allowlist.allows(peer.ip()) => {}
+                Some(peer) => {
+                    return Err(self.refuse(
+                        Refusal::Address,
+                        403,
+                        format!("{} is not in WS_IP_ALLOWLIST", peer.ip()),
+                    ))
+                }
+                None => {
+                    return Err(self.refuse(
+                        Refusal::AddressUnknown,
+                        403,
+                        "the peer's address is unknown, so WS_IP_ALLOWLIST cannot admit it"
+                            .to_owned(),
+                    ))
+                }
             }
         }
         if let (Some(policy), Some(origin)) = (&service.origins, req.origin()) {

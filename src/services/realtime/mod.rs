@@ -51,16 +51,25 @@ pub enum RealtimeError {
 pub(crate) enum Refusal {
     Origin,
     Address,
+    /// An allowlist is set and the peer's address cannot be learnt (the
+    /// socket was reset before the request was read): refused, never let by.
+    AddressUnknown,
     RoomNotFound,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 3] = [Refusal::Origin, Refusal::Address, Refusal::RoomNotFound];
+    const ALL: [Refusal; 4] = [
+        Refusal::Origin,
+        Refusal::Address,
+        Refusal::AddressUnknown,
+        Refusal::RoomNotFound,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Refusal::Origin => "origin_not_allowed",
             Refusal::Address => "ip_not_allowed",
+            Refusal::AddressUnknown => "peer_address_unknown",
             Refusal::RoomNotFound => "room_not_found",
         }
     }
