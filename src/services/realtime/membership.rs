@@ -156,6 +156,12 @@ pub(super) fn disconnect(service: &Arc<Service>, ctx: &mut ConnCtx<'_>) {
 /// there was no such room.
 pub(super) async fn delete_room(service: &Arc<Service>, hub: &Hub, id: &str) -> Option<usize> {
     let room = service.rooms.remove(id)?;
+    Some(evict_everywhere(hub, room).await)
+}
+
+/// Takes every member of `room` (out of the table already) out of it, on
+/// every shard: the connections removed.
+pub(super) async fn evict_everywhere(hub: &Hub, room: Arc<Room>) -> usize {
     let frame = Frame::new(Message::Text(
         &Outbound::new("room_deleted", &json!({"room": &*room.id}).to_string())
             .in_room(&room.id)
@@ -165,7 +171,7 @@ pub(super) async fn delete_room(service: &Arc<Service>, hub: &Hub, id: &str) -> 
         .run_on_all(move |shard| remove_members(shard, &room, &frame))
         .await
         .map_or(0, |counts| counts.into_iter().sum());
-    Some(removed)
+    removed
 }
 
 /// One shard's part of deleting `room`.

@@ -157,11 +157,16 @@ pub fn install(builder: ServerBuilder) -> Result<ServerBuilder, RealtimeError> {
     if !cfg.enabled {
         return Ok(builder);
     }
-    let compression = builder.config().deflate_mode(cfg.compression);
     let service = Arc::new(Service::new(cfg)?);
     if service.verifier.is_none() {
         tracing::warn!("JWT_SECRET is not set: /ws accepts anonymous users with generated ids");
     }
+    Ok(attach(builder, service))
+}
+
+/// Adds the routes and figures of `service` to `builder`.
+fn attach(builder: ServerBuilder, service: Arc<Service>) -> ServerBuilder {
+    let compression = builder.config().deflate_mode(service.cfg.compression);
     let mut builder = builder;
     for route in ROUTES {
         builder = builder.websocket(
@@ -170,7 +175,7 @@ pub fn install(builder: ServerBuilder) -> Result<ServerBuilder, RealtimeError> {
         );
     }
     let builder = admin::routes(builder, &service);
-    Ok(builder.metrics(metrics::source(service)))
+    builder.metrics(metrics::source(service))
 }
 
 #[cfg(test)]
