@@ -287,7 +287,12 @@ impl Realtime {
             return;
         }
         let session = ctx.identity::<Session>().expect("a session");
-        let Some(room) = session.room(room_id).cloned() else {
+        let room = session.room(room_id).cloned();
+        if let Some(deleted) = room.as_ref().filter(|room| !room.is_live()) {
+            // Deleted, and its removal has not reached this shard yet.
+            membership::drop_deleted(ctx, deleted);
+        }
+        let Some(room) = room.filter(|room| room.is_live()) else {
             reply_error(
                 ctx,
                 "not_in_room",

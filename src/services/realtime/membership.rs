@@ -46,9 +46,15 @@ fn try_join(
     let session = ctx
         .identity::<Session>()
         .expect("realtime connections have a session");
-    if let Some(room) = session.room(room_id) {
-        return Ok(room.clone());
+    if let Some(room) = session.room(room_id).cloned() {
+        if room.is_live() {
+            return Ok(room);
+        }
+        // A deleted incarnation whose removal has not reached this shard
+        // yet: leave it now, as the removal would, then join anew.
+        drop_deleted(ctx, &room);
     }
+    let session = ctx.identity::<Session>().expect("a session");
     if session.rooms.len() >= service.cfg.max_rooms_per_user {
         return Err((
             "room_limit",
@@ -160,40 +166,57 @@ pub(super) async fn delete_room(service: &Arc<Service>, hub: &Hub, id: &str) -> 
 }
 
 /// Takes every member of `room` (out of the table already) out of it, on
-/// every shard: the connections removed.
+/// every shard: the connections removed. Members of a later incarnation
+/// of the same id are on another channel, so never touched.
 pub(super) async fn evict_everywhere(hub: &Hub, room: Arc<Room>) -> usize {
-    let frame = Frame::new(Message::Text(
-        &Outbound::new("room_deleted", &json!({"room": &*room.id}).to_string())
-            .in_room(&room.id)
-            .encode(),
-    ));
-    let removed = hub
-        .run_on_all(move |shard| remove_members(shard, &room, &frame))
+    let frame = Frame::new(Message::Text(&deleted_message(&room)));
+    hub.run_on_all(move |shard| remove_members(shard, &room, &frame))
         .await
-        .map_or(0, |counts| counts.into_iter().sum());
-    removed
+        .map_or(0, |counts| counts.into_iter().sum())
+}
+
+/// The `room_deleted` message of `room`.
+fn deleted_message(room: &Room) -> String {
+    Outbound::new("room_deleted", &json!({"room": &*room.id}).to_string())
+        .in_room(&room.id)
+        .encode()
 }
 
 /// One shard's part of deleting `room`.
 fn remove_members(shard: &mut ShardCtx<'_>, room: &Arc<Room>, frame: &Frame) -> usize {
     let members = shard.channel_member_ids(&room.channel);
+    let hub = shard.hub().clone();
     for &id in &members {
         shard.send_frame(id, frame);
         shard.unsubscribe(id, &room.channel);
-        let Some(session) = shard.identity_mut::<Session>(id) else {
-            continue;
-        };
-        if session.remove_room(&room.id).is_none() {
-            continue;
+        if let Some(session) = shard.identity_mut::<Session>(id) {
+            forget_deleted(&hub, session, room);
         }
-        room.count_connection(false);
-        let (user, room) = (session.user.clone(), room.clone());
-        at_home(shard.hub(), &user.clone(), move |home| {
-            // The room is gone: nobody is left to tell.
-            home.local::<Presence>().leave(&user.id, &room);
-        });
     }
     members.len()
+}
+
+/// The connection leaves `room`, a deleted incarnation it still holds, as
+/// the deletion's removal would take it out: `room_deleted`, then gone.
+pub(super) fn drop_deleted(ctx: &mut ConnCtx<'_>, room: &Arc<Room>) {
+    ctx.send(Message::Text(&deleted_message(room)));
+    ctx.unsubscribe(&room.channel);
+    let hub = ctx.hub().clone();
+    let session = ctx.identity_mut::<Session>().expect("a session");
+    forget_deleted(&hub, session, room);
+}
+
+/// `session` forgets `room` (that incarnation), a deleted one, and the
+/// user's home shard is told; nobody is left to announce it to.
+fn forget_deleted(hub: &Hub, session: &mut Session, room: &Arc<Room>) {
+    if !session.remove_incarnation(room) {
+        return;
+    }
+    room.count_connection(false);
+    let (user, room) = (session.user.clone(), room.clone());
+    at_home(hub, &user.clone(), move |home| {
+        home.local::<Presence>().leave(&user.id, &room);
+    });
 }
 
 /// Runs `f` on `user`'s home shard. A refused post (a mailbox over its
@@ -207,7 +230,8 @@ fn at_home(hub: &Hub, user: &User, f: impl FnOnce(&mut ShardCtx<'_>) + Send + 's
 }
 
 /// Tells `room`'s members (but `except`) that `user` came or went, when
-/// presence is on, the room still exists and is small enough.
+/// presence is on, the room (this incarnation) still exists and is small
+/// enough.
 fn announce(
     service: &Service,
     hub: &Hub,
@@ -216,11 +240,7 @@ fn announce(
     room: &Arc<Room>,
     except: Option<ConnId>,
 ) {
-    let current = service
-        .rooms
-        .get(&room.id)
-        .is_some_and(|r| Arc::ptr_eq(&r, room));
-    if !service.cfg.presence || !current || room.users() > service.cfg.presence_max_members {
+    if !service.cfg.presence || !room.is_live() || room.users() > service.cfg.presence_max_members {
         return;
     }
     let data = json!({"user_id": &*user.id, "username": &*user.name, "room": &*room.id});

@@ -15,6 +15,8 @@ mod delivery;
 pub mod envelope;
 mod figures;
 mod handler;
+#[cfg(test)]
+mod live_tests;
 mod membership;
 mod metrics;
 pub mod presence;

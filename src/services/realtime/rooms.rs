@@ -2,25 +2,31 @@
 //! created at start, over the admin API or (when allowed) by a `join`; the
 //! table is read on joins and admin calls only, never per message (a
 //! connection keeps the rooms it is in). Membership itself is the hub's
-//! channel table: one channel per room.
+//! channel table: one channel per room incarnation, so a room deleted and
+//! made anew under the same id never shares members or counts with the old.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 /// Longest room id, in bytes.
 pub const MAX_ROOM_ID: usize = 128;
 
-/// One room.
+/// One incarnation of a room: deleting a room and creating one with the same
+/// id makes a new `Room`, with its own channel and counters.
 #[derive(Debug)]
 pub struct Room {
     pub id: Arc<str>,
     pub name: String,
     pub description: String,
     pub created_at: SystemTime,
-    /// The hub channel its members are subscribed to.
+    /// Which room of this table it is: unique for the life of the table.
+    pub incarnation: u64,
+    /// The hub channel its members are subscribed to (id and incarnation).
     pub channel: Arc<str>,
+    /// In the table still (false once deleted).
+    live: AtomicBool,
     /// Messages published to it.
     messages: AtomicU64,
     /// Connections in it.
@@ -31,19 +37,26 @@ pub struct Room {
 }
 
 impl Room {
-    fn new(id: &str, name: &str, description: &str) -> Room {
+    fn new(id: &str, name: &str, description: &str, incarnation: u64) -> Room {
         Room {
             id: Arc::from(id),
             name: if name.is_empty() { id } else { name }.to_owned(),
             description: description.to_owned(),
             created_at: SystemTime::now(),
-            channel: Arc::from(format!("rt:room:{id}")),
+            incarnation,
+            channel: Arc::from(format!("rt:room:{id}#{incarnation}")),
+            live: AtomicBool::new(true),
             messages: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
             users: AtomicUsize::new(0),
         }
     }
 
+    /// Whether the room is still in the table: a connection that holds a
+    /// room no longer live holds a deleted one.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
     pub fn messages(&self) -> u64 {
         self.messages.load(Ordering::Relaxed)
     }
@@ -101,6 +114,8 @@ impl RoomError {
 pub struct RoomTable {
     rooms: RwLock<BTreeMap<Arc<str>, Arc<Room>>>,
     max_rooms: usize,
+    /// The incarnation the next room gets.
+    next_incarnation: AtomicU64,
 }
 
 impl RoomTable {
@@ -108,6 +123,7 @@ impl RoomTable {
         RoomTable {
             rooms: RwLock::default(),
             max_rooms,
+            next_incarnation: AtomicU64::new(1),
         }
     }
 
@@ -129,7 +145,8 @@ impl RoomTable {
         if rooms.len() >= self.max_rooms {
             return Err(RoomError::Limit(self.max_rooms));
         }
-        let room = Arc::new(Room::new(id, name, description));
+        let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed);
+        let room = Arc::new(Room::new(id, name, description, incarnation));
         rooms.insert(room.id.clone(), room.clone());
         Ok(room)
     }
@@ -152,11 +169,15 @@ impl RoomTable {
         self.read().get(id).cloned()
     }
 
+    /// Takes room `id` out of the table; it is no longer live.
     pub fn remove(&self, id: &str) -> Option<Arc<Room>> {
-        self.rooms
+        let room = self
+            .rooms
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
+            .remove(id)?;
+        room.live.store(false, Ordering::Release);
+        Some(room)
     }
 
     /// Every room, in id order.
@@ -181,7 +202,7 @@ mod tests {
     fn create_get_list_remove_and_limits() {
         let table = RoomTable::new(2);
         let a = table.create("a", "", "first").unwrap();
-        assert_eq!((a.name.as_str(), &*a.channel), ("a", "rt:room:a"));
+        assert_eq!((a.name.as_str(), &*a.channel), ("a", "rt:room:a#1"));
         assert_eq!(
             table.create("a", "A", "").unwrap_err(),
             RoomError::Exists("a".into())
@@ -199,11 +220,23 @@ mod tests {
         assert!(table.remove("a").is_some());
         assert_eq!(table.count(), 1);
         assert!(table.get("a").is_none());
+        assert!(!a.is_live());
+    }
+
+    #[test]
+    fn a_room_made_anew_is_another_incarnation_with_its_own_channel() {
+        let table = RoomTable::new(10);
+        let old = table.create("r", "", "").unwrap();
+        table.remove("r");
+        let new = table.create("r", "", "").unwrap();
+        assert_ne!(old.incarnation, new.incarnation);
+        assert_ne!(old.channel, new.channel);
+        assert!(new.is_live() && !old.is_live());
     }
 
     #[test]
     fn counters_never_go_below_zero() {
-        let room = Room::new("r", "", "");
+        let room = Room::new("r", "", "", 1);
         room.count_user(false);
         room.count_user(true);
         room.count_connection(true);

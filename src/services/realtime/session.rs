@@ -111,6 +111,12 @@ impl Session {
         let at = self.rooms.iter().position(|r| &*r.id == id)?;
         Some(self.rooms.remove(at))
     }
+
+    /// Forgets `room`, that incarnation only; whether it was in it.
+    pub fn remove_incarnation(&mut self, room: &Arc<Room>) -> bool {
+        let at = self.rooms.iter().position(|r| Arc::ptr_eq(r, room));
+        at.map(|at| self.rooms.remove(at)).is_some()
+    }
 }
 
 /// Milliseconds on the process's monotonic clock.
