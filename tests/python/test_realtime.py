@@ -675,7 +675,9 @@ def test_presence_can_be_turned_off(start_server):
 
 
 def test_room_limits_for_joins_and_auto_created_rooms(start_server):
-    server = realtime(start_server, WS_AUTO_CREATE_ROOMS="true", WS_MAX_ROOMS=4, WS_MAX_ROOMS_PER_USER=2)
+    server = realtime(
+        start_server, WS_AUTO_CREATE_ROOMS="true", WS_MAX_ROOMS=4, WS_ADMIN_ROOM_RESERVE=0, WS_MAX_ROOMS_PER_USER=2
+    )
 
     async def body(net):
         alice = await net.user("alice")
@@ -695,6 +697,103 @@ def test_room_limits_for_joins_and_auto_created_rooms(start_server):
         await alice.join("lobby")  # a room she is in: answered again, no error
 
     drive(server, body)
+
+
+def room_ids(server):
+    return [r["id"] for r in http(server, "GET", "/ws/rooms").json()["rooms"]]
+
+
+def test_junk_joins_never_starve_the_admin_api_and_empty_rooms_they_made_are_reclaimed(start_server):
+    """The review's case: anonymous users, WS_AUTO_CREATE_ROOMS, 100 junk joins. Joins may not
+    take the last WS_ADMIN_ROOM_RESERVE (10) of WS_MAX_ROOMS (100), so the admin API still
+    creates rooms; once the junk rooms are empty for WS_AUTO_ROOM_GRACE they are gone, and rooms
+    of the admin API and WS_DEFAULT_ROOMS stay, empty or not."""
+    server = realtime(start_server, JWT_SECRET="", WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="1s")
+
+    async def body(net):
+        junkers = [await net.open() for _ in range(3)]
+        refused = 0
+        for n in range(100):
+            junker = junkers[n // 40]
+            await junker.send(message_type="join", room=f"junk-{n}")
+            reply = await junker.next()
+            if reply["message_type"] == "error":
+                assert reply["data"]["code"] == "room_limit", reply
+                refused += 1
+            else:
+                assert reply["message_type"] == "room_joined", reply
+        r = await ahttp(server, "POST", "/ws/rooms", json={"id": "ops"})
+        assert r.status_code == 201, r.text
+        assert refused == 12  # 2 default rooms + 88 made by joins = 90 = 100 - 10
+        assert r.json()["auto_created"] is False
+        listed = (await ahttp(server, "GET", "/ws/rooms")).json()["rooms"]
+        assert sum(room["auto_created"] for room in listed) == 88
+        for junker in junkers:
+            await junker.ws.close()
+        await wait_until(lambda: room_ids(server) == ["general", "lobby", "ops"], "junk rooms reclaimed")
+        await asyncio.sleep(1.5)  # a grace and more: the others stay, empty as they are
+        assert room_ids(server) == ["general", "lobby", "ops"]
+        values = await asyncio.to_thread(scrape, server)
+        assert metric(values, "realtime_rooms") == 3
+
+    drive(server, body)
+
+
+def test_a_room_made_by_a_join_that_empties_and_fills_again_within_the_grace_is_the_same_room(start_server):
+    server = realtime(start_server, WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="2s")
+
+    async def body(net):
+        alice = await net.user("alice")
+        await alice.join("flap")
+        await alice.send(message_type="room_message", room="flap", data={})
+        await alice.expect("room_message")
+        first = (await ahttp(server, "GET", "/ws/rooms/flap")).json()
+        for _ in range(3):  # leave and come back, a second apart: no churn
+            await alice.send(message_type="leave", room="flap")
+            await alice.expect("room_left")
+            await asyncio.sleep(1)
+            await alice.join("flap")
+        again = (await ahttp(server, "GET", "/ws/rooms/flap")).json()
+        assert (again["created_at"], again["message_count"]) == (first["created_at"], 1)
+        await alice.send(message_type="leave", room="flap")
+        await alice.expect("room_left")
+        await wait_until(lambda: "flap" not in room_ids(server), "the empty room reclaimed")
+        # A join after that makes a room anew.
+        await alice.join("flap")
+        fresh = (await ahttp(server, "GET", "/ws/rooms/flap")).json()
+        assert fresh["message_count"] == 0 and fresh["client_count"] == 1
+
+    drive(server, body)
+
+
+def test_reclaiming_never_splits_a_room_between_joins_on_both_shards(start_server):
+    """With no grace, rooms are reclaimed as soon as a sweep finds them empty: members that
+    leave and join again at once, on both shards, must still end in one room (each hears the
+    other), and the room counts them right."""
+    server = realtime(
+        start_server, WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="0", WS_RATE_LIMIT_PER_MINUTE=0, LOG_LEVEL="debug"
+    )
+
+    async def body(net):
+        a, b = await on_each_shard(net, lambda: net.user(f"u{len(net.clients)}"))
+        for n in range(40):
+            await asyncio.gather(*(c.send(message_type="join", room="churn") for c in (a, b)))
+            for c in (a, b):
+                await c.until(of_type("room_joined"))
+            await a.send(message_type="room_message", room="churn", data={"n": n})
+            got = await b.until(of_type("room_message"))
+            assert got[-1]["data"] == {"n": n}, got
+            await a.until(of_type("room_message"))
+            await asyncio.gather(*(c.send(message_type="leave", room="churn") for c in (a, b)))
+            for c in (a, b):
+                await c.until(of_type("room_left"))
+            if n % 8 == 0:
+                await asyncio.sleep(0.25)  # let a sweep find it empty now and then
+        await a.join("churn")
+        await wait_until(lambda: http(server, "GET", "/ws/rooms/churn").json()["client_count"] == 1, "one member")
+
+    drive(server, body)
+    assert server.log().count("empty room made by a join reclaimed") >= 3, "the churn never met a reclaim"
 
 
 def test_room_message_reaches_members_on_both_shards_exactly_once(start_server):

@@ -143,6 +143,7 @@ fn room_json(room: &Room) -> Value {
     answer["id"] = json!(&*room.id);
     answer["description"] = json!(room.description);
     answer["created_at"] = json!(rfc3339(room.created_at));
+    answer["auto_created"] = json!(room.auto);
     answer
 }
 

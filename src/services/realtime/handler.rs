@@ -119,7 +119,7 @@ impl Handler for Realtime {
             None => default_room(),
             Some(id) => match service
                 .rooms
-                .get_or_create(&id, service.cfg.auto_create_rooms)
+                .find_or_create(&id, service.cfg.auto_create_rooms)
             {
                 Ok(Some(room)) => Some(room),
                 Ok(None) => {

@@ -64,10 +64,7 @@ fn try_join(
             ),
         ));
     }
-    let room = match service
-        .rooms
-        .get_or_create(room_id, service.cfg.auto_create_rooms)
-    {
+    let room = match service.rooms.enter(room_id, service.cfg.auto_create_rooms) {
         Ok(Some(room)) => room,
         Ok(None) => return Err(("room_not_found", format!("no room {room_id:?}"))),
         Err(e) => return Err((e.code(), e.to_string())),
@@ -76,10 +73,10 @@ fn try_join(
     Ok(room)
 }
 
-/// Puts the connection in `room` (known to exist) and tells the home shard.
-pub(super) fn enter(service: &Arc<Service>, ctx: &mut ConnCtx<'_>, room: &Arc<Room>) {
+/// Puts the connection in `room` (counted in already) and tells the home
+/// shard.
+fn enter(service: &Arc<Service>, ctx: &mut ConnCtx<'_>, room: &Arc<Room>) {
     ctx.subscribe(&room.channel);
-    room.count_connection(true);
     let conn = ctx.id();
     let session = ctx.identity_mut::<Session>().expect("a session");
     session.rooms.push(room.clone());
@@ -110,7 +107,7 @@ pub(super) fn leave(service: &Arc<Service>, ctx: &mut ConnCtx<'_>, room_id: &str
     };
     let user = session.user.clone();
     ctx.unsubscribe(&room.channel);
-    room.count_connection(false);
+    room.connection_left();
     send_json(
         ctx,
         &Outbound::new("room_left", &json!({"room": &*room.id}).to_string()).in_room(&room.id),
@@ -144,7 +141,7 @@ pub(super) fn disconnect(service: &Arc<Service>, ctx: &mut ConnCtx<'_>) {
     let rooms = std::mem::take(&mut session.rooms);
     let user = session.user.clone();
     for room in &rooms {
-        room.count_connection(false);
+        room.connection_left();
     }
     let service = service.clone();
     at_home(ctx.hub(), &user.clone(), move |shard| {
@@ -212,7 +209,7 @@ fn forget_deleted(hub: &Hub, session: &mut Session, room: &Arc<Room>) {
     if !session.remove_incarnation(room) {
         return;
     }
-    room.count_connection(false);
+    room.connection_left();
     let (user, room) = (session.user.clone(), room.clone());
     at_home(hub, &user.clone(), move |home| {
         home.local::<Presence>().leave(&user.id, &room);

@@ -15,6 +15,7 @@ mod delivery;
 pub mod envelope;
 mod figures;
 mod handler;
+mod janitor;
 #[cfg(test)]
 mod live_tests;
 mod membership;
@@ -46,6 +47,8 @@ pub enum RealtimeError {
     Allowlist(AccessError),
     #[error("invalid WS_DEFAULT_ROOMS entry {room:?}: {source}")]
     DefaultRoom { room: String, source: RoomError },
+    #[error("cannot start the realtime-janitor thread: {0}")]
+    Janitor(std::io::Error),
 }
 
 /// Why an upgrade was refused, other than a token (counted for `/metrics`).
@@ -100,7 +103,7 @@ impl Service {
             None
         };
         let allowlist = IpAllowlist::new(&cfg.ip_allowlist).map_err(RealtimeError::Allowlist)?;
-        let rooms = RoomTable::new(cfg.max_rooms);
+        let rooms = RoomTable::new(cfg.max_rooms, cfg.admin_room_reserve);
         for room in &cfg.default_rooms {
             rooms
                 .create(room, &title_case(room), "")
@@ -163,6 +166,17 @@ pub fn install(builder: ServerBuilder) -> Result<ServerBuilder, RealtimeError> {
     if service.verifier.is_none() {
         tracing::warn!("JWT_SECRET is not set: /ws accepts anonymous users with generated ids");
     }
+    if cfg.auto_create_rooms
+        && cfg.max_rooms.saturating_sub(cfg.admin_room_reserve) <= cfg.default_rooms.len()
+    {
+        tracing::warn!(
+            "WS_AUTO_CREATE_ROOMS is on, but WS_MAX_ROOMS ({}) less WS_ADMIN_ROOM_RESERVE ({}) \
+             leaves joins no room to create",
+            cfg.max_rooms,
+            cfg.admin_room_reserve
+        );
+    }
+    janitor::start(&service).map_err(RealtimeError::Janitor)?;
     Ok(attach(builder, service))
 }
 

@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn presence_is_per_user_not_per_connection() {
-        let table = RoomTable::new(10);
+        let table = RoomTable::new(10, 0);
         let room = table.create("r", "", "").unwrap();
         let (alice, name): (Arc<str>, Arc<str>) = (Arc::from("alice"), Arc::from("Alice"));
         let mut p = Presence::default();
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_room_made_anew_starts_counting_again() {
-        let table = RoomTable::new(10);
+        let table = RoomTable::new(10, 0);
         let old = table.create("r", "", "").unwrap();
         let user: Arc<str> = Arc::from("u");
         let mut p = Presence::default();
