@@ -19,6 +19,7 @@ import base64
 import datetime
 import json
 import os
+import pathlib
 import resource
 import signal
 import socket
@@ -981,6 +982,138 @@ def test_room_deletion_notifies_members_and_later_messages_are_refused(start_ser
     drive(server, body)
 
 
+# --- full mailboxes -------------------------------------------------------------------
+
+
+class Inbox:
+    """Reads everything `client` receives into `got`, in the background."""
+
+    def __init__(self, client):
+        self.client = client
+        self.got = []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self):
+        try:
+            async for raw in self.client.ws:
+                self.got.append(json.loads(raw))
+        except ConnectionClosed:
+            pass
+
+    def of(self, message_type):
+        return [m for m in self.got if m["message_type"] == message_type]
+
+
+def test_through_tiny_mailboxes_no_private_message_is_lost_silently_and_presence_converges(start_server):
+    """Two shards with mailboxes of 4 commands and 4 KiB, flooded with private messages while
+    users come and go: every private message either reaches its addressee or its sender gets
+    `overloaded`; once the flood is over, /ws/online, the room's count and what a member of
+    the room heard (user_joined / user_left) all end right."""
+    server = realtime(
+        start_server,
+        RINGGATE_MAILBOX_COMMANDS=4,
+        RINGGATE_MAILBOX_BYTES="4KiB",
+        WS_RATE_LIMIT_PER_MINUTE=0,
+    )
+
+    async def body(net):
+        flooders = await on_each_shard(net, lambda: net.user(f"flood{len(net.clients)}"))
+        addressees = await on_each_shard(net, lambda: net.user(f"to{len(net.clients)}"))
+        watcher = await net.user("watcher")
+        await watcher.join("lobby")
+        inboxes = {c.user_id: Inbox(c) for c in [*flooders, *addressees, watcher]}
+
+        sent = {f.user_id: 0 for f in flooders}
+        churning = True
+
+        async def flood(flooder):
+            while churning:
+                for to in addressees:
+                    await flooder.send(message_type="private_message", to_user_id=to.user_id, data={})
+                    sent[flooder.user_id] += 1
+                await asyncio.sleep(0)
+
+        churners = {}  # user -> its open connection, or None
+        in_room = set()
+
+        async def churn(i):
+            user = f"churn{i}"
+            for cycle in range(12):
+                client = churners.get(user)
+                if client is None:
+                    client = churners[user] = await net.user(user)
+                    Inbox(client)
+                await client.send(message_type="join", room="lobby")
+                in_room.add(user)
+                await asyncio.sleep(0.01)
+                if (cycle + i) % 3 == 0:
+                    await client.send(message_type="leave", room="lobby")
+                    in_room.discard(user)
+                if (cycle + i) % 4 == 1:
+                    await client.ws.close()
+                    churners[user] = None
+                    in_room.discard(user)
+                await asyncio.sleep(0.01)
+
+        floods = [asyncio.create_task(flood(f)) for f in flooders]
+        await asyncio.gather(*(churn(i) for i in range(8)))
+        churning = False
+        await asyncio.gather(*floods)
+
+        def accounted():
+            """{flooder: messages that reached their addressee + overloaded errors it got}."""
+            counts = {}
+            for f in flooders:
+                reached = sum(
+                    1
+                    for a in addressees
+                    for m in inboxes[a.user_id].of("private_message")
+                    if m["from_user_id"] == f.user_id
+                )
+                errors = inboxes[f.user_id].of("error")
+                assert {e["data"]["code"] for e in errors} <= {"overloaded"}, errors[:3]
+                counts[f.user_id] = reached + len(errors)
+            return counts
+
+        deadline = time.monotonic() + 20
+        while accounted() != sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert accounted() == sent, f"sent {sent}; reached or overloaded: {accounted()}"
+
+        online_now = {c.user_id for c in [*flooders, *addressees, watcher]} | {
+            user for user, client in churners.items() if client is not None
+        }
+        expected_room = {"watcher", *in_room}
+
+        def heard():
+            present = set()
+            for m in inboxes["watcher"].got:
+                if m["message_type"] == "user_joined":
+                    present.add(m["data"]["user_id"])
+                elif m["message_type"] == "user_left":
+                    present.discard(m["data"]["user_id"])
+            return present
+
+        def converged():
+            return (
+                set(online(server)) == online_now
+                and room_users(server, "lobby") == len(expected_room)
+                and heard() == expected_room - {"watcher"}
+            )
+
+        deadline = time.monotonic() + 20
+        while not await asyncio.to_thread(converged) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert set(online(server)) == online_now
+        assert room_users(server, "lobby") == len(expected_room)
+        assert heard() == expected_room - {"watcher"}
+        values = await asyncio.to_thread(scrape, server)
+        refused = sum(v for (name, _), v in values.items() if name == "ringgate_mailbox_rejected_total")
+        assert refused > 0, "the mailboxes never filled: the test tested nothing"
+
+    drive(server, body, deadline=90)
+
+
 # --- limits ---------------------------------------------------------------------------
 
 
@@ -1063,6 +1196,20 @@ def test_ip_allowlist_rejects_peers_outside_it(start_server):
     drive(server, body)
 
 
+def all_stopped(pid):
+    """Whether every thread of process `pid` has stopped (SIGSTOP takes effect thread by thread);
+    io_uring's kernel workers (iou-*) do not stop and are left out."""
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:
+            continue
+        name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+        if not name.startswith("iou-") and state not in "tT":
+            return False
+    return True
+
+
 def test_ip_allowlist_refuses_a_peer_whose_address_is_unknown(start_server):
     """A peer that resets its connection right after sending the upgrade has no address by the
     time the server reads the request (getpeername fails): with an allowlist, that is a 403,
@@ -1078,6 +1225,7 @@ def test_ip_allowlist_refuses_a_peer_whose_address_is_unknown(start_server):
         ).encode()
         os.kill(server.proc.pid, signal.SIGSTOP)
         try:
+            await wait_until(lambda: all_stopped(server.proc.pid), "the server stopped")
             s = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
             s.sendall(request)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

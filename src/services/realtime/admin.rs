@@ -123,6 +123,7 @@ async fn stats(Extension(service): Shared, Extension(server): Extension<ServerVi
         "messages_by_type": by_type,
         "rate_limited": sum.rate_limited,
         "errors": sum.errors,
+        "unsent_dropped": sum.unsent_dropped,
         "rooms": by_room,
         "server_uptime": server.started.elapsed().as_secs(),
         "timestamp": now(),

@@ -162,7 +162,7 @@ impl Handler for Realtime {
             ctx.set_timer(Duration::from_secs(at.saturating_sub(now)), TOKEN_EXPIRED);
         }
         ctx.subscribe(ALL_CHANNEL);
-        membership::connect(ctx, &user);
+        membership::connect(&self.service, ctx);
         let rooms: Vec<&str> = connect_room.iter().map(|r| &*r.id).collect();
         let welcome = json!({
             "user_id": &*user.id,
@@ -286,13 +286,9 @@ impl Realtime {
             reply_error(ctx, "missing_target", "private_message needs a to_user_id");
             return;
         }
+        membership::drop_if_deleted(&self.service, ctx, room_id);
         let session = ctx.identity::<Session>().expect("a session");
-        let room = session.room(room_id).cloned();
-        if let Some(deleted) = room.as_ref().filter(|room| !room.is_live()) {
-            // Deleted, and its removal has not reached this shard yet.
-            membership::drop_deleted(ctx, deleted);
-        }
-        let Some(room) = room.filter(|room| room.is_live()) else {
+        let Some(room) = session.room(room_id).cloned() else {
             reply_error(
                 ctx,
                 "not_in_room",
@@ -320,7 +316,7 @@ impl Realtime {
             .to_user(to)
             .encode();
         let sender = ctx.id();
-        if let Err(e) = to_user_from(ctx.hub(), to, &text, sender) {
+        if let Err(e) = to_user_from(&self.service, ctx.hub(), to, &text, sender) {
             reply_error(ctx, "overloaded", &format!("the message was not sent: {e}"));
         }
     }

@@ -197,7 +197,7 @@ fn a_late_removal_of_a_deleted_room_never_touches_the_room_made_anew() {
             if member_saw[0]["message_type"] != "room_joined" {
                 member_saw.push(member.next().await);
             }
-            evict_everywhere(&handle.hub(), old).await;
+            evict_everywhere(&service, &handle.hub(), old).await;
             // The newcomer is still in the new room: its message comes back.
             say(newcomer, round, 0).await;
             assert_eq!(newcomer.expect("room_message").await["data"]["n"], 0);

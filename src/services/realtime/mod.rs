@@ -24,6 +24,7 @@ pub mod presence;
 pub mod rate;
 pub mod rooms;
 mod session;
+mod unsent;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub(crate) struct Service {
     origins: Option<OriginPolicy>,
     allowlist: IpAllowlist,
     rooms: RoomTable,
+    /// The background thread: calls shards back, reclaims empty rooms.
+    janitor: janitor::Janitor,
     auth_failures: [AtomicU64; AuthError::ALL_REASONS.len()],
     refusals: [AtomicU64; Refusal::ALL.len()],
     /// Messages the admin API sent, by type.
@@ -122,6 +125,7 @@ impl Service {
             origins,
             allowlist,
             rooms,
+            janitor: janitor::Janitor::default(),
             auth_failures: Default::default(),
             refusals: Default::default(),
             api_messages: Default::default(),

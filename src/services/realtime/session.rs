@@ -3,9 +3,11 @@
 //! callbacks (and, for a room deleted, code run on its shard) touch it.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use super::presence::home_shard;
+use crate::hub::ConnId;
+
+use super::presence::{home_shard, Report};
 use super::rate::TokenBucket;
 use super::rooms::Room;
 
@@ -48,6 +50,11 @@ pub struct Session {
     /// When the token stops being valid (its `exp` plus the leeway), as
     /// Unix seconds; `None` for anonymous users.
     pub expires_at: Option<u64>,
+    /// When the connection was accepted.
+    pub connected_at: SystemTime,
+    /// The connection is closing: its rooms are left, its user's home shard
+    /// is to forget it.
+    pub closed: bool,
     bucket: Option<TokenBucket>,
     /// Messages refused by the rate limit since the last one let through.
     refused_in_row: u32,
@@ -79,6 +86,8 @@ impl Session {
             rooms: Vec::new(),
             connect_room: None,
             expires_at: None,
+            connected_at: SystemTime::now(),
+            closed: false,
             bucket,
             refused_in_row: 0,
         }
@@ -98,6 +107,16 @@ impl Session {
             Admit::Abuse
         } else {
             Admit::Refused
+        }
+    }
+
+    /// What the user's home shard is to know of connection `conn` (this one).
+    pub fn report(&self, conn: ConnId) -> Report {
+        Report {
+            user: self.user.clone(),
+            conn,
+            connected_at: self.connected_at,
+            rooms: (!self.closed).then(|| self.rooms.clone()),
         }
     }
 
