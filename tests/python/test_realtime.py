@@ -767,6 +767,32 @@ def test_a_room_made_by_a_join_that_empties_and_fills_again_within_the_grace_is_
     drive(server, body)
 
 
+def test_rooms_joins_made_and_left_empty_give_way_at_once_when_joins_need_room(start_server):
+    """One client churning through junk rooms (join, leave: each stays for the grace) must not
+    keep everyone else from making a room: when joins have used their share of WS_MAX_ROOMS, the
+    room empty the longest goes at once. A room with someone in it never does."""
+    server = realtime(
+        start_server, WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="60s", WS_MAX_ROOMS=6, WS_ADMIN_ROOM_RESERVE=0
+    )
+
+    async def body(net):
+        mallory = await net.user("mallory")
+        for n in range(4):  # general and lobby, and 4 made by joins: the limit
+            await mallory.join(f"junk-{n}")
+            await mallory.send(message_type="leave", room=f"junk-{n}")
+            await mallory.expect("room_left")
+        alice = await net.user("alice")
+        await alice.join("real")  # junk-0, empty the longest, gives way
+        assert room_ids(server) == ["general", "junk-1", "junk-2", "junk-3", "lobby", "real"]
+        for n in (1, 2, 3):
+            await mallory.join(f"junk-{n}")
+        await mallory.send(message_type="join", room="another")
+        assert await mallory.error_code() == "room_limit"  # every room is in use
+        assert room_ids(server) == ["general", "junk-1", "junk-2", "junk-3", "lobby", "real"]
+
+    drive(server, body)
+
+
 def test_reclaiming_never_splits_a_room_between_joins_on_both_shards(start_server):
     """With no grace, rooms are reclaimed as soon as a sweep finds them empty: members that
     leave and join again at once, on both shards, must still end in one room (each hears the

@@ -222,12 +222,37 @@ impl RoomTable {
         let room = match rooms.get(id) {
             // Another connection made it meanwhile.
             Some(room) => room.clone(),
-            None => self.insert(&mut rooms, id, id, "", true)?,
+            None => {
+                if rooms.len() >= self.auto_limit {
+                    Self::give_way(&mut rooms);
+                }
+                self.insert(&mut rooms, id, id, "", true)?
+            }
         };
         if enter {
             room.connection_entered();
         }
         Ok(Some(room))
+    }
+
+    /// Joins have made all the rooms they may: the empty room a join made
+    /// that has been empty the longest (as the sweeps saw it; the oldest of
+    /// those they have not seen) goes now, grace or not, so empty rooms
+    /// never keep others from making one. Under the write lock.
+    fn give_way(rooms: &mut BTreeMap<Arc<str>, Arc<Room>>) {
+        let oldest = rooms
+            .values()
+            .filter(|room| room.auto && room.connections() == 0)
+            .min_by_key(|room| {
+                let since = room.empty_since.load(Ordering::Acquire);
+                (since == 0, since, room.incarnation)
+            })
+            .cloned();
+        if let Some(room) = oldest {
+            rooms.remove(&room.id);
+            room.live.store(false, Ordering::Release);
+            tracing::debug!(room = %room.id, "empty room made by a join reclaimed for a new one");
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Room>> {
@@ -308,7 +333,7 @@ mod tests {
         );
         assert_eq!(table.create("", "", "").unwrap_err(), RoomError::BadId);
         assert_eq!(table.create("a b", "", "").unwrap_err(), RoomError::BadId);
-        assert!(table.find_or_create("b", true).unwrap().is_some());
+        assert!(table.enter("b", true).unwrap().is_some());
         assert_eq!(
             table.find_or_create("c", true).unwrap_err(),
             RoomError::AutoLimit(2)
@@ -380,6 +405,35 @@ mod tests {
         // The next join of the id makes another incarnation.
         let again = table.enter("idle", true).unwrap().unwrap();
         assert_ne!(again.incarnation, idle.incarnation);
+    }
+
+    #[test]
+    fn when_joins_need_room_the_room_empty_the_longest_gives_way_at_once() {
+        let table = RoomTable::new(4, 0);
+        let busy = table.enter("busy", true).unwrap().unwrap();
+        for id in ["a", "b", "c"] {
+            table.enter(id, true).unwrap().unwrap().connection_left();
+        }
+        table.reclaim_empty(60_000, 5); // the sweep saw a, b and c empty
+        table.enter("b", false).unwrap().unwrap().connection_left(); // b emptied again since
+        let d = table.enter("d", true).unwrap().unwrap();
+        let ids: Vec<_> = table.list().iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(ids, ["b", "busy", "c", "d"], "a went: empty the longest");
+        d.connection_left();
+        // c (seen empty by the sweep), then b and d (not seen: the older
+        // first) give way.
+        table.enter("e", true).unwrap().unwrap();
+        assert!(table.get("c").is_none());
+        table.enter("f", true).unwrap().unwrap();
+        assert!(table.get("b").is_none());
+        table.enter("g", true).unwrap().unwrap();
+        assert!(table.get("d").is_none());
+        assert_eq!(
+            table.enter("h", true).unwrap_err(),
+            RoomError::AutoLimit(4),
+            "rooms in use never give way"
+        );
+        assert!(busy.is_live());
     }
 
     #[test]
