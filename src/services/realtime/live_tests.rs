@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::config::{Config, Secret};
 use crate::{Server, ServerHandle};
 
-use super::membership::evict_everywhere;
+use super::membership::{delete_room, evict_everywhere};
 use super::session::{Session, ALL_CHANNEL};
 use super::{attach, Service};
 
@@ -34,10 +34,16 @@ struct Client {
 
 /// A two-shard server with anonymous users and no rate limit, and its service.
 fn start() -> (ServerHandle, Arc<Service>) {
+    start_with(|_| {})
+}
+
+/// As [`start`], with `configure` applied to the configuration.
+fn start_with(configure: impl FnOnce(&mut Config)) -> (ServerHandle, Arc<Service>) {
     let mut cfg = Config::load(None, &|k| std::env::var(k).ok()).expect("config");
     cfg.server.host = "127.0.0.1".into();
     cfg.server.port = 0;
     cfg.server.shards = SHARDS;
+    configure(&mut cfg);
     cfg.realtime.jwt_secret = Secret::default();
     cfg.realtime.rate_limit_per_minute = 0;
     let service = Arc::new(Service::new(&cfg.realtime).expect("service"));
@@ -224,6 +230,58 @@ fn a_late_removal_of_a_deleted_room_never_touches_the_room_made_anew() {
                 .await;
             newcomer.expect("room_left").await;
             settle(&handle, &service, "x", 2).await;
+        }
+    });
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+/// A room deleted while a shard's mailbox is full: the deletion asks that
+/// shard again until it takes its members out, rather than leave them in a
+/// room that no longer exists, never told.
+#[test]
+fn a_deletion_waits_out_a_full_mailbox() {
+    let (handle, service) = start_with(|cfg| cfg.server.mailbox_commands = 4);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        service.rooms.create("d", "", "").unwrap();
+        let mut clients = clients_on_each_shard(&handle, 1).await;
+        for shard in &mut clients {
+            shard[0].join("d").await;
+        }
+        settle(&handle, &service, "d", SHARDS).await;
+        // Shard 1 stalls, with its mailbox full behind it.
+        let hub = handle.hub();
+        let (release, stalled) = std::sync::mpsc::channel::<()>();
+        hub.post_run(1, move |_| {
+            let _ = stalled.recv_timeout(WAIT);
+        })
+        .unwrap();
+        let mut filled = 0;
+        while hub.post_run(1, |_| {}).is_ok() {
+            filled += 1;
+            assert!(filled < 100, "the mailbox never filled");
+        }
+        let deletion = tokio::spawn({
+            let (service, hub) = (service.clone(), hub.clone());
+            async move { delete_room(&service, &hub, "d").await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.send(()).unwrap();
+        let removed = tokio::time::timeout(WAIT, deletion).await.unwrap().unwrap();
+        assert_eq!(removed, Some(SHARDS), "members removed");
+        for shard in &mut clients {
+            assert_eq!(shard[0].expect("room_deleted").await["room"], "d");
+            shard[0]
+                .send(json!({"message_type": "room_message", "room": "d", "data": {}}))
+                .await;
+            assert_eq!(
+                shard[0].expect("error").await["data"]["code"],
+                "not_in_room"
+            );
         }
     });
     handle.shutdown();
