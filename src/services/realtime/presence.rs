@@ -7,6 +7,7 @@
 //! the user's arrivals and departures are worked out here, in one place,
 //! with no lock. Sans-IO: the caller announces.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -70,45 +71,66 @@ pub struct OnlineUser {
 struct Entry {
     username: Arc<str>,
     connected_at: SystemTime,
-    /// Each open connection and the rooms it is in, in connection order.
+    /// Each open connection and the rooms it is in (in incarnation order),
+    /// in connection order.
     conns: Vec<(ConnId, Vec<Arc<Room>>)>,
     /// Room incarnation → the room and how many of the connections are in it.
     rooms: HashMap<u64, (Arc<Room>, usize)>,
 }
 
 impl Entry {
-    /// A connection's rooms went from `old` to `new`.
+    /// A connection's rooms went from `old` to `new` (both in incarnation
+    /// order): one walk through both, however many rooms.
     fn moved(&mut self, old: &[Arc<Room>], new: &[Arc<Room>]) -> Changes {
         let mut changes = Changes::default();
-        for room in new.iter().filter(|room| !holds(old, room)) {
-            let (_, count) = self
-                .rooms
-                .entry(room.incarnation)
-                .or_insert_with(|| (room.clone(), 0));
-            *count += 1;
-            if *count == 1 {
-                room.count_user(true);
-                changes.arrived.push(room.clone());
-            }
-        }
-        for room in old.iter().filter(|room| !holds(new, room)) {
-            let Some((_, count)) = self.rooms.get_mut(&room.incarnation) else {
-                continue;
+        let (mut old, mut new) = (old.iter().peekable(), new.iter().peekable());
+        loop {
+            let order = match (old.peek(), new.peek()) {
+                (None, None) => return changes,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(o), Some(n)) => o.incarnation.cmp(&n.incarnation),
             };
-            *count -= 1;
-            if *count == 0 {
-                self.rooms.remove(&room.incarnation);
-                room.count_user(false);
-                changes.departed.push(room.clone());
+            match order {
+                Ordering::Equal => {
+                    old.next();
+                    new.next();
+                }
+                Ordering::Less => {
+                    let room = old.next().expect("peeked");
+                    self.leave(room, &mut changes);
+                }
+                Ordering::Greater => {
+                    let room = new.next().expect("peeked");
+                    self.enter(room, &mut changes);
+                }
             }
         }
-        changes
     }
-}
 
-/// Whether `rooms` holds that incarnation of `room`.
-fn holds(rooms: &[Arc<Room>], room: &Room) -> bool {
-    rooms.iter().any(|r| r.incarnation == room.incarnation)
+    fn enter(&mut self, room: &Arc<Room>, changes: &mut Changes) {
+        let (_, count) = self
+            .rooms
+            .entry(room.incarnation)
+            .or_insert_with(|| (room.clone(), 0));
+        *count += 1;
+        if *count == 1 {
+            room.count_user(true);
+            changes.arrived.push(room.clone());
+        }
+    }
+
+    fn leave(&mut self, room: &Arc<Room>, changes: &mut Changes) {
+        let Some((_, count)) = self.rooms.get_mut(&room.incarnation) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.rooms.remove(&room.incarnation);
+            room.count_user(false);
+            changes.departed.push(room.clone());
+        }
+    }
 }
 
 /// The users whose home is this shard.
@@ -126,9 +148,10 @@ impl Presence {
             connected_at,
             rooms,
         } = report;
-        let Some(rooms) = rooms else {
+        let Some(mut rooms) = rooms else {
             return self.closed(&user.id, conn);
         };
+        rooms.sort_unstable_by_key(|room| room.incarnation);
         let entry = self.users.entry(user.id.clone()).or_insert_with(|| Entry {
             username: user.name.clone(),
             connected_at,
