@@ -162,11 +162,14 @@ pub(super) fn send_report(service: &Arc<Service>, place: &mut impl OnShard, repo
     }
 }
 
-/// Posts again what this shard could not, oldest first, and asks to be
-/// called back when some is still left. Run by the janitor's call.
+/// Posts again what this shard could not, oldest first. When some is still
+/// left it goes on after the shard's other work if this pass got anything
+/// through (a mailbox drains at its shard's pace), else it asks the janitor
+/// to call back later. Run by the janitor's call.
 pub(super) fn retry(service: &Arc<Service>, shard: &mut ShardCtx<'_>) {
     let hub = shard.hub().clone();
     shard.local::<Unsent>().called = false;
+    let mut posted = 0;
     let marked: Vec<(ConnId, Arc<User>)> = shard
         .local::<Unsent>()
         .reports
@@ -183,6 +186,7 @@ pub(super) fn retry(service: &Arc<Service>, shard: &mut ShardCtx<'_>) {
             Err(HubError::MailboxFull { .. })
         ) {
             shard.local::<Unsent>().reports.remove(&conn);
+            posted += 1;
         }
     }
     let unsent = shard.local::<Unsent>();
@@ -192,12 +196,25 @@ pub(super) fn retry(service: &Arc<Service>, shard: &mut ShardCtx<'_>) {
                 break;
             }
             queue.pop_front();
+            posted += 1;
         }
     }
     unsent.parcels.retain(|_, queue| !queue.is_empty());
-    if !unsent.is_empty() {
-        call_back(service, shard, &hub);
+    if unsent.is_empty() {
+        return;
     }
+    if posted > 0 {
+        unsent.called = true;
+        let again = service.clone();
+        if hub
+            .post_run(shard.index(), move |shard| retry(&again, shard))
+            .is_ok()
+        {
+            return;
+        }
+        shard.local::<Unsent>().called = false;
+    }
+    call_back(service, shard, &hub);
 }
 
 /// Asks the janitor to call this shard back, once until it does.
