@@ -6,7 +6,9 @@
 //!
 //! Where each fact lives: a connection's user and rooms in its `Session`;
 //! a user's presence on the user's home shard ([`presence`]); the room table
-//! behind a lock read on joins and admin calls only; counters per shard.
+//! behind a lock read on joins and admin calls only; counters per shard;
+//! what a full mailbox refused, on the shard that could not post it
+//! (`unsent`), until the `janitor` thread calls that shard back.
 
 pub mod access;
 mod admin;

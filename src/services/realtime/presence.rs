@@ -158,14 +158,17 @@ impl Presence {
             conns: Vec::with_capacity(1),
             rooms: HashMap::new(),
         });
-        let old = match entry.conns.iter_mut().find(|(c, _)| *c == conn) {
-            Some((_, held)) => std::mem::replace(held, rooms.clone()),
+        let at = match entry.conns.iter().position(|(c, _)| *c == conn) {
+            Some(at) => at,
             None => {
-                entry.conns.push((conn, rooms.clone()));
-                Vec::new()
+                entry.conns.push((conn, Vec::new()));
+                entry.conns.len() - 1
             }
         };
-        entry.moved(&old, &rooms)
+        let old = std::mem::take(&mut entry.conns[at].1);
+        let changes = entry.moved(&old, &rooms);
+        entry.conns[at].1 = rooms;
+        changes
     }
 
     fn closed(&mut self, user: &str, conn: ConnId) -> Changes {

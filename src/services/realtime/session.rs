@@ -1,6 +1,7 @@
 //! One realtime connection's own state, kept as its identity: the user it
 //! speaks for, the rooms it is in, its rate limit. Only the connection's
-//! callbacks (and, for a room deleted, code run on its shard) touch it.
+//! callbacks (and code run on its shard: a room deleted, a presence report
+//! sent again) touch it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
