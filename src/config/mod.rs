@@ -266,8 +266,14 @@ pub struct RealtimeConfig {
     pub default_rooms: Vec<String>,
     /// Rooms one connection may be in at once.
     pub max_rooms_per_user: usize,
-    /// A `join` of a room that does not exist creates it (up to `max_rooms`).
+    /// A `join` of a room that does not exist creates it (up to `max_rooms`
+    /// less `admin_room_reserve`).
     pub auto_create_rooms: bool,
+    /// Rooms of `max_rooms` that joins may not create: the admin API's.
+    pub admin_room_reserve: usize,
+    /// A room a join created goes once empty this long.
+    #[serde(deserialize_with = "from_kind::<Dur, _, _>")]
+    pub auto_room_grace: Duration,
     /// Announce `user_joined` / `user_left` to room members.
     pub presence: bool,
     /// Rooms with more users than this stop announcing joins and leaves.
@@ -296,6 +302,8 @@ impl Default for RealtimeConfig {
             default_rooms: vec!["general".to_owned()],
             max_rooms_per_user: 50,
             auto_create_rooms: false,
+            admin_room_reserve: 10,
+            auto_room_grace: Duration::from_secs(30),
             presence: true,
             presence_max_members: 1000,
             cleanup_idle: Duration::from_secs(300),

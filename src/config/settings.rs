@@ -89,6 +89,8 @@ settings! {
     "WS_DEFAULT_ROOMS", realtime.default_rooms, List, "rooms created at start";
     "WS_MAX_ROOMS_PER_USER", realtime.max_rooms_per_user, Count, "rooms one connection may be in";
     "WS_AUTO_CREATE_ROOMS", realtime.auto_create_rooms, Bool, "a join of an unknown room creates it";
+    "WS_ADMIN_ROOM_RESERVE", realtime.admin_room_reserve, Count, "rooms of WS_MAX_ROOMS joins may not create (kept for the admin API)";
+    "WS_AUTO_ROOM_GRACE", realtime.auto_room_grace, Dur, "a room a join created goes once empty this long";
     "WS_ENABLE_USER_PRESENCE", realtime.presence, Bool, "announce user_joined / user_left to room members";
     "WS_PRESENCE_MAX_MEMBERS", realtime.presence_max_members, Count, "rooms with more users stop announcing joins and leaves";
     "WS_CLEANUP_IDLE_TIMEOUT", realtime.cleanup_idle, Dur, "POST /ws/cleanup closes connections silent this long";

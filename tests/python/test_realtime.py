@@ -18,7 +18,12 @@ import asyncio
 import base64
 import datetime
 import json
+import os
+import pathlib
 import resource
+import signal
+import socket
+import struct
 import time
 import uuid
 
@@ -671,7 +676,9 @@ def test_presence_can_be_turned_off(start_server):
 
 
 def test_room_limits_for_joins_and_auto_created_rooms(start_server):
-    server = realtime(start_server, WS_AUTO_CREATE_ROOMS="true", WS_MAX_ROOMS=4, WS_MAX_ROOMS_PER_USER=2)
+    server = realtime(
+        start_server, WS_AUTO_CREATE_ROOMS="true", WS_MAX_ROOMS=4, WS_ADMIN_ROOM_RESERVE=0, WS_MAX_ROOMS_PER_USER=2
+    )
 
     async def body(net):
         alice = await net.user("alice")
@@ -691,6 +698,129 @@ def test_room_limits_for_joins_and_auto_created_rooms(start_server):
         await alice.join("lobby")  # a room she is in: answered again, no error
 
     drive(server, body)
+
+
+def room_ids(server):
+    return [r["id"] for r in http(server, "GET", "/ws/rooms").json()["rooms"]]
+
+
+def test_junk_joins_never_starve_the_admin_api_and_empty_rooms_they_made_are_reclaimed(start_server):
+    """The review's case: anonymous users, WS_AUTO_CREATE_ROOMS, 100 junk joins. Joins may not
+    take the last WS_ADMIN_ROOM_RESERVE (10) of WS_MAX_ROOMS (100), so the admin API still
+    creates rooms; once the junk rooms are empty for WS_AUTO_ROOM_GRACE they are gone, and rooms
+    of the admin API and WS_DEFAULT_ROOMS stay, empty or not."""
+    server = realtime(start_server, JWT_SECRET="", WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="1s")
+
+    async def body(net):
+        junkers = [await net.open() for _ in range(3)]
+        refused = 0
+        for n in range(100):
+            junker = junkers[n // 40]
+            await junker.send(message_type="join", room=f"junk-{n}")
+            reply = await junker.next()
+            if reply["message_type"] == "error":
+                assert reply["data"]["code"] == "room_limit", reply
+                refused += 1
+            else:
+                assert reply["message_type"] == "room_joined", reply
+        r = await ahttp(server, "POST", "/ws/rooms", json={"id": "ops"})
+        assert r.status_code == 201, r.text
+        assert refused == 12  # 2 default rooms + 88 made by joins = 90 = 100 - 10
+        assert r.json()["auto_created"] is False
+        listed = (await ahttp(server, "GET", "/ws/rooms")).json()["rooms"]
+        assert sum(room["auto_created"] for room in listed) == 88
+        for junker in junkers:
+            await junker.ws.close()
+        await wait_until(lambda: room_ids(server) == ["general", "lobby", "ops"], "junk rooms reclaimed")
+        await asyncio.sleep(1.5)  # a grace and more: the others stay, empty as they are
+        assert room_ids(server) == ["general", "lobby", "ops"]
+        values = await asyncio.to_thread(scrape, server)
+        assert metric(values, "realtime_rooms") == 3
+
+    drive(server, body)
+
+
+def test_a_room_made_by_a_join_that_empties_and_fills_again_within_the_grace_is_the_same_room(start_server):
+    server = realtime(start_server, WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="2s")
+
+    async def body(net):
+        alice = await net.user("alice")
+        await alice.join("flap")
+        await alice.send(message_type="room_message", room="flap", data={})
+        await alice.expect("room_message")
+        first = (await ahttp(server, "GET", "/ws/rooms/flap")).json()
+        for _ in range(3):  # leave and come back, a second apart: no churn
+            await alice.send(message_type="leave", room="flap")
+            await alice.expect("room_left")
+            await asyncio.sleep(1)
+            await alice.join("flap")
+        again = (await ahttp(server, "GET", "/ws/rooms/flap")).json()
+        assert (again["created_at"], again["message_count"]) == (first["created_at"], 1)
+        await alice.send(message_type="leave", room="flap")
+        await alice.expect("room_left")
+        await wait_until(lambda: "flap" not in room_ids(server), "the empty room reclaimed")
+        # A join after that makes a room anew.
+        await alice.join("flap")
+        fresh = (await ahttp(server, "GET", "/ws/rooms/flap")).json()
+        assert fresh["message_count"] == 0 and fresh["client_count"] == 1
+
+    drive(server, body)
+
+
+def test_rooms_joins_made_and_left_empty_give_way_at_once_when_joins_need_room(start_server):
+    """One client churning through junk rooms (join, leave: each stays for the grace) must not
+    keep everyone else from making a room: when joins have used their share of WS_MAX_ROOMS, the
+    room empty the longest goes at once. A room with someone in it never does."""
+    server = realtime(
+        start_server, WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="60s", WS_MAX_ROOMS=6, WS_ADMIN_ROOM_RESERVE=0
+    )
+
+    async def body(net):
+        mallory = await net.user("mallory")
+        for n in range(4):  # general and lobby, and 4 made by joins: the limit
+            await mallory.join(f"junk-{n}")
+            await mallory.send(message_type="leave", room=f"junk-{n}")
+            await mallory.expect("room_left")
+        alice = await net.user("alice")
+        await alice.join("real")  # junk-0, empty the longest, gives way
+        assert room_ids(server) == ["general", "junk-1", "junk-2", "junk-3", "lobby", "real"]
+        for n in (1, 2, 3):
+            await mallory.join(f"junk-{n}")
+        await mallory.send(message_type="join", room="another")
+        assert await mallory.error_code() == "room_limit"  # every room is in use
+        assert room_ids(server) == ["general", "junk-1", "junk-2", "junk-3", "lobby", "real"]
+
+    drive(server, body)
+
+
+def test_reclaiming_never_splits_a_room_between_joins_on_both_shards(start_server):
+    """With no grace, rooms are reclaimed as soon as a sweep finds them empty: members that
+    leave and join again at once, on both shards, must still end in one room (each hears the
+    other), and the room counts them right."""
+    server = realtime(
+        start_server, WS_AUTO_CREATE_ROOMS="true", WS_AUTO_ROOM_GRACE="0", WS_RATE_LIMIT_PER_MINUTE=0, LOG_LEVEL="debug"
+    )
+
+    async def body(net):
+        a, b = await on_each_shard(net, lambda: net.user(f"u{len(net.clients)}"))
+        for n in range(40):
+            await asyncio.gather(*(c.send(message_type="join", room="churn") for c in (a, b)))
+            for c in (a, b):
+                await c.until(of_type("room_joined"))
+            await a.send(message_type="room_message", room="churn", data={"n": n})
+            got = await b.until(of_type("room_message"))
+            assert got[-1]["data"] == {"n": n}, got
+            await a.until(of_type("room_message"))
+            await asyncio.gather(*(c.send(message_type="leave", room="churn") for c in (a, b)))
+            for c in (a, b):
+                await c.until(of_type("room_left"))
+            if n % 8 == 0:
+                await asyncio.sleep(0.25)  # let a sweep find it empty now and then
+        await a.join("churn")
+        await wait_until(lambda: http(server, "GET", "/ws/rooms/churn").json()["client_count"] == 1, "one member")
+
+    drive(server, body)
+    assert server.log().count("empty room made by a join reclaimed") >= 3, "the churn never met a reclaim"
 
 
 def test_room_message_reaches_members_on_both_shards_exactly_once(start_server):
@@ -878,6 +1008,138 @@ def test_room_deletion_notifies_members_and_later_messages_are_refused(start_ser
     drive(server, body)
 
 
+# --- full mailboxes -------------------------------------------------------------------
+
+
+class Inbox:
+    """Reads everything `client` receives into `got`, in the background."""
+
+    def __init__(self, client):
+        self.client = client
+        self.got = []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self):
+        try:
+            async for raw in self.client.ws:
+                self.got.append(json.loads(raw))
+        except ConnectionClosed:
+            pass
+
+    def of(self, message_type):
+        return [m for m in self.got if m["message_type"] == message_type]
+
+
+def test_through_tiny_mailboxes_no_private_message_is_lost_silently_and_presence_converges(start_server):
+    """Two shards with mailboxes of 4 commands and 4 KiB, flooded with private messages while
+    users come and go: every private message either reaches its addressee or its sender gets
+    `overloaded`; once the flood is over, /ws/online, the room's count and what a member of
+    the room heard (user_joined / user_left) all end right."""
+    server = realtime(
+        start_server,
+        RINGGATE_MAILBOX_COMMANDS=4,
+        RINGGATE_MAILBOX_BYTES="4KiB",
+        WS_RATE_LIMIT_PER_MINUTE=0,
+    )
+
+    async def body(net):
+        flooders = await on_each_shard(net, lambda: net.user(f"flood{len(net.clients)}"))
+        addressees = await on_each_shard(net, lambda: net.user(f"to{len(net.clients)}"))
+        watcher = await net.user("watcher")
+        await watcher.join("lobby")
+        inboxes = {c.user_id: Inbox(c) for c in [*flooders, *addressees, watcher]}
+
+        sent = {f.user_id: 0 for f in flooders}
+        churning = True
+
+        async def flood(flooder):
+            while churning and sent[flooder.user_id] < 4000:
+                for to in addressees:
+                    await flooder.send(message_type="private_message", to_user_id=to.user_id, data={})
+                    sent[flooder.user_id] += 1
+                await asyncio.sleep(0)
+
+        churners = {}  # user -> its open connection, or None
+        in_room = set()
+
+        async def churn(i):
+            user = f"churn{i}"
+            for cycle in range(12):
+                client = churners.get(user)
+                if client is None:
+                    client = churners[user] = await net.user(user)
+                    Inbox(client)
+                await client.send(message_type="join", room="lobby")
+                in_room.add(user)
+                await asyncio.sleep(0.01)
+                if (cycle + i) % 3 == 0:
+                    await client.send(message_type="leave", room="lobby")
+                    in_room.discard(user)
+                if (cycle + i) % 4 == 1:
+                    await client.ws.close()
+                    churners[user] = None
+                    in_room.discard(user)
+                await asyncio.sleep(0.01)
+
+        floods = [asyncio.create_task(flood(f)) for f in flooders]
+        await asyncio.gather(*(churn(i) for i in range(8)))
+        churning = False
+        await asyncio.gather(*floods)
+
+        def accounted():
+            """{flooder: messages that reached their addressee + overloaded errors it got}."""
+            counts = {}
+            for f in flooders:
+                reached = sum(
+                    1
+                    for a in addressees
+                    for m in inboxes[a.user_id].of("private_message")
+                    if m["from_user_id"] == f.user_id
+                )
+                errors = inboxes[f.user_id].of("error")
+                assert {e["data"]["code"] for e in errors} <= {"overloaded"}, errors[:3]
+                counts[f.user_id] = reached + len(errors)
+            return counts
+
+        deadline = time.monotonic() + 20
+        while accounted() != sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert accounted() == sent, f"sent {sent}; reached or overloaded: {accounted()}"
+
+        online_now = {c.user_id for c in [*flooders, *addressees, watcher]} | {
+            user for user, client in churners.items() if client is not None
+        }
+        expected_room = {"watcher", *in_room}
+
+        def heard():
+            present = set()
+            for m in inboxes["watcher"].got:
+                if m["message_type"] == "user_joined":
+                    present.add(m["data"]["user_id"])
+                elif m["message_type"] == "user_left":
+                    present.discard(m["data"]["user_id"])
+            return present
+
+        def converged():
+            return (
+                set(online(server)) == online_now
+                and room_users(server, "lobby") == len(expected_room)
+                and heard() == expected_room - {"watcher"}
+            )
+
+        deadline = time.monotonic() + 20
+        while not await asyncio.to_thread(converged) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert set(online(server)) == online_now
+        assert room_users(server, "lobby") == len(expected_room)
+        assert heard() == expected_room - {"watcher"}
+        values = await asyncio.to_thread(scrape, server)
+        refused = sum(v for (name, _), v in values.items() if name == "ringgate_mailbox_rejected_total")
+        assert refused > 0, "the mailboxes never filled: the test tested nothing"
+
+    drive(server, body, deadline=90)
+
+
 # --- limits ---------------------------------------------------------------------------
 
 
@@ -956,6 +1218,57 @@ def test_ip_allowlist_rejects_peers_outside_it(start_server):
             assert (status, doc["error"]["code"]) == (403, "ip_not_allowed")
         values = await asyncio.to_thread(scrape, server)
         assert metric(values, "realtime_upgrades_refused_total", reason="ip_not_allowed") == 2
+
+    drive(server, body)
+
+
+def all_stopped(pid):
+    """Whether every thread of process `pid` has stopped (SIGSTOP takes effect thread by thread);
+    io_uring's kernel workers (iou-*) do not stop and are left out."""
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:
+            continue
+        name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+        if not name.startswith("iou-") and state not in "tT":
+            return False
+    return True
+
+
+def test_ip_allowlist_refuses_a_peer_whose_address_is_unknown(start_server):
+    """A peer that resets its connection right after sending the upgrade has no address by the
+    time the server reads the request (getpeername fails): with an allowlist, that is a 403,
+    counted, never a pass. The server is stopped (SIGSTOP) while the request and the reset are
+    queued in the kernel, so the order is certain."""
+    server = realtime(start_server, WS_IP_ALLOWLIST="127.0.0.0/8")
+
+    async def body(net):
+        request = (
+            f"GET /ws?token={token('alice')} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            await wait_until(lambda: all_stopped(server.proc.pid), "the server stopped")
+            s = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+            s.sendall(request)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # a reset, not a FIN
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+
+        def refused():
+            values = scrape(server)
+            return values.get(("realtime_upgrades_refused_total", frozenset({("reason", "peer_address_unknown")})))
+
+        assert await wait_until(refused, "the unknown peer counted as refused") == 1
+        values = await asyncio.to_thread(scrape, server)
+        assert metric(values, "realtime_upgrades_refused_total", reason="ip_not_allowed") == 0
+        assert values.get(("websocket_handshakes_total", frozenset({("status", "101")})), 0) == 0
+        client = await net.user("bob")  # a peer with an address in the list still connects
+        await client.ping()
 
     drive(server, body)
 

@@ -123,6 +123,7 @@ async fn stats(Extension(service): Shared, Extension(server): Extension<ServerVi
         "messages_by_type": by_type,
         "rate_limited": sum.rate_limited,
         "errors": sum.errors,
+        "unsent_dropped": sum.unsent_dropped,
         "rooms": by_room,
         "server_uptime": server.started.elapsed().as_secs(),
         "timestamp": now(),
@@ -143,6 +144,7 @@ fn room_json(room: &Room) -> Value {
     answer["id"] = json!(&*room.id);
     answer["description"] = json!(room.description);
     answer["created_at"] = json!(rfc3339(room.created_at));
+    answer["auto_created"] = json!(room.auto);
     answer
 }
 

@@ -10,6 +10,8 @@ use crate::{ConnCtx, Message};
 use super::envelope::{error_message, Outbound};
 use super::figures::ShardFigures;
 use super::presence::{home_shard, Presence};
+use super::unsent::{self, Parcel};
+use super::Service;
 
 /// Queues `message` to the connection itself.
 pub(super) fn send_json(ctx: &mut ConnCtx<'_>, message: &Outbound<'_>) {
@@ -37,8 +39,11 @@ pub(super) async fn to_channel_counted(
 }
 
 /// Sends `text` to every connection of user `to`, from a connection: the
-/// user's home shard sends it, or answers `sender` with `user_offline`.
+/// user's home shard sends it, or answers `sender` with `user_offline`, or
+/// with `overloaded` when a shard's mailbox refused it (the error itself
+/// waits for a full mailbox rather than be lost).
 pub(super) fn to_user_from(
+    service: &Arc<Service>,
     hub: &Hub,
     to: &str,
     text: &str,
@@ -46,18 +51,23 @@ pub(super) fn to_user_from(
 ) -> Result<(), HubError> {
     let frame = Frame::new(Message::Text(text));
     let to: Arc<str> = Arc::from(to);
+    let service = service.clone();
     hub.post_run(home_shard(&to, hub.shards()), move |shard| {
-        let conns = shard.local::<Presence>().connections(&to).to_vec();
-        let result = if conns.is_empty() {
-            shard.local::<ShardFigures>().errors += 1;
-            let text = error_message("user_offline", &format!("user {to:?} is not online"));
-            shard.hub().send(sender, Message::Text(&text))
+        let conns = shard.local::<Presence>().connections(&to);
+        let refusal = if conns.is_empty() {
+            error_message("user_offline", &format!("user {to:?} is not online"))
         } else {
-            shard.hub().send_many(&conns, frame)
+            match shard.hub().send_many(&conns, frame) {
+                Ok(()) | Err(HubError::Stopped) => return,
+                Err(e) => error_message(
+                    "overloaded",
+                    &format!("the message did not reach every connection of user {to:?}: {e}"),
+                ),
+            }
         };
-        if let Err(e) = result {
-            tracing::warn!(user = %to, "private message not delivered: {e}");
-        }
+        shard.local::<ShardFigures>().errors += 1;
+        let frame = Frame::new(Message::Text(&refusal));
+        unsent::send_parcel(&service, shard, Parcel::Conn { to: sender, frame });
     })
 }
 

@@ -18,6 +18,9 @@ pub struct ShardFigures {
     pub rate_limited: u64,
     /// `error` replies sent.
     pub errors: u64,
+    /// Presence reports and server messages dropped: a full mailbox refused
+    /// them and the shard's queue for it was full too.
+    pub unsent_dropped: u64,
 }
 
 impl ShardFigures {
@@ -33,6 +36,7 @@ impl ShardFigures {
         }
         self.rate_limited += other.rate_limited;
         self.errors += other.errors;
+        self.unsent_dropped += other.unsent_dropped;
     }
 }
 

@@ -73,13 +73,25 @@ impl Realtime {
 impl Handler for Realtime {
     fn on_upgrade(&self, req: &UpgradeRequest<'_>) -> Result<Accept, Reject> {
         let service = &self.service;
-        if let Some(peer) = req.peer_addr() {
-            if !service.allowlist.allows(peer.ip()) {
-                return Err(self.refuse(
-                    Refusal::Address,
-                    403,
-                    format!("{} is not in WS_IP_ALLOWLIST", peer.ip()),
-                ));
+        if !service.allowlist.is_empty() {
+            // Fails closed: a peer whose address cannot be read is not on the list.
+            match req.peer_addr() {
+                Some(peer) if service.allowlist.allows(peer.ip()) => {}
+                Some(peer) => {
+                    return Err(self.refuse(
+                        Refusal::Address,
+                        403,
+                        format!("{} is not in WS_IP_ALLOWLIST", peer.ip()),
+                    ))
+                }
+                None => {
+                    return Err(self.refuse(
+                        Refusal::AddressUnknown,
+                        403,
+                        "the peer's address is unknown, so WS_IP_ALLOWLIST cannot admit it"
+                            .to_owned(),
+                    ))
+                }
             }
         }
         if let (Some(policy), Some(origin)) = (&service.origins, req.origin()) {
@@ -107,7 +119,7 @@ impl Handler for Realtime {
             None => default_room(),
             Some(id) => match service
                 .rooms
-                .get_or_create(&id, service.cfg.auto_create_rooms)
+                .find_or_create(&id, service.cfg.auto_create_rooms)
             {
                 Ok(Some(room)) => Some(room),
                 Ok(None) => {
@@ -150,7 +162,7 @@ impl Handler for Realtime {
             ctx.set_timer(Duration::from_secs(at.saturating_sub(now)), TOKEN_EXPIRED);
         }
         ctx.subscribe(ALL_CHANNEL);
-        membership::connect(ctx, &user);
+        membership::connect(&self.service, ctx);
         let rooms: Vec<&str> = connect_room.iter().map(|r| &*r.id).collect();
         let welcome = json!({
             "user_id": &*user.id,
@@ -274,6 +286,7 @@ impl Realtime {
             reply_error(ctx, "missing_target", "private_message needs a to_user_id");
             return;
         }
+        membership::drop_if_deleted(&self.service, ctx, room_id);
         let session = ctx.identity::<Session>().expect("a session");
         let Some(room) = session.room(room_id).cloned() else {
             reply_error(
@@ -303,7 +316,7 @@ impl Realtime {
             .to_user(to)
             .encode();
         let sender = ctx.id();
-        if let Err(e) = to_user_from(ctx.hub(), to, &text, sender) {
+        if let Err(e) = to_user_from(&self.service, ctx.hub(), to, &text, sender) {
             reply_error(ctx, "overloaded", &format!("the message was not sent: {e}"));
         }
     }

@@ -132,6 +132,12 @@ impl Collector for Scrape {
             "error replies sent to clients",
             &ConstCounter::new(self.figures.errors),
         )?;
+        single(
+            e,
+            "realtime_unsent_dropped",
+            "Presence reports and server messages dropped: a full mailbox refused them and the retry queue was full too",
+            &ConstCounter::new(self.figures.unsent_dropped),
+        )?;
         family(
             e,
             "realtime_auth_failures",

@@ -6,7 +6,9 @@
 //!
 //! Where each fact lives: a connection's user and rooms in its `Session`;
 //! a user's presence on the user's home shard ([`presence`]); the room table
-//! behind a lock read on joins and admin calls only; counters per shard.
+//! behind a lock read on joins and admin calls only; counters per shard;
+//! what a full mailbox refused, on the shard that could not post it
+//! (`unsent`), until the `janitor` thread calls that shard back.
 
 pub mod access;
 mod admin;
@@ -15,12 +17,16 @@ mod delivery;
 pub mod envelope;
 mod figures;
 mod handler;
+mod janitor;
+#[cfg(test)]
+mod live_tests;
 mod membership;
 mod metrics;
 pub mod presence;
 pub mod rate;
 pub mod rooms;
 mod session;
+mod unsent;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +50,8 @@ pub enum RealtimeError {
     Allowlist(AccessError),
     #[error("invalid WS_DEFAULT_ROOMS entry {room:?}: {source}")]
     DefaultRoom { room: String, source: RoomError },
+    #[error("cannot start the realtime-janitor thread: {0}")]
+    Janitor(std::io::Error),
 }
 
 /// Why an upgrade was refused, other than a token (counted for `/metrics`).
@@ -51,16 +59,25 @@ pub enum RealtimeError {
 pub(crate) enum Refusal {
     Origin,
     Address,
+    /// An allowlist is set and the peer's address cannot be learnt (the
+    /// socket was reset before the request was read): refused, never let by.
+    AddressUnknown,
     RoomNotFound,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 3] = [Refusal::Origin, Refusal::Address, Refusal::RoomNotFound];
+    const ALL: [Refusal; 4] = [
+        Refusal::Origin,
+        Refusal::Address,
+        Refusal::AddressUnknown,
+        Refusal::RoomNotFound,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Refusal::Origin => "origin_not_allowed",
             Refusal::Address => "ip_not_allowed",
+            Refusal::AddressUnknown => "peer_address_unknown",
             Refusal::RoomNotFound => "room_not_found",
         }
     }
@@ -75,6 +92,8 @@ pub(crate) struct Service {
     origins: Option<OriginPolicy>,
     allowlist: IpAllowlist,
     rooms: RoomTable,
+    /// The background thread: calls shards back, reclaims empty rooms.
+    janitor: janitor::Janitor,
     auth_failures: [AtomicU64; AuthError::ALL_REASONS.len()],
     refusals: [AtomicU64; Refusal::ALL.len()],
     /// Messages the admin API sent, by type.
@@ -89,7 +108,7 @@ impl Service {
             None
         };
         let allowlist = IpAllowlist::new(&cfg.ip_allowlist).map_err(RealtimeError::Allowlist)?;
-        let rooms = RoomTable::new(cfg.max_rooms);
+        let rooms = RoomTable::new(cfg.max_rooms, cfg.admin_room_reserve);
         for room in &cfg.default_rooms {
             rooms
                 .create(room, &title_case(room), "")
@@ -108,6 +127,7 @@ impl Service {
             origins,
             allowlist,
             rooms,
+            janitor: janitor::Janitor::default(),
             auth_failures: Default::default(),
             refusals: Default::default(),
             api_messages: Default::default(),
@@ -148,11 +168,27 @@ pub fn install(builder: ServerBuilder) -> Result<ServerBuilder, RealtimeError> {
     if !cfg.enabled {
         return Ok(builder);
     }
-    let compression = builder.config().deflate_mode(cfg.compression);
     let service = Arc::new(Service::new(cfg)?);
     if service.verifier.is_none() {
         tracing::warn!("JWT_SECRET is not set: /ws accepts anonymous users with generated ids");
     }
+    if cfg.auto_create_rooms
+        && cfg.max_rooms.saturating_sub(cfg.admin_room_reserve) <= cfg.default_rooms.len()
+    {
+        tracing::warn!(
+            "WS_AUTO_CREATE_ROOMS is on, but WS_MAX_ROOMS ({}) less WS_ADMIN_ROOM_RESERVE ({}) \
+             leaves joins no room to create",
+            cfg.max_rooms,
+            cfg.admin_room_reserve
+        );
+    }
+    janitor::start(&service).map_err(RealtimeError::Janitor)?;
+    Ok(attach(builder, service))
+}
+
+/// Adds the routes and figures of `service` to `builder`.
+fn attach(builder: ServerBuilder, service: Arc<Service>) -> ServerBuilder {
+    let compression = builder.config().deflate_mode(service.cfg.compression);
     let mut builder = builder;
     for route in ROUTES {
         builder = builder.websocket(
@@ -161,7 +197,7 @@ pub fn install(builder: ServerBuilder) -> Result<ServerBuilder, RealtimeError> {
         );
     }
     let builder = admin::routes(builder, &service);
-    Ok(builder.metrics(metrics::source(service)))
+    builder.metrics(metrics::source(service))
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! One realtime connection's own state, kept as its identity: the user it
 //! speaks for, the rooms it is in, its rate limit. Only the connection's
-//! callbacks (and, for a room deleted, code run on its shard) touch it.
+//! callbacks (and code run on its shard: a room deleted, a presence report
+//! sent again) touch it.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use super::presence::home_shard;
+use crate::hub::ConnId;
+
+use super::presence::{home_shard, Report};
 use super::rate::TokenBucket;
 use super::rooms::Room;
 
@@ -48,6 +51,11 @@ pub struct Session {
     /// When the token stops being valid (its `exp` plus the leeway), as
     /// Unix seconds; `None` for anonymous users.
     pub expires_at: Option<u64>,
+    /// When the connection was accepted.
+    pub connected_at: SystemTime,
+    /// The connection is closing: its rooms are left, its user's home shard
+    /// is to forget it.
+    pub closed: bool,
     bucket: Option<TokenBucket>,
     /// Messages refused by the rate limit since the last one let through.
     refused_in_row: u32,
@@ -79,6 +87,8 @@ impl Session {
             rooms: Vec::new(),
             connect_room: None,
             expires_at: None,
+            connected_at: SystemTime::now(),
+            closed: false,
             bucket,
             refused_in_row: 0,
         }
@@ -101,6 +111,16 @@ impl Session {
         }
     }
 
+    /// What the user's home shard is to know of connection `conn` (this one).
+    pub fn report(&self, conn: ConnId) -> Report {
+        Report {
+            user: self.user.clone(),
+            conn,
+            connected_at: self.connected_at,
+            rooms: (!self.closed).then(|| self.rooms.clone()),
+        }
+    }
+
     /// The room `id` among those it is in.
     pub fn room(&self, id: &str) -> Option<&Arc<Room>> {
         self.rooms.iter().find(|r| &*r.id == id)
@@ -110,6 +130,12 @@ impl Session {
     pub fn remove_room(&mut self, id: &str) -> Option<Arc<Room>> {
         let at = self.rooms.iter().position(|r| &*r.id == id)?;
         Some(self.rooms.remove(at))
+    }
+
+    /// Forgets `room`, that incarnation only; whether it was in it.
+    pub fn remove_incarnation(&mut self, room: &Arc<Room>) -> bool {
+        let at = self.rooms.iter().position(|r| Arc::ptr_eq(r, room));
+        at.map(|at| self.rooms.remove(at)).is_some()
     }
 }
 
