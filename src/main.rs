@@ -10,8 +10,8 @@ use clap::Parser as _;
 use mimalloc::MiMalloc;
 use ringgate::config::{unknown_variables, Cli, Config, ConfigError};
 use ringgate::logging::dropped_lines_metric;
-use ringgate::services::ocpp::{self, OcppError};
-use ringgate::services::realtime::{self, RealtimeError};
+use ringgate::services::ocpp;
+use ringgate::services::realtime;
 use ringgate::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -98,8 +98,14 @@ fn run(cfg: Config, dropped_log_lines: ErrorCounter) -> anyhow::Result<()> {
     let builder = Server::builder(cfg.clone()).metrics(dropped_lines_metric(move || {
         dropped_log_lines.dropped_lines() as u64
     }));
-    let builder = realtime::install(builder).map_err(|e| realtime_setting(&cfg, e))?;
-    let (builder, _gateway) = ocpp::install(builder, None).map_err(|e| ocpp_setting(&cfg, e))?;
+    let builder = realtime::install(builder).map_err(|e| {
+        let setting = e.setting();
+        service_setting(&cfg, e, setting)
+    })?;
+    let (builder, _gateway) = ocpp::install(builder, None).map_err(|e| {
+        let setting = e.setting();
+        service_setting(&cfg, e, setting)
+    })?;
     let handle = builder.start()?;
 
     let addr = handle.local_addr();
@@ -111,30 +117,16 @@ fn run(cfg: Config, dropped_log_lines: ErrorCounter) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The realtime service's refusal of a setting, named where the setting was written.
-fn realtime_setting(cfg: &Config, error: RealtimeError) -> anyhow::Error {
-    let (key, problem) = match &error {
-        RealtimeError::Origins(e) => ("realtime.allowed_origins", e.to_string()),
-        RealtimeError::Allowlist(e) => ("realtime.ip_allowlist", e.to_string()),
-        RealtimeError::DefaultRoom { room, source } => {
-            ("realtime.default_rooms", format!("room {room:?}: {source}"))
-        }
-    };
-    cfg.setting_error(key, problem).into()
-}
-
-/// The OCPP gateway's refusal of a setting, named where the setting was written; a sink
-/// that cannot start is no setting's fault.
-fn ocpp_setting(cfg: &Config, error: OcppError) -> anyhow::Error {
-    match &error {
-        OcppError::Password(e) => cfg.setting_error("ocpp.passwords", e).into(),
-        OcppError::EventsFile { path, problem } => cfg
-            .setting_error(
-                "ocpp.events_file",
-                format!("cannot open {path:?}: {problem}"),
-            )
-            .into(),
-        OcppError::Sink(_) | OcppError::HashPool(_) => error.into(),
+/// A service's refusal of a setting, named where the setting was written; a failure that is
+/// no setting's fault (a thread that cannot start) as it is.
+fn service_setting(
+    cfg: &Config,
+    error: impl std::error::Error + Send + Sync + 'static,
+    setting: Option<(&'static str, String)>,
+) -> anyhow::Error {
+    match setting {
+        Some((key, problem)) => cfg.setting_error(key, problem).into(),
+        None => error.into(),
     }
 }
 

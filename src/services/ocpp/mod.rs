@@ -63,6 +63,21 @@ pub enum OcppError {
     HashPool(std::io::Error),
 }
 
+impl OcppError {
+    /// The setting at fault (its YAML key) and what is wrong with it; `None` when no
+    /// setting is at fault.
+    pub fn setting(&self) -> Option<(&'static str, String)> {
+        match self {
+            OcppError::Password(e) => Some(("ocpp.passwords", e.to_string())),
+            OcppError::EventsFile { path, problem } => Some((
+                "ocpp.events_file",
+                format!("cannot open {path:?}: {problem}"),
+            )),
+            OcppError::Sink(_) | OcppError::HashPool(_) => None,
+        }
+    }
+}
+
 /// Why an upgrade was refused, other than auth (counted for `/metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {

@@ -52,7 +52,8 @@ pub(super) fn to_user_from(
     let frame = Frame::new(Message::Text(text));
     let to: Arc<str> = Arc::from(to);
     let service = service.clone();
-    hub.post_run(home_shard(&to, hub.shards()), move |shard| {
+    let held = frame.len() + to.len();
+    hub.post_run_holding(home_shard(&to, hub.shards()), held, move |shard| {
         let conns = shard.local::<Presence>().connections(&to);
         let refusal = if conns.is_empty() {
             error_message("user_offline", &format!("user {to:?} is not online"))

@@ -54,6 +54,22 @@ pub enum RealtimeError {
     Janitor(std::io::Error),
 }
 
+impl RealtimeError {
+    /// The setting at fault (its YAML key) and what is wrong with it; `None` when no
+    /// setting is at fault.
+    pub fn setting(&self) -> Option<(&'static str, String)> {
+        match self {
+            RealtimeError::Origins(e) => Some(("realtime.allowed_origins", e.to_string())),
+            RealtimeError::Allowlist(e) => Some(("realtime.ip_allowlist", e.to_string())),
+            RealtimeError::DefaultRoom { room, source } => Some((
+                "realtime.default_rooms",
+                format!("room {room:?}: {source}"),
+            )),
+            RealtimeError::Janitor(_) => None,
+        }
+    }
+}
+
 /// Why an upgrade was refused, other than a token (counted for `/metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
