@@ -1,5 +1,6 @@
 //! Command line: the modes and their flags (clap), the size and duration
-//! parsers, and the checked [`Plan`] every other module reads.
+//! parsers, and the checked [`Job`] `main` runs: one mode's [`Plan`] that
+//! every other module reads, or the three plans of `all`.
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -10,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::ocpp::OcppPlan;
 use crate::realtime::{RealtimePlan, Secret, MAX_ROOMS};
 use crate::soak::SoakPlan;
+use crate::suite::AllArgs;
 use crate::url::{self, WsUrl};
 
 /// WebSocket load and stress client.
@@ -20,9 +22,34 @@ use crate::url::{self, WsUrl};
 #[command(name = "ringgate-load", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
-    pub mode: ModeCmd,
+    pub command: Command,
 }
 
+/// Every subcommand: a single mode or `all`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Mode(ModeCmd),
+    /// Storm, then throughput, then sustained against one --url (the seed's
+    /// `--test-type all`): one report with a section and a verdict for each.
+    /// -c and the connection flags go to every phase, --hold to the storm,
+    /// --duration to throughput (unless --messages) and sustained, --window to
+    /// throughput, --message-interval and --report-interval to sustained.
+    /// Exits 1 unless every phase passed: all connections opened, no failure
+    /// counted, no --timeout.
+    All(AllArgs),
+}
+
+/// What `main` runs.
+#[derive(Debug)]
+pub enum Job {
+    /// One mode.
+    One(Box<Plan>),
+    /// `all`: storm, throughput and sustained, in that order.
+    All(Vec<Plan>),
+}
+
+/// The single modes.
 #[derive(Debug, Subcommand)]
 pub enum ModeCmd {
     /// Open N connections, at most --max-concurrent handshakes in flight;
@@ -237,7 +264,7 @@ pub enum ModeCmd {
 }
 
 /// Flags every mode takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Server URL (ws:// only) [default: ws://127.0.0.1:8080/echo; for
     /// fanout ws://127.0.0.1:8080/pubsub?channel=bench; for realtime
@@ -291,7 +318,7 @@ pub struct Common {
 }
 
 /// Message shape, for the modes that send.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PayloadArgs {
     /// Payload bytes per message (`20`, `16KiB`, `1MiB`).
     #[arg(long, value_parser = parse_size, default_value = "20")]
@@ -448,9 +475,8 @@ impl Plan {
 }
 
 /// The seed's spelling of a mode, `--test-type MODE` (or `--test-type=MODE`)
-/// anywhere on the line, rewritten as the subcommand `MODE` that clap parses.
-/// `--test-type all` is refused: the modes measure different things and take
-/// different flags, so they run one at a time.
+/// anywhere on the line, rewritten as the subcommand `MODE` that clap parses
+/// (`--test-type all` is the subcommand `all`).
 pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, String> {
     let mut args: Vec<OsString> = args.into_iter().collect();
     let Some(at) = args
@@ -465,18 +491,25 @@ pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsS
         None if at < args.len() => args.remove(at).to_string_lossy().into_owned(),
         None => return Err(
             "--test-type needs a mode: storm, throughput, sustained, idle, fanout, soak, realtime, \
-             ocpp"
+             ocpp, all"
                 .into(),
         ),
     };
-    if mode == "all" {
-        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout, soak, realtime, ocpp)".into());
-    }
     args.insert(1.min(args.len()), mode.into());
     Ok(args)
 }
 
 impl Cli {
+    /// Checks the flags: the job to run.
+    pub fn into_job(self) -> Result<Job, String> {
+        match self.command {
+            Command::Mode(mode) => Ok(Job::One(Box::new(mode.into_plan()?))),
+            Command::All(all) => all.into_plans().map(Job::All),
+        }
+    }
+}
+
+impl ModeCmd {
     /// Checks the flags and resolves the URL.
     pub fn into_plan(self) -> Result<Plan, String> {
         let no_payload = PayloadArgs {
@@ -484,7 +517,7 @@ impl Cli {
             text: false,
         };
         let mut fanout_publishers = 0;
-        let (common, payload, mode, window) = match self.mode {
+        let (common, payload, mode, window) = match self {
             ModeCmd::Storm { common, hold } => (common, no_payload, Mode::Storm { hold }, 1),
             ModeCmd::Throughput {
                 common,
@@ -793,12 +826,19 @@ fn parse_duration_unit(s: &str, plain: fn(u64) -> Duration) -> Result<Duration, 
 mod tests {
     use super::*;
 
-    fn plan(args: &[&str]) -> Result<Plan, String> {
+    fn job(args: &[&str]) -> Result<Job, String> {
         let mut argv = vec!["ringgate-load"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv)
             .map_err(|e| e.to_string())?
-            .into_plan()
+            .into_job()
+    }
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        match job(args)? {
+            Job::One(plan) => Ok(*plan),
+            other => panic!("not a single mode: {other:?}"),
+        }
     }
 
     #[test]
@@ -900,13 +940,18 @@ mod tests {
             Ok(argv(&["load", "sustained", "--duration", "120"]))
         );
         assert_eq!(rewritten(&["load", "idle"]), Ok(argv(&["load", "idle"])));
-        assert!(rewritten(&["load", "--test-type", "all"]).is_err());
+        assert_eq!(
+            rewritten(&["load", "--test-type", "all", "-c", "30"]),
+            Ok(argv(&["load", "all", "-c", "30"]))
+        );
         assert!(rewritten(&["load", "--test-type"]).is_err());
         let cli = Cli::try_parse_from(
             rewritten(&["load", "--test-type", "sustained", "--duration", "120"]).unwrap(),
         )
         .unwrap();
-        let p = cli.into_plan().unwrap();
+        let Job::One(p) = cli.into_job().unwrap() else {
+            panic!("one mode")
+        };
         assert_eq!(p.mode.name(), "sustained");
     }
 
