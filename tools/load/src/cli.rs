@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::CommandPlan;
 use crate::ocpp::OcppPlan;
 use crate::realtime::{RealtimePlan, Secret, MAX_ROOMS};
 use crate::soak::SoakPlan;
@@ -260,6 +261,17 @@ pub enum ModeCmd {
         /// HTTP Basic password; each charge point's user name is its id.
         #[arg(long, env = "OCPP_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// Downlink commands per second over all charge points, from the end
+        /// of the boots until every charge point is done (heartbeats and
+        /// --hold): `POST {--url's path}/{id}/commands` on the same host
+        /// (GetConfiguration, ChangeConfiguration, TriggerMessage in turn,
+        /// charge points in turn), at most 16 in flight. The run fails unless
+        /// every one is answered (200 `accepted`).
+        #[arg(long, value_name = "RATE")]
+        commands: Option<u64>,
+        /// Bearer token for the admin API (--commands).
+        #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
 }
 
@@ -403,6 +415,14 @@ impl Mode {
         )
     }
 
+    /// An ocpp run's `--commands`.
+    pub fn commands(&self) -> Option<&CommandPlan> {
+        match self {
+            Mode::Ocpp(ocpp) => ocpp.commands.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The URL used when `--url` is not given.
     pub fn default_url(&self) -> &'static str {
         match self {
@@ -455,6 +475,10 @@ const REALTIME_TIMEOUT_SLACK: Duration = Duration::from_secs(180);
 const MAX_IDLE_MESSAGES: u64 = 1 << 16;
 /// Most heartbeats per charge point.
 const MAX_HEARTBEATS: u64 = 1_000_000;
+/// Highest `--commands` rate, per second.
+const MAX_COMMAND_RATE: u64 = 10_000;
+/// Ocpp's default cap beyond the commands' own timeout, for their way back.
+const COMMANDS_SLACK: Duration = Duration::from_secs(10);
 
 /// Largest payload accepted (ringgate's default message limit).
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -642,19 +666,38 @@ impl ModeCmd {
                 heartbeat_interval,
                 hold,
                 password,
+                commands,
+                admin_token,
             } => {
                 check_range("--heartbeats", heartbeats, 0, MAX_HEARTBEATS)?;
+                if let Some(rate) = commands {
+                    check_range("--commands", rate, 1, MAX_COMMAND_RATE)?;
+                }
                 let beating = heartbeat_interval.saturating_mul(heartbeats as u32);
-                common
-                    .timeout
-                    .get_or_insert(DEFAULT_TIMEOUT.saturating_add(beating).saturating_add(hold));
+                // Commands in flight when the charge points are done may take
+                // their whole timeout to come back.
+                let draining = match commands {
+                    Some(_) => crate::commands::COMMAND_TIMEOUT + COMMANDS_SLACK,
+                    None => Duration::ZERO,
+                };
+                common.timeout.get_or_insert(
+                    DEFAULT_TIMEOUT
+                        .saturating_add(beating)
+                        .saturating_add(hold)
+                        .saturating_add(draining),
+                );
+                let secret = |s: Option<String>| s.filter(|s| !s.is_empty()).map(Secret);
                 let mode = Mode::Ocpp(OcppPlan {
                     id_prefix,
                     status,
                     heartbeats,
                     heartbeat_interval,
                     hold,
-                    password: password.filter(|p| !p.is_empty()).map(Secret),
+                    password: secret(password),
+                    commands: commands.map(|rate| CommandPlan {
+                        rate,
+                        admin_token: secret(admin_token),
+                    }),
                 });
                 (common, no_payload, mode, 1)
             }
@@ -1126,6 +1169,7 @@ mod tests {
                 heartbeat_interval: Duration::from_secs(1),
                 hold: Duration::ZERO,
                 password: None,
+                commands: None,
             })
         );
         let p = plan(&[
@@ -1154,6 +1198,31 @@ mod tests {
         assert_eq!(p.timeout, Duration::from_millis(120_000 + 750 + 2_000));
         assert_eq!(plan(&["storm"]).unwrap().mode.subprotocol(), None);
         assert!(plan(&["ocpp", "--heartbeats", "1000001"]).is_err());
+        let p = plan(&[
+            "ocpp",
+            "--commands",
+            "50",
+            "--admin-token",
+            "t",
+            "--hold",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.mode.commands(),
+            Some(&CommandPlan {
+                rate: 50,
+                admin_token: Some(Secret("t".into()))
+            })
+        );
+        assert_eq!(
+            p.timeout,
+            Duration::from_secs(120 + 1 + 2 + 10 + 10),
+            "the commands' timeout and slack added"
+        );
+        assert!(plan(&["ocpp", "--commands", "0"]).is_err());
+        assert!(plan(&["ocpp", "--commands", "10001"]).is_err());
+        assert_eq!(plan(&["ocpp"]).unwrap().mode.commands(), None);
         assert!(
             plan(&["ocpp", "--payload", "20"]).is_err(),
             "no payload flag"

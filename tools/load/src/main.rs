@@ -10,6 +10,7 @@
 //! pre-masked frame and no allocation.
 
 mod cli;
+mod commands;
 mod conn;
 mod deflate;
 mod deflate_codec;
@@ -17,10 +18,12 @@ mod deflate_report;
 mod fanout;
 mod fanout_phase;
 mod handshake;
+mod http;
 mod monitor;
 mod ocpp;
 mod ocpp_phase;
 mod ocpp_report;
+mod pace;
 mod phases;
 mod procinfo;
 mod progress;
