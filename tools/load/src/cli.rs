@@ -1,6 +1,6 @@
 //! Command line: the modes and their flags (clap), the size and duration
 //! parsers, and the checked [`Job`] `main` runs: one mode's [`Plan`] that
-//! every other module reads, or the three plans of `all`.
+//! every other module reads, the three plans of `all`, or an attack.
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::attack::{AttackArgs, AttackPlan};
 use crate::commands::CommandPlan;
 use crate::ocpp::OcppPlan;
 use crate::realtime::{RealtimePlan, Secret, MAX_ROOMS};
@@ -26,7 +27,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Every subcommand: a single mode or `all`.
+/// Every subcommand: a single mode, `all`, or `attack`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     #[command(flatten)]
@@ -39,6 +40,13 @@ pub enum Command {
     /// Exits 1 unless every phase passed: all connections opened, no failure
     /// counted, no --timeout.
     All(AllArgs),
+    /// Hostile OCPP inputs against a gateway, on loopback only: huge invalid
+    /// MeterValues (schema), hostile action names (labels), fresh ids that
+    /// leave without booting (registry), large valid frames (events), and
+    /// wrong Basic passwords for one id (passwords), each a stream at its
+    /// rate for --duration. Report what each sent and what came back; with
+    /// --pid, the server's RSS and CPU over time.
+    Attack(AttackArgs),
 }
 
 /// What `main` runs.
@@ -48,6 +56,7 @@ pub enum Job {
     One(Box<Plan>),
     /// `all`: storm, throughput and sustained, in that order.
     All(Vec<Plan>),
+    Attack(Box<AttackPlan>),
 }
 
 /// The single modes.
@@ -529,6 +538,7 @@ impl Cli {
         match self.command {
             Command::Mode(mode) => Ok(Job::One(Box::new(mode.into_plan()?))),
             Command::All(all) => all.into_plans().map(Job::All),
+            Command::Attack(attack) => Ok(Job::Attack(Box::new(attack.into_plan()?))),
         }
     }
 }

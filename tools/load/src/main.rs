@@ -5,10 +5,12 @@
 //! report. Modes: `storm`, `throughput`, `sustained`, `idle`, `fanout`,
 //! `soak`, `realtime`, `ocpp` (see `--help`); any of them may offer
 //! permessage-deflate (`--deflate`); `all` runs storm, throughput and
-//! sustained in turn. Each thread runs one mio event loop over nonblocking
-//! sockets with hand-written client framing, so a message costs a copy of a
-//! pre-masked frame and no allocation.
+//! sustained in turn, `attack` sends hostile OCPP inputs. Each thread runs
+//! one mio event loop over nonblocking sockets with hand-written client
+//! framing, so a message costs a copy of a pre-masked frame and no
+//! allocation.
 
+mod attack;
 mod cli;
 mod commands;
 mod conn;
@@ -70,6 +72,11 @@ fn main() -> ExitCode {
     match job {
         Job::One(plan) => one(*plan, nofile),
         Job::All(plans) => all(plans, nofile),
+        Job::Attack(plan) => {
+            let report = attack::run(&plan);
+            print(plan.json, || report.to_json(), || report.to_table());
+            exit(report.passed)
+        }
     }
 }
 
