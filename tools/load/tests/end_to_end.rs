@@ -4,6 +4,8 @@
 //! shards; once with permessage-deflate on), with small counts; the JSON
 //! report must show the work done and no failures.
 
+mod common;
+
 use std::process::Command;
 
 use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server, UpgradeRequest};
@@ -15,6 +17,7 @@ fn config(shards: usize) -> Config {
     cfg.server.host = "127.0.0.1".into();
     cfg.server.port = 0;
     cfg.server.shards = shards;
+    cfg.server.io = common::driver();
     cfg
 }
 

@@ -7,6 +7,8 @@
 //! With `--commands`, the tool itself sends downlink commands through the
 //! admin API at a rate, and the report says whether every one was answered.
 
+mod common;
+
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output};
@@ -26,6 +28,7 @@ fn gateway_with(auth_required: bool, admin_token: &str) -> ServerHandle {
     cfg.server.host = "127.0.0.1".into();
     cfg.server.port = 0;
     cfg.server.shards = 2;
+    cfg.server.io = common::driver();
     cfg.ocpp.auth_required = auth_required;
     cfg.admin.token = ringgate::config::Secret(admin_token.into());
     let (builder, _) = ocpp::install(Server::builder(cfg), None).expect("the gateway installs");

@@ -27,7 +27,7 @@ const MAX_CODE: usize = 40;
 
 /// Runs `kind`'s stream of `calls` to its end.
 pub fn run(ctx: &Ctx<'_>, kind: Kind, calls: &dyn Calls) -> Tally {
-    let pacer = Pacer::new(ctx.plan.rate(kind), Instant::now(), Some(ctx.end));
+    let pacer = Pacer::new(ctx.plan.rate(kind), ctx.start, Some(ctx.end));
     let mut tally = std::thread::scope(|s| {
         let pacer = &pacer;
         let threads: Vec<_> = (0..ctx.plan.connections)

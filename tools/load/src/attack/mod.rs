@@ -34,6 +34,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub plan: &'a AttackPlan,
+    /// When the streams start: every pacer's first slot.
+    pub start: Instant,
     /// When the streams stop sending.
     pub end: Instant,
     /// When everything stops (`--timeout`).
@@ -58,6 +60,7 @@ pub fn run(plan: &AttackPlan) -> AttackReport {
     let start = Instant::now();
     let ctx = Ctx {
         plan,
+        start,
         end: start + plan.duration,
         deadline: start + plan.timeout,
     };

@@ -22,7 +22,7 @@ const PER_THREAD: f64 = 16.0;
 /// Runs `kind`'s stream of `knocks` to its end.
 pub fn run(ctx: &Ctx<'_>, kind: Kind, knocks: &dyn Knocks) -> Tally {
     let rate = ctx.plan.rate(kind);
-    let pacer = Pacer::new(rate, Instant::now(), Some(ctx.end));
+    let pacer = Pacer::new(rate, ctx.start, Some(ctx.end));
     let threads = ((rate / PER_THREAD).ceil() as usize).clamp(1, MAX_THREADS);
     let mut tally = std::thread::scope(|s| {
         let pacer = &pacer;
