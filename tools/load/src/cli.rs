@@ -1,5 +1,6 @@
 //! Command line: the modes and their flags (clap), the size and duration
-//! parsers, and the checked [`Plan`] every other module reads.
+//! parsers, and the checked [`Job`] `main` runs: one mode's [`Plan`] that
+//! every other module reads, the three plans of `all`, or an attack.
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -7,9 +8,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::attack::{AttackArgs, AttackPlan};
+use crate::commands::CommandPlan;
 use crate::ocpp::OcppPlan;
 use crate::realtime::{RealtimePlan, Secret, MAX_ROOMS};
 use crate::soak::SoakPlan;
+use crate::suite::AllArgs;
 use crate::url::{self, WsUrl};
 
 /// WebSocket load and stress client.
@@ -20,9 +24,42 @@ use crate::url::{self, WsUrl};
 #[command(name = "ringgate-load", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
-    pub mode: ModeCmd,
+    pub command: Command,
 }
 
+/// Every subcommand: a single mode, `all`, or `attack`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Mode(ModeCmd),
+    /// Storm, then throughput, then sustained against one --url (the seed's
+    /// `--test-type all`): one report with a section and a verdict for each.
+    /// -c and the connection flags go to every phase, --hold to the storm,
+    /// --duration to throughput (unless --messages) and sustained, --window to
+    /// throughput, --message-interval and --report-interval to sustained.
+    /// Exits 1 unless every phase passed: all connections opened, no failure
+    /// counted, no --timeout.
+    All(AllArgs),
+    /// Hostile OCPP inputs against a gateway, on loopback only: huge invalid
+    /// MeterValues (schema), hostile action names (labels), fresh ids that
+    /// leave without booting (registry), large valid frames (events), and
+    /// wrong Basic passwords for one id (passwords), each a stream at its
+    /// rate for --duration. Report what each sent and what came back; with
+    /// --pid, the server's RSS and CPU over time.
+    Attack(AttackArgs),
+}
+
+/// What `main` runs.
+#[derive(Debug)]
+pub enum Job {
+    /// One mode.
+    One(Box<Plan>),
+    /// `all`: storm, throughput and sustained, in that order.
+    All(Vec<Plan>),
+    Attack(Box<AttackPlan>),
+}
+
+/// The single modes.
 #[derive(Debug, Subcommand)]
 pub enum ModeCmd {
     /// Open N connections, at most --max-concurrent handshakes in flight;
@@ -233,11 +270,22 @@ pub enum ModeCmd {
         /// HTTP Basic password; each charge point's user name is its id.
         #[arg(long, env = "OCPP_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// Downlink commands per second over all charge points, from the end
+        /// of the boots until every charge point is done (heartbeats and
+        /// --hold): `POST {--url's path}/{id}/commands` on the same host
+        /// (GetConfiguration, ChangeConfiguration, TriggerMessage in turn,
+        /// charge points in turn), at most 16 in flight. The run fails unless
+        /// every one is answered (200 `accepted`).
+        #[arg(long, value_name = "RATE")]
+        commands: Option<u64>,
+        /// Bearer token for the admin API (--commands).
+        #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
 }
 
 /// Flags every mode takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Server URL (ws:// only) [default: ws://127.0.0.1:8080/echo; for
     /// fanout ws://127.0.0.1:8080/pubsub?channel=bench; for realtime
@@ -291,7 +339,7 @@ pub struct Common {
 }
 
 /// Message shape, for the modes that send.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PayloadArgs {
     /// Payload bytes per message (`20`, `16KiB`, `1MiB`).
     #[arg(long, value_parser = parse_size, default_value = "20")]
@@ -376,6 +424,14 @@ impl Mode {
         )
     }
 
+    /// An ocpp run's `--commands`.
+    pub fn commands(&self) -> Option<&CommandPlan> {
+        match self {
+            Mode::Ocpp(ocpp) => ocpp.commands.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The URL used when `--url` is not given.
     pub fn default_url(&self) -> &'static str {
         match self {
@@ -428,6 +484,10 @@ const REALTIME_TIMEOUT_SLACK: Duration = Duration::from_secs(180);
 const MAX_IDLE_MESSAGES: u64 = 1 << 16;
 /// Most heartbeats per charge point.
 const MAX_HEARTBEATS: u64 = 1_000_000;
+/// Highest `--commands` rate, per second.
+const MAX_COMMAND_RATE: u64 = 10_000;
+/// Ocpp's default cap beyond the commands' own timeout, for their way back.
+const COMMANDS_SLACK: Duration = Duration::from_secs(10);
 
 /// Largest payload accepted (ringgate's default message limit).
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -448,9 +508,8 @@ impl Plan {
 }
 
 /// The seed's spelling of a mode, `--test-type MODE` (or `--test-type=MODE`)
-/// anywhere on the line, rewritten as the subcommand `MODE` that clap parses.
-/// `--test-type all` is refused: the modes measure different things and take
-/// different flags, so they run one at a time.
+/// anywhere on the line, rewritten as the subcommand `MODE` that clap parses
+/// (`--test-type all` is the subcommand `all`).
 pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, String> {
     let mut args: Vec<OsString> = args.into_iter().collect();
     let Some(at) = args
@@ -465,18 +524,26 @@ pub fn seed_spelling(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsS
         None if at < args.len() => args.remove(at).to_string_lossy().into_owned(),
         None => return Err(
             "--test-type needs a mode: storm, throughput, sustained, idle, fanout, soak, realtime, \
-             ocpp"
+             ocpp, all"
                 .into(),
         ),
     };
-    if mode == "all" {
-        return Err("--test-type all: run the modes one at a time (storm, throughput, sustained, idle, fanout, soak, realtime, ocpp)".into());
-    }
     args.insert(1.min(args.len()), mode.into());
     Ok(args)
 }
 
 impl Cli {
+    /// Checks the flags: the job to run.
+    pub fn into_job(self) -> Result<Job, String> {
+        match self.command {
+            Command::Mode(mode) => Ok(Job::One(Box::new(mode.into_plan()?))),
+            Command::All(all) => all.into_plans().map(Job::All),
+            Command::Attack(attack) => Ok(Job::Attack(Box::new(attack.into_plan()?))),
+        }
+    }
+}
+
+impl ModeCmd {
     /// Checks the flags and resolves the URL.
     pub fn into_plan(self) -> Result<Plan, String> {
         let no_payload = PayloadArgs {
@@ -484,7 +551,7 @@ impl Cli {
             text: false,
         };
         let mut fanout_publishers = 0;
-        let (common, payload, mode, window) = match self.mode {
+        let (common, payload, mode, window) = match self {
             ModeCmd::Storm { common, hold } => (common, no_payload, Mode::Storm { hold }, 1),
             ModeCmd::Throughput {
                 common,
@@ -609,19 +676,38 @@ impl Cli {
                 heartbeat_interval,
                 hold,
                 password,
+                commands,
+                admin_token,
             } => {
                 check_range("--heartbeats", heartbeats, 0, MAX_HEARTBEATS)?;
+                if let Some(rate) = commands {
+                    check_range("--commands", rate, 1, MAX_COMMAND_RATE)?;
+                }
                 let beating = heartbeat_interval.saturating_mul(heartbeats as u32);
-                common
-                    .timeout
-                    .get_or_insert(DEFAULT_TIMEOUT.saturating_add(beating).saturating_add(hold));
+                // Commands in flight when the charge points are done may take
+                // their whole timeout to come back.
+                let draining = match commands {
+                    Some(_) => crate::commands::COMMAND_TIMEOUT + COMMANDS_SLACK,
+                    None => Duration::ZERO,
+                };
+                common.timeout.get_or_insert(
+                    DEFAULT_TIMEOUT
+                        .saturating_add(beating)
+                        .saturating_add(hold)
+                        .saturating_add(draining),
+                );
+                let secret = |s: Option<String>| s.filter(|s| !s.is_empty()).map(Secret);
                 let mode = Mode::Ocpp(OcppPlan {
                     id_prefix,
                     status,
                     heartbeats,
                     heartbeat_interval,
                     hold,
-                    password: password.filter(|p| !p.is_empty()).map(Secret),
+                    password: secret(password),
+                    commands: commands.map(|rate| CommandPlan {
+                        rate,
+                        admin_token: secret(admin_token),
+                    }),
                 });
                 (common, no_payload, mode, 1)
             }
@@ -793,12 +879,19 @@ fn parse_duration_unit(s: &str, plain: fn(u64) -> Duration) -> Result<Duration, 
 mod tests {
     use super::*;
 
-    fn plan(args: &[&str]) -> Result<Plan, String> {
+    fn job(args: &[&str]) -> Result<Job, String> {
         let mut argv = vec!["ringgate-load"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv)
             .map_err(|e| e.to_string())?
-            .into_plan()
+            .into_job()
+    }
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        match job(args)? {
+            Job::One(plan) => Ok(*plan),
+            other => panic!("not a single mode: {other:?}"),
+        }
     }
 
     #[test]
@@ -900,13 +993,18 @@ mod tests {
             Ok(argv(&["load", "sustained", "--duration", "120"]))
         );
         assert_eq!(rewritten(&["load", "idle"]), Ok(argv(&["load", "idle"])));
-        assert!(rewritten(&["load", "--test-type", "all"]).is_err());
+        assert_eq!(
+            rewritten(&["load", "--test-type", "all", "-c", "30"]),
+            Ok(argv(&["load", "all", "-c", "30"]))
+        );
         assert!(rewritten(&["load", "--test-type"]).is_err());
         let cli = Cli::try_parse_from(
             rewritten(&["load", "--test-type", "sustained", "--duration", "120"]).unwrap(),
         )
         .unwrap();
-        let p = cli.into_plan().unwrap();
+        let Job::One(p) = cli.into_job().unwrap() else {
+            panic!("one mode")
+        };
         assert_eq!(p.mode.name(), "sustained");
     }
 
@@ -1081,6 +1179,7 @@ mod tests {
                 heartbeat_interval: Duration::from_secs(1),
                 hold: Duration::ZERO,
                 password: None,
+                commands: None,
             })
         );
         let p = plan(&[
@@ -1109,6 +1208,31 @@ mod tests {
         assert_eq!(p.timeout, Duration::from_millis(120_000 + 750 + 2_000));
         assert_eq!(plan(&["storm"]).unwrap().mode.subprotocol(), None);
         assert!(plan(&["ocpp", "--heartbeats", "1000001"]).is_err());
+        let p = plan(&[
+            "ocpp",
+            "--commands",
+            "50",
+            "--admin-token",
+            "t",
+            "--hold",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.mode.commands(),
+            Some(&CommandPlan {
+                rate: 50,
+                admin_token: Some(Secret("t".into()))
+            })
+        );
+        assert_eq!(
+            p.timeout,
+            Duration::from_secs(120 + 1 + 2 + 10 + 10),
+            "the commands' timeout and slack added"
+        );
+        assert!(plan(&["ocpp", "--commands", "0"]).is_err());
+        assert!(plan(&["ocpp", "--commands", "10001"]).is_err());
+        assert_eq!(plan(&["ocpp"]).unwrap().mode.commands(), None);
         assert!(
             plan(&["ocpp", "--payload", "20"]).is_err(),
             "no payload flag"

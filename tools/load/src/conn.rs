@@ -363,7 +363,7 @@ impl Conn {
 
 /// Feeds `bytes` to `decoder` for `sink`, through `codec` when the
 /// connection agreed to permessage-deflate.
-fn decode(
+pub(crate) fn decode(
     decoder: &mut FrameDecoder,
     codec: &mut Option<Box<Codec>>,
     bytes: &[u8],

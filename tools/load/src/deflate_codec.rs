@@ -144,7 +144,22 @@ impl Codec {
     /// Appends `t`'s message with `head` at its stamp position to `out` as
     /// one masked frame, RSV1 set and the payload compressed.
     pub fn append(&mut self, t: &MessageTemplate, head: &[u8], out: &mut Vec<u8>) {
-        t.payload_with(head, &mut self.plain);
+        let mut plain = std::mem::take(&mut self.plain);
+        t.payload_with(head, &mut plain);
+        self.append_payload(t.opcode(), &plain, t.mask(), out);
+        reuse(&mut plain);
+        self.plain = plain;
+    }
+
+    /// Appends `payload` to `out` as one frame masked with `mask`, RSV1 set
+    /// and the payload compressed; returns the compressed length.
+    pub fn append_payload(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        mask: [u8; 4],
+        out: &mut Vec<u8>,
+    ) -> usize {
         let a = self.agreed;
         // zlib cannot deflate with a 256-byte window: an agreed 8 is sent
         // with 9, as zlib's own deflateInit2 does.
@@ -156,11 +171,12 @@ impl Codec {
             )
         });
         self.packed.clear();
-        deflater.compress(&self.plain, &mut self.packed);
-        append_compressed_frame(out, t.opcode(), &self.packed, t.mask());
-        self.sent.count(self.plain.len(), self.packed.len(), true);
-        reuse(&mut self.plain);
+        deflater.compress(payload, &mut self.packed);
+        append_compressed_frame(out, opcode, &self.packed, mask);
+        self.sent.count(payload.len(), self.packed.len(), true);
+        let compressed = self.packed.len();
         reuse(&mut self.packed);
+        compressed
     }
 }
 

@@ -17,6 +17,7 @@ use ringgate::protocol::frame::OpCode;
 use ringgate::protocol::writer::encode_client_frame;
 use serde_json::{json, Value};
 
+use crate::commands::CommandPlan;
 use crate::conn::{answer_control, Msgs};
 use crate::realtime::{percent_encode, Secret};
 use crate::stats::{new_histogram, Cause, Stats};
@@ -44,6 +45,8 @@ pub struct OcppPlan {
     pub hold: Duration,
     /// HTTP Basic password (user: the charge point's id).
     pub password: Option<Secret>,
+    /// Downlink commands through the admin API while the charge points are up.
+    pub commands: Option<CommandPlan>,
 }
 
 impl OcppPlan {
@@ -519,6 +522,7 @@ mod tests {
             heartbeat_interval: Duration::from_secs(1),
             hold: Duration::ZERO,
             password: None,
+            commands: None,
         }
     }
 

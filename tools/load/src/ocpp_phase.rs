@@ -2,10 +2,11 @@
 //! BootNotification as soon as it is open, then its StatusNotification and
 //! heartbeats), the heartbeat timers, and the work phase: turn until every
 //! charge point here has made all its CALLs and had them answered, then
-//! hold. Connecting (with the boots counted in flight) is `phases`' connect
+//! hold (and with `--commands`, answer until the last command is back). Connecting (with the boots counted in flight) is `phases`' connect
 //! phase; the replies are read by `ocpp::OcppSink`.
 
 use std::cmp::Reverse;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::{Duration, Instant};
 
 use crate::cli::Mode;
@@ -79,8 +80,9 @@ impl Worker {
     }
 
     /// Turns until every open charge point here is done (or the run's
-    /// deadline), then holds for `hold`.
-    pub(crate) fn ocpp_work(&mut self, hold: Duration) {
+    /// deadline), then holds for `hold`; with `--commands`, then keeps
+    /// answering them until the main thread says they are all back.
+    pub(crate) fn ocpp_work(&mut self, hold: Duration, commands: bool) {
         let mut last_look: Option<Instant> = None;
         loop {
             if last_look.is_none_or(|at| at.elapsed() >= LOOK_EVERY) {
@@ -95,6 +97,15 @@ impl Worker {
             self.turn(left.min(LOOK_EVERY).min(MAX_WAIT));
         }
         self.hold(hold);
+        if commands {
+            self.shared.work_done.fetch_add(1, Release);
+            while !self.shared.commands_done.load(Acquire) {
+                let Some(left) = self.left(self.shared.deadline) else {
+                    break;
+                };
+                self.turn(left.min(MAX_WAIT));
+            }
+        }
     }
 
     /// Open charge points with a CALL outstanding or still to make.

@@ -1,13 +1,15 @@
 //! The ocpp section of the report: charge points booted, the storm (first
 //! connect to last boot answered) and its boots/s, CALL-to-CALLRESULT
-//! latency per action, the server's CALLs answered, and whether the run
-//! passed (every charge point booted, nothing counted as an error).
+//! latency per action, the server's CALLs answered, the `--commands` sent
+//! through the admin API, and whether the run passed (every charge point
+//! booted, nothing counted as an error, every command answered).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::commands::{CommandStats, CommandsReport};
 use crate::ocpp::{OcppPlan, SUBPROTOCOL};
 use crate::progress::group;
 use crate::report::{fmt_percentiles, round, Percentiles};
@@ -44,7 +46,10 @@ pub struct OcppReport {
     /// The server's CALLs answered, in all and by action.
     pub server_calls_answered: u64,
     pub server_calls: BTreeMap<String, u64>,
-    /// Every charge point booted, no error was counted, no --timeout.
+    /// `--commands` (null without it).
+    pub commands: Option<CommandsReport>,
+    /// Every charge point booted, no error was counted, no --timeout, every
+    /// command answered.
     pub passed: bool,
 }
 
@@ -53,6 +58,7 @@ impl OcppReport {
         plan: &OcppPlan,
         charge_points: u64,
         s: &Stats,
+        commands: Option<&CommandStats>,
         connect_server_cpu: Option<f64>,
         timed_out: bool,
     ) -> OcppReport {
@@ -63,6 +69,11 @@ impl OcppReport {
         };
         let boots = o.boots_accepted as f64;
         let per = |secs: Option<f64>| secs.filter(|&t| t > 0.0).map(|t| round(boots / t, 1));
+        let commands = plan
+            .commands
+            .as_ref()
+            .map(|c| CommandsReport::new(c, commands));
+        let commands_passed = commands.as_ref().is_none_or(|c| c.all_answered);
         OcppReport {
             subprotocol: SUBPROTOCOL,
             id_prefix: plan.id_prefix.clone(),
@@ -84,7 +95,11 @@ impl OcppReport {
             call_results: s.received,
             server_calls_answered: o.server_calls_answered(),
             server_calls: o.server_calls.clone(),
-            passed: o.boots_accepted == charge_points && s.total_failures() == 0 && !timed_out,
+            commands,
+            passed: o.boots_accepted == charge_points
+                && s.total_failures() == 0
+                && !timed_out
+                && commands_passed,
         }
     }
 
@@ -154,5 +169,8 @@ impl OcppReport {
             let _ = write!(server, " ({})", by_action.join(", "));
         }
         row("server calls", server);
+        if let Some(c) = &self.commands {
+            c.write_rows(row);
+        }
     }
 }

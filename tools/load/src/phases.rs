@@ -40,6 +40,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
             eprintln!("ringgate-load: thread {index}: {e}");
             let far = shared.deadline + crate::run::RENDEZVOUS_SLACK;
             shared.published_done.fetch_add(1, Release);
+            shared.work_done.fetch_add(1, Release);
             for _ in 0..rendezvous_count(&shared.plan.mode) {
                 shared
                     .rendezvous
@@ -71,7 +72,7 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
         Mode::Fanout { rate, duration } => w.fanout(rate, duration),
         Mode::Realtime(rt) => w.fanout(rt.rate, rt.duration),
         Mode::Soak(_) => w.soak(),
-        Mode::Ocpp(ocpp) => w.ocpp_work(ocpp.hold),
+        Mode::Ocpp(ocpp) => w.ocpp_work(ocpp.hold, ocpp.commands.is_some()),
     }
     w.stats.up_at_end = w.up;
     w.rendezvous();

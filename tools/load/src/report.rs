@@ -392,6 +392,7 @@ impl Report {
                     ocpp,
                     plan.connections,
                     s,
+                    out.commands.as_ref(),
                     cpu_between(&out.start, joined),
                     out.timed_out,
                 )),
@@ -403,7 +404,7 @@ impl Report {
 
     /// Whether the run failed its purpose beyond connecting: a realtime run
     /// that missed or duplicated a delivery (or expected none), an ocpp run
-    /// with a charge point not booted or any error.
+    /// with a charge point not booted, any error, or a command not answered.
     pub fn failed_check(&self) -> bool {
         self.realtime.as_ref().is_some_and(|r| !r.exactly_once)
             || self.ocpp.as_ref().is_some_and(|o| !o.passed)

@@ -4,19 +4,16 @@
 //! 201 is a room created, 409 one that exists already; any other answer, or
 //! none, stops the run with a message that says which room and why.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::http::exchange;
 use crate::realtime::{room_name, rooms_path, RealtimePlan};
 use crate::url::WsUrl;
 
 /// Time allowed for one request, connect to the end of the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest answer read.
-const MAX_RESPONSE: usize = 64 * 1024;
 /// Most bytes of an unexpected answer's body quoted in the error.
 const QUOTED: usize = 200;
 
@@ -37,7 +34,7 @@ pub fn create_rooms(url: &WsUrl, rt: &RealtimePlan) -> Result<RoomSetup, String>
     for r in 0..rt.rooms {
         let room = room_name(r);
         let request = room_request(&url.host_header, &path, &room, token);
-        let (status, body) = exchange(url.addr, &request)
+        let (status, body) = exchange(url.addr, &request, REQUEST_TIMEOUT)
             .map_err(|e| format!("creating room {room}: POST {path} to {}: {e}", url.addr))?;
         match status {
             201 => setup.created += 1,
@@ -62,108 +59,14 @@ pub fn create_rooms(url: &WsUrl, rt: &RealtimePlan) -> Result<RoomSetup, String>
 /// The request that creates `room`.
 fn room_request(host: &str, path: &str, room: &str, token: Option<&str>) -> Vec<u8> {
     let body = serde_json::json!({"id": room, "name": room, "description": "load"}).to_string();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// Sends `request` on a new connection and reads the answer to its end:
-/// the status and the body.
-fn exchange(addr: SocketAddr, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let start = Instant::now();
-    let mut sock = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let left = || {
-        REQUEST_TIMEOUT
-            .checked_sub(start.elapsed())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("no answer within {REQUEST_TIMEOUT:?}"))
-    };
-    sock.set_write_timeout(Some(left()?))
-        .and_then(|()| sock.write_all(request))
-        .map_err(|e| format!("sending: {e}"))?;
-    let mut response = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(answer) = complete(&response)? {
-            return Ok(answer);
-        }
-        sock.set_read_timeout(Some(left()?))
-            .map_err(|e| format!("reading: {e}"))?;
-        match sock.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) if response.len() + n > MAX_RESPONSE => {
-                return Err(format!("an answer over {MAX_RESPONSE} bytes"))
-            }
-            Ok(n) => response.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!("no answer within {REQUEST_TIMEOUT:?}"))
-            }
-            Err(e) => return Err(format!("reading: {e}")),
-        }
-    }
-    // The server closed: whatever came is the whole answer.
-    let head = parse_head(&response)?.ok_or("the server closed without an answer")?;
-    Ok((head.status, response[head.len..].to_vec()))
-}
-
-/// The status and body once `response` holds all of its body (by
-/// `Content-Length`); `None` while more is to come, or when only the end of
-/// the connection can tell.
-fn complete(response: &[u8]) -> Result<Option<(u16, Vec<u8>)>, String> {
-    Ok(match parse_head(response)? {
-        Some(Head {
-            status,
-            len,
-            content_length: Some(n),
-        }) if response.len() >= len + n => Some((status, response[len..len + n].to_vec())),
-        _ => None,
-    })
-}
-
-/// A response head.
-struct Head {
-    status: u16,
-    /// Bytes of the head.
-    len: usize,
-    content_length: Option<usize>,
-}
-
-/// The head of `response`, once it is complete.
-fn parse_head(response: &[u8]) -> Result<Option<Head>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(response) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(format!("a malformed answer ({e})")),
-    };
-    let content_length = resp
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok());
-    Ok(Some(Head {
-        status: resp.code.unwrap_or(0),
-        len,
-        content_length,
-    }))
+    crate::http::json_request("POST", host, path, token, &body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::realtime::Secret;
+    use std::io::{Read as _, Write as _};
     use std::net::TcpListener;
 
     fn plan(rooms: u32, token: Option<&str>) -> RealtimePlan {

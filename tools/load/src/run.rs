@@ -1,12 +1,14 @@
-//! The main thread's side of a run: starts the workers (and for a soak run,
-//! the monitor), samples the server (CPU, RSS) and this process (CPU) at each
-//! phase boundary, drives the progress line, and merges what the workers
-//! measured into an [`Outcome`].
+//! The main thread's side of a run: starts the workers (for a soak run, the
+//! monitor; for ocpp with `--commands`, the commands), samples the server
+//! (CPU, RSS) and this process (CPU) at each phase boundary, drives the
+//! progress line, and merges what the workers measured into an [`Outcome`].
 
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::{Mode, Plan};
+use crate::commands::{CommandStats, Commander};
 use crate::monitor::{Monitor, Watch};
 use crate::phases::{rendezvous_count, run_worker};
 use crate::procinfo;
@@ -57,6 +59,8 @@ pub struct Outcome {
     pub watch: Option<Watch>,
     /// Realtime: what making the rooms did (set by the caller).
     pub rooms: Option<RoomSetup>,
+    /// OCPP `--commands`: what they got.
+    pub commands: Option<CommandStats>,
 }
 
 /// Runs `plan` to the end.
@@ -104,6 +108,17 @@ pub fn run(plan: Plan) -> Outcome {
     }
     let connected = Sample::take(pid);
     let up_after_connect = LiveSum::of(&shared.lives).up;
+    let commands = shared.plan.mode.commands().map(|c| {
+        let commander = Commander::start(&shared.plan, c);
+        // The workers keep answering until the commands are back.
+        while shared.work_done.load(Acquire) < threads && Instant::now() < far {
+            progress.tick(LiveSum::of(&shared.lives));
+            std::thread::sleep(tick);
+        }
+        let stats = commander.stop();
+        shared.commands_done.store(true, Release);
+        stats
+    });
     all_arrived &= shared
         .rendezvous
         .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
@@ -127,5 +142,6 @@ pub fn run(plan: Plan) -> Outcome {
         timed_out: !all_arrived || worked.at >= shared.deadline,
         watch,
         rooms: None,
+        commands,
     }
 }

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,10 @@ pub struct Shared {
     /// Realtime: when a member last heard from the server while settling,
     /// ns since `epoch`.
     pub last_heard_ns: AtomicU64,
+    /// OCPP with `--commands`: threads done with their charge points' work,
+    /// which keep answering commands until `commands_done`.
+    pub work_done: AtomicUsize,
+    pub commands_done: AtomicBool,
 }
 
 impl Shared {
@@ -66,6 +70,8 @@ impl Shared {
             published: (0..plan.publishers).map(|_| AtomicU64::new(0)).collect(),
             published_done: AtomicUsize::new(0),
             last_heard_ns: AtomicU64::new(0),
+            work_done: AtomicUsize::new(0),
+            commands_done: AtomicBool::new(false),
             plan,
         }
     }

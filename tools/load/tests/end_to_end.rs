@@ -4,6 +4,8 @@
 //! shards; once with permessage-deflate on), with small counts; the JSON
 //! report must show the work done and no failures.
 
+mod common;
+
 use std::process::Command;
 
 use ringgate::{Accept, Config, ConnCtx, Handler, Message, Reject, Server, UpgradeRequest};
@@ -15,6 +17,7 @@ fn config(shards: usize) -> Config {
     cfg.server.host = "127.0.0.1".into();
     cfg.server.port = 0;
     cfg.server.shards = shards;
+    cfg.server.io = common::driver();
     cfg
 }
 
@@ -142,6 +145,102 @@ fn sustained_reports_a_timeline() {
     assert_eq!(sent, 200);
     s.shutdown();
     s.join().unwrap();
+}
+
+#[test]
+fn all_runs_storm_then_throughput_then_sustained_in_one_report() {
+    let s = server();
+    let r = load(
+        &s,
+        &[
+            "--test-type",
+            "all",
+            "-c",
+            "20",
+            "--duration",
+            "500ms",
+            "--message-interval",
+            "50",
+            "--report-interval",
+            "250ms",
+        ],
+    );
+    assert_eq!(r["mode"], "all", "{r}");
+    assert_eq!(r["passed"], true, "{r}");
+    for phase in ["storm", "throughput", "sustained"] {
+        let p = &r[phase];
+        assert_eq!(p["mode"], phase, "{r}");
+        assert_eq!(p["passed"], true, "{phase}: {r}");
+        assert_eq!(p["problems"], serde_json::json!([]), "{phase}: {r}");
+        assert_clean(p, 20);
+    }
+    assert!(
+        r["storm"]["handshakes_per_s"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    let t = &r["throughput"];
+    assert!(t["messages"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(t["messages"], t["messages_sent"], "{r}");
+    assert!(
+        (0.4..5.0).contains(&t["elapsed_s"].as_f64().unwrap()),
+        "--duration: {r}"
+    );
+    let sus = &r["sustained"];
+    assert_eq!(sus["messages_sent"], 200, "20 × 500 ms / 50 ms: {r}");
+    assert!(sus["timeline"].as_array().unwrap().len() >= 2, "{r}");
+    s.shutdown();
+    s.join().unwrap();
+}
+
+#[test]
+fn all_with_messages_counts_throughput_and_fails_when_a_phase_fails() {
+    let s = server();
+    let r = load(
+        &s,
+        &[
+            "all",
+            "-c",
+            "5",
+            "--messages",
+            "40",
+            "--duration",
+            "200ms",
+            "--message-interval",
+            "20",
+        ],
+    );
+    assert_eq!(r["throughput"]["messages"], 200, "count mode: {r}");
+    s.shutdown();
+    s.join().unwrap();
+    // A port nobody listens on: every phase fails, and the run.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/echo");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringgate-load"))
+        .args([
+            "all",
+            "-c",
+            "3",
+            "--duration",
+            "100ms",
+            "--json",
+            "--url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["passed"], false, "{r}");
+    for phase in ["storm", "throughput", "sustained"] {
+        assert_eq!(r[phase]["passed"], false, "{phase}: {r}");
+        assert_eq!(r[phase]["failures"]["connect_refused"], 3, "{phase}: {r}");
+        let problems = r[phase]["problems"].as_array().unwrap();
+        assert!(!problems.is_empty(), "{phase}: {r}");
+    }
 }
 
 /// examples/pubsub.rs's handler: subscribe to `?channel=` unless

@@ -4,6 +4,10 @@
 //! command sent through the admin API while they hold is answered, and the
 //! report says so; a gateway that requires passwords refuses every charge
 //! point with 401, which the report counts by status and which fails the run.
+//! With `--commands`, the tool itself sends downlink commands through the
+//! admin API at a rate, and the report says whether every one was answered.
+
+mod common;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -15,11 +19,18 @@ use ringgate::{Config, Server, ServerHandle};
 use serde_json::Value;
 
 fn gateway(auth_required: bool) -> ServerHandle {
+    gateway_with(auth_required, "")
+}
+
+/// The gateway; with a non-empty `admin_token`, its admin API wants it.
+fn gateway_with(auth_required: bool, admin_token: &str) -> ServerHandle {
     let mut cfg = Config::default();
     cfg.server.host = "127.0.0.1".into();
     cfg.server.port = 0;
     cfg.server.shards = 2;
+    cfg.server.io = common::driver();
     cfg.ocpp.auth_required = auth_required;
+    cfg.admin.token = ringgate::config::Secret(admin_token.into());
     let (builder, _) = ocpp::install(Server::builder(cfg), None).expect("the gateway installs");
     builder.start().expect("server starts")
 }
@@ -119,6 +130,63 @@ fn refused_charge_points_are_counted_by_status_and_fail_the_run() {
     assert_eq!(r["failures"], serde_json::json!({"bad_status": 20}), "{r}");
     assert_eq!(r["refused"], serde_json::json!({"401": 20}), "{r}");
     assert_eq!(r["ocpp"]["passed"], false);
+    server.shutdown();
+    server.join().unwrap();
+}
+
+#[test]
+fn commands_go_through_the_admin_api_and_every_one_is_answered() {
+    let server = gateway_with(false, "adm1n");
+    let (out, r) = load(
+        &server,
+        "-c 10 --threads 2 --heartbeats 0 --hold 1500ms --commands 20 --admin-token adm1n",
+    );
+    assert!(out.status.success(), "{r}");
+    assert_eq!(r["failures"], serde_json::json!({}), "{r}");
+    let o = &r["ocpp"];
+    let c = &o["commands"];
+    let sent = c["sent"].as_u64().unwrap();
+    assert!((20..=40).contains(&sent), "about 1.5 s at 20/s: {r}");
+    assert!(c["due"].as_u64().unwrap() >= sent, "{r}");
+    assert_eq!(c["answered"], sent, "{r}");
+    assert_eq!(c["failed"], serde_json::json!({}), "{r}");
+    assert_eq!(c["all_answered"], true, "{r}");
+    assert_eq!(c["latency_us"]["count"], sent, "{r}");
+    let by_action: u64 = c["by_action"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_action, sent, "{r}");
+    // The charge points got each one as a server CALL and answered it.
+    assert_eq!(o["server_calls_answered"], sent, "{r}");
+    assert_eq!(o["passed"], true, "{r}");
+    server.shutdown();
+    server.join().unwrap();
+}
+
+#[test]
+fn commands_the_admin_api_refuses_are_counted_by_status_and_fail_the_run() {
+    let server = gateway_with(false, "adm1n");
+    let (out, r) = load(
+        &server,
+        "-c 3 --heartbeats 0 --hold 500ms --commands 10 --admin-token wrong",
+    );
+    assert_eq!(out.status.code(), Some(1), "{r}");
+    let c = &r["ocpp"]["commands"];
+    let sent = c["sent"].as_u64().unwrap();
+    assert!(sent >= 1, "{r}");
+    assert_eq!(c["answered"], 0, "{r}");
+    assert_eq!(c["all_answered"], false, "{r}");
+    let failed = c["failed"].as_object().unwrap();
+    assert_eq!(failed.len(), 1, "{r}");
+    let (status, n) = failed.iter().next().unwrap();
+    assert!(status.starts_with("401"), "{r}");
+    assert_eq!(n.as_u64(), Some(sent), "{r}");
+    assert_eq!(r["ocpp"]["passed"], false, "{r}");
+    // The charge points themselves were fine.
+    assert_eq!(r["failures"], serde_json::json!({}), "{r}");
     server.shutdown();
     server.join().unwrap();
 }
