@@ -47,7 +47,8 @@ pub struct OcppConfig {
     /// Largest OCPP message (larger: close 1009).
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub max_message_size: usize,
-    /// Charge points remembered, connected or not (a new id past it: 503).
+    /// Charge points remembered, connected or not; past it a new one takes the place of a
+    /// disconnected one (never booted first, then the longest gone), else 503.
     pub max_charge_points: usize,
     /// Append every event to this NDJSON file; empty = no file.
     pub events_file: String,

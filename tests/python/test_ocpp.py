@@ -1034,3 +1034,70 @@ def test_idle_timeout_closes_silent_charge_points_with_4001(start_server):
         await heartbeat(busy, "still")
 
     drive(server, body)
+
+
+# --- the charge-point table: eviction and deletion ---------------------------------------
+
+
+def known_ids(server):
+    """{id: connected} of every charge point the gateway remembers."""
+    page = http(server, "GET", "/ocpp/charge-points?limit=1000").json()
+    return {cp["id"]: cp["connected"] for cp in page["charge_points"]}
+
+
+def test_a_full_table_evicts_disconnected_charge_points_never_booted_first(start_server):
+    server = gateway(start_server, OCPP_MAX_CHARGE_POINTS="3")
+
+    async def body(net):
+        booted = await net.station("BOOTED")
+        await booted.boot()
+        await booted.ws.close()
+        await wait_until(lambda: known_ids(server) == {"BOOTED": False}, "BOOTED disconnected")
+        for cp_id in ("IDLE1", "IDLE2"):  # connect and leave without a boot, after BOOTED left
+            await (await net.open(cp_id)).close()
+            await wait_until(lambda: known_ids(server).get(cp_id) is False, f"{cp_id} disconnected")
+        # Full of disconnected charge points: each newcomer evicts one, those that never booted
+        # first, the one that left first first.
+        for newcomer, evicted in [("NEW1", "IDLE1"), ("NEW2", "IDLE2"), ("NEW3", "BOOTED")]:
+            await heartbeat(await net.raw(newcomer))
+            known = await off_loop(known_ids, server)
+            assert newcomer in known and evicted not in known, (newcomer, known)
+            r = await ahttp(server, "GET", f"/ocpp/charge-points/{evicted}")
+            assert r.status_code == 404
+        # Every one left is connected: nobody to evict.
+        assert await net.refused("NEW4") == (503, "charge_point_table_full")
+        assert await off_loop(known_ids, server) == {"NEW1": True, "NEW2": True, "NEW3": True}
+
+    drive(server, body)
+
+
+def test_admin_delete_forgets_a_charge_point_and_force_closes_a_connected_one(start_server):
+    server = gateway(start_server)
+
+    async def body(net):
+        gone = await net.station("GONE")
+        await gone.boot()
+        await gone.ws.close()
+        await wait_until(lambda: known_ids(server).get("GONE") is False, "GONE disconnected")
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/GONE")
+        assert (r.status_code, r.content) == (204, b"")
+        assert (await ahttp(server, "GET", "/ocpp/charge-points/GONE")).status_code == 404
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/GONE")
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_charge_point")
+
+        live = await net.raw("LIVE")
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/LIVE")
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "connected")
+        await heartbeat(live)  # untouched
+        assert (await off_loop(station_facts, server, "LIVE"))["connected"] is True
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/LIVE?force=true")
+        assert r.status_code == 204
+        assert await closed_with(live) == 4002
+        assert (await ahttp(server, "GET", "/ocpp/charge-points/LIVE")).status_code == 404
+        status, doc = await command(server, "LIVE", "Reset", {"type": "Soft"})
+        assert (status, doc["error"]["code"]) == (404, "not_connected")
+        values = await off_loop(scrape, server)
+        assert metric(values, "ocpp_charge_points_known") == 0
+        assert metric(values, "ocpp_charge_points_connected", protocol=V16) == 0
+
+    drive(server, body)

@@ -29,6 +29,8 @@ use super::{Refusal, Service};
 pub const CLOSE_REPLACED: u16 = 4000;
 /// Close code of a charge point silent for `OCPP_IDLE_TIMEOUT`.
 pub const CLOSE_IDLE: u16 = 4001;
+/// Close code of a charge point an administrator deleted (`DELETE …?force=true`).
+pub const CLOSE_DELETED: u16 = 4002;
 
 /// The timer token of the idle check (the downlink's tokens start above it).
 const IDLE_TIMER: u64 = 1;

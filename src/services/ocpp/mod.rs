@@ -40,7 +40,7 @@ use central::{BootStatus, Policy, TransactionIds};
 pub use commands::Gateway;
 use errors::Version;
 use events::{EventSink, Events, NdjsonFile};
-pub use handler::{CLOSE_IDLE, CLOSE_REPLACED};
+pub use handler::{CLOSE_DELETED, CLOSE_IDLE, CLOSE_REPLACED};
 use registry::Registry;
 
 /// Why the gateway could not be set up; names the setting at fault.
