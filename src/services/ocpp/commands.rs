@@ -43,7 +43,8 @@ impl Gateway {
 
     /// Sends CALL `action` with `payload` to charge point `charge_point_id` and waits at most
     /// `timeout` (queueing included) for its CALLRESULT or CALLERROR. Commands to one charge
-    /// point go one at a time, in order. `hub` is the running server's
+    /// point go one at a time, in order. A charge point whose connection is closing is not
+    /// connected: the command is refused at once. `hub` is the running server's
     /// ([`crate::ServerHandle::hub`]).
     pub async fn send_command(
         &self,
@@ -76,7 +77,9 @@ impl Gateway {
                 conn: link.conn,
             };
             let max = on_shard.cfg.max_queued_commands;
-            let Some(session) = port.shard.identity_mut::<Session>(link.conn) else {
+            // Closing since the table was read: its downlink takes nothing more.
+            let session = port.shard.identity_mut::<Session>(link.conn);
+            let Some(session) = session.filter(|session| !session.downlink.is_closed()) else {
                 return Err(CommandError::NotConnected(id));
             };
             session.downlink.enqueue(cmd, max)?;

@@ -208,7 +208,7 @@ impl Handler for Ocpp {
         } else {
             CommandError::Disconnected
         };
-        session.downlink.fail_all(&error);
+        session.downlink.close(&error);
         service
             .registry
             .detach(&session.id, conn, SystemTime::now());
