@@ -588,6 +588,11 @@ impl Config {
                 "must be at least 1",
             ),
             (
+                "ocpp.max_message_items",
+                self.ocpp.max_message_items >= 16,
+                "must be at least 16 (a CALL's own elements are 4)",
+            ),
+            (
                 "echo.path",
                 !self.echo.enabled || self.echo.path.starts_with('/'),
                 "must start with /",

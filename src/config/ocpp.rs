@@ -47,6 +47,9 @@ pub struct OcppConfig {
     /// Largest OCPP message (larger: close 1009).
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub max_message_size: usize,
+    /// Most array elements and object members one message holds, all levels together (more:
+    /// a CALLERROR before it is parsed).
+    pub max_message_items: usize,
     /// Charge points remembered, connected or not; past it a new one takes the place of a
     /// disconnected one (never booted first, then the longest gone), else 503.
     pub max_charge_points: usize,
@@ -75,6 +78,7 @@ impl Default for OcppConfig {
             max_queued_commands: 16,
             idle_timeout: Duration::ZERO,
             max_message_size: 1 << 20,
+            max_message_items: 10_000,
             max_charge_points: 200_000,
             events_file: String::new(),
             event_buffer: 65_536,

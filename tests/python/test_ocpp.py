@@ -1036,6 +1036,56 @@ def test_idle_timeout_closes_silent_charge_points_with_4001(start_server):
     drive(server, body)
 
 
+# --- hostile charge points: bounded work and memory --------------------------------------
+
+
+def hostile_meter_values(message_id, items=500_000):
+    """The security review's MeterValues: just under 1 MiB, half a million `0`s where
+    sampled-value objects belong (a few KB once compressed)."""
+    head = f'[2,"{message_id}","MeterValues",{{"connectorId":1,"meterValue":[{{"timestamp":"2026-01-01T00:00:00Z","sampledValue":['
+    return head + ",".join(["0"] * items) + "]}]}]"
+
+
+def test_a_flood_of_hostile_meter_values_leaves_the_shard_responsive(start_server):
+    server = gateway(start_server, RINGGATE_SHARDS=1, OCPP_COMPRESSION="shared")
+    frames = 12
+    # An echo round trip on the flooded shard; before the fix, one hostile frame took seconds.
+    # Each frame still costs the shard its inflate and UTF-8 check (tens of ms in a debug
+    # build), so the flood sends the next as soon as the last is answered.
+    too_slow = 0.2
+
+    async def body(net):
+        attacker = await net.raw("EVIL", V16, compression="deflate")
+        echo = await connect(server.url("/echo"), **ws_options())
+        net.sockets.append(echo)
+
+        async def flood():
+            answers = []
+            for n in range(frames):
+                await attacker.send(hostile_meter_values(f"h{n}"))
+                answers.append(await receive(attacker, 60))
+            return answers
+
+        flooding = asyncio.create_task(flood())
+        round_trips = []
+        while not flooding.done() and max(round_trips, default=0) < too_slow:
+            started = time.monotonic()
+            await echo.send("ping")
+            try:
+                await asyncio.wait_for(echo.recv(), 10)
+            except TimeoutError:
+                pass
+            round_trips.append(time.monotonic() - started)
+            await asyncio.sleep(0.005)
+        assert max(round_trips) < too_slow, f"{len(round_trips)} round trips, the slowest {max(round_trips):.3f} s"
+        answers = await asyncio.wait_for(flooding, 60)
+        assert [a[:3] for a in answers] == [[4, f"h{n}", "OccurenceConstraintViolation"] for n in range(frames)]
+        assert answers[0][3] == "the message holds more than 10000 items (array elements and object members)"
+        await heartbeat(attacker)
+
+    drive(server, body, deadline=120)
+
+
 # --- the charge-point table: eviction and deletion ---------------------------------------
 
 

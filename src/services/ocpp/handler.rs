@@ -2,7 +2,8 @@
 //! Basic auth, room in the table), one connection per charge point, and each frame in turn:
 //! an uplink CALL validated and answered by the embedded central system, an answer to a
 //! downlink CALL handed to the [`Downlink`](super::downlink::Downlink), anything malformed
-//! answered with the CALLERROR it deserves while the connection stays up.
+//! answered with the CALLERROR it deserves while the connection stays up. The work a frame
+//! costs the shard is bounded by its size and `OCPP_MAX_MESSAGE_ITEMS`, whatever it holds.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -18,7 +19,7 @@ use super::downlink::{Answer, CommandError};
 use super::errors::{ErrorCode, Version};
 use super::events::{Direction, EventKind};
 use super::figures::{Outcome, ShardFigures};
-use super::frame::{self, Frame, FrameError, MessageType};
+use super::frame::{self, Frame, FrameError, MessageType, Parsed};
 use super::identity::{charge_point_id, choose_version};
 use super::registry::Link;
 use super::schema;
@@ -143,9 +144,9 @@ impl Handler for Ocpp {
         session_of(ctx).last_rx = received;
         let parsed = {
             let scratch = &mut ctx.local::<Scratch>().0;
-            frame::parse(text, scratch)
+            frame::parse(text, scratch, self.service.cfg.max_message_items)
         };
-        match parsed {
+        match parsed.map(|Parsed { frame, .. }| frame) {
             Ok(Frame::Call {
                 id,
                 action,

@@ -1,7 +1,8 @@
 //! The OCPP-J gateway on `{SERVER_WEBSOCKET_PATH}/{charge_point_id}`: charge points speaking
 //! `ocpp1.6` or `ocpp2.0.1` (contract, "OCPP-J"; README, "OCPP"). Sans-IO layers, tested on
-//! text: the RPC framing ([`frame`]), versions and error codes ([`errors`]), payload
-//! validation against the official JSON schemas ([`schema`]), who is connecting
+//! text: the RPC framing ([`frame`], over a byte scan that bounds each message first),
+//! versions and error codes ([`errors`]), payload validation against the official JSON
+//! schemas ([`schema`]), who is connecting
 //! ([`identity`], [`auth`]), the embedded central system ([`central`]) and what it learns
 //! ([`station`]), one charge point's command queue ([`downlink`]). On top: the route's
 //! handler, the charge-point table ([`registry`]), commands from the backend ([`commands`]),
@@ -23,6 +24,7 @@ pub mod frame;
 mod handler;
 pub mod identity;
 mod metrics;
+mod rawjson;
 pub mod registry;
 pub mod schema;
 mod session;
