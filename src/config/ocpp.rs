@@ -57,6 +57,9 @@ pub struct OcppConfig {
     pub events_file: String,
     /// Events queued for the sink; past it they are dropped and counted.
     pub event_buffer: usize,
+    /// Bytes the queued events may hold; past it they are dropped and counted.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub event_buffer_bytes: usize,
     /// permessage-deflate on the OCPP route.
     #[serde(deserialize_with = "from_kind::<Compress, _, _>")]
     pub compression: Compression,
@@ -82,6 +85,7 @@ impl Default for OcppConfig {
             max_charge_points: 200_000,
             events_file: String::new(),
             event_buffer: 65_536,
+            event_buffer_bytes: 64 << 20,
             compression: Compression::Default,
         }
     }

@@ -18,6 +18,7 @@ import concurrent.futures
 import datetime
 import functools
 import json
+import os
 import subprocess
 import time
 import urllib.parse
@@ -1084,6 +1085,48 @@ def test_a_flood_of_hostile_meter_values_leaves_the_shard_responsive(start_serve
         await heartbeat(attacker)
 
     drive(server, body, deadline=120)
+
+
+def rss_mib(server):
+    """The server's resident memory."""
+    with open(f"/proc/{server.proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    pytest.fail("no VmRSS line")
+
+
+def test_a_stalled_event_sink_holds_at_most_OCPP_EVENT_BUFFER_BYTES(start_server, tmp_path):
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    # Opened and never read: once the pipe's 64 KiB are full, the sink's writes block for good.
+    stalled = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    budget_mib, frames = 16, 120
+    try:
+        server = gateway(
+            start_server,
+            OCPP_EVENTS_FILE=fifo,
+            OCPP_EVENT_BUFFER_BYTES=f"{budget_mib}MiB",
+            OCPP_COMPRESSION="shared",
+        )
+
+        async def body(net):
+            ws = await net.raw("CP1", V16, compression="deflate")
+            await heartbeat(ws)
+            before = rss_mib(server)
+            data = "x" * 1_000_000  # a few KB once compressed
+            for n in range(frames):
+                answer = await rpc(ws, [2, f"d{n}", "DataTransfer", {"vendorId": "com.example", "data": data}])
+                assert answer == [3, f"d{n}", {"status": "Accepted"}], answer[:3]
+            grown = rss_mib(server) - before
+            assert grown < budget_mib + 32, f"RSS grew {grown:.0f} MiB for {frames} events of 1 MB"
+            values = await off_loop(scrape, server)
+            # The CALL events past the budget, and the answers' events behind them.
+            assert metric(values, "ocpp_event_sink_dropped_total") >= frames - budget_mib
+
+        drive(server, body, deadline=120)
+    finally:
+        os.close(stalled)
 
 
 # --- the charge-point table: eviction and deletion ---------------------------------------

@@ -17,7 +17,7 @@ use crate::{Accept, ConnCtx, Handler, Message, Reject, UpgradeRequest};
 use super::central::{self, BootStatus};
 use super::downlink::{Answer, CommandError};
 use super::errors::{ErrorCode, Version};
-use super::events::{Direction, EventKind};
+use super::events::{Direction, EventKind, JsonText};
 use super::figures::{Outcome, ShardFigures};
 use super::frame::{self, Frame, FrameError, MessageType, Parsed};
 use super::identity::{charge_point_id, choose_version};
@@ -124,7 +124,8 @@ impl Handler for Ocpp {
         }
         if service.events.enabled() {
             let mut event = session_of(ctx).event(None, EventKind::Connected);
-            event.payload = Some(json!({"remote_addr": addr.map(|a| a.to_string())}));
+            let remote_addr = addr.map(|a| a.to_string());
+            event.payload = Some(JsonText::of(&json!({ "remote_addr": remote_addr })));
             service.events.publish(event);
         }
         if !service.cfg.idle_timeout.is_zero() {
@@ -146,30 +147,47 @@ impl Handler for Ocpp {
             let scratch = &mut ctx.local::<Scratch>().0;
             frame::parse(text, scratch, self.service.cfg.max_message_items)
         };
-        match parsed.map(|Parsed { frame, .. }| frame) {
-            Ok(Frame::Call {
+        let Parsed {
+            frame,
+            payload_text,
+        } = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => return self.on_bad_frame(ctx, e, text),
+        };
+        let events = self.service.events.enabled();
+        match frame {
+            Frame::Call {
                 id,
                 action,
                 payload,
-            }) => self.on_call(ctx, id, action, payload, received),
-            Ok(Frame::CallResult { id, payload }) => {
-                self.on_answer(ctx, id, Answer::Result(payload))
+            } => {
+                let call = Call {
+                    message_id: id,
+                    action,
+                    payload,
+                    payload_text,
+                    received,
+                };
+                self.on_call(ctx, call)
             }
-            Ok(Frame::CallError {
+            Frame::CallResult { id, payload } => {
+                let shown = events.then(|| JsonText::received(payload_text));
+                self.on_answer(ctx, id, Answer::Result(payload), shown)
+            }
+            Frame::CallError {
                 id,
                 code,
                 description,
                 details,
-            }) => self.on_answer(
-                ctx,
-                id,
-                Answer::Error {
+            } => {
+                let shown = events.then(|| JsonText::call_error(&code, &description, &details));
+                let answer = Answer::Error {
                     code,
                     description,
                     details,
-                },
-            ),
-            Err(e) => self.on_bad_frame(ctx, e, text),
+                };
+                self.on_answer(ctx, id, answer, shown)
+            }
         }
     }
 
@@ -215,22 +233,32 @@ impl Handler for Ocpp {
             .detach(&session.id, conn, SystemTime::now());
         if service.events.enabled() {
             let mut event = session.event(None, EventKind::Disconnected);
-            event.payload = Some(json!({"code": code, "reason": reason}));
+            event.payload = Some(JsonText::of(&json!({"code": code, "reason": reason})));
             service.events.publish(event);
         }
     }
 }
 
+/// An uplink CALL, parsed.
+struct Call<'t> {
+    message_id: String,
+    action: String,
+    payload: Value,
+    /// The payload as received, for its event.
+    payload_text: &'t str,
+    received: Instant,
+}
+
 impl Ocpp {
     /// An uplink CALL: validated, answered by the embedded central system, its facts kept.
-    fn on_call(
-        &self,
-        ctx: &mut ConnCtx<'_>,
-        message_id: String,
-        action: String,
-        payload: Value,
-        received: Instant,
-    ) {
+    fn on_call(&self, ctx: &mut ConnCtx<'_>, call: Call<'_>) {
+        let Call {
+            message_id,
+            action,
+            payload,
+            payload_text,
+            received,
+        } = call;
         let service = &self.service;
         let session = session_of(ctx);
         let (id, version, boot) = (session.id.clone(), session.version, session.boot);
@@ -239,7 +267,7 @@ impl Ocpp {
             let mut event = session.event(Some(Direction::Uplink), EventKind::Call);
             event.action = Some(action.clone());
             event.message_id = Some(message_id.clone());
-            event.payload = Some(payload.clone());
+            event.payload = Some(JsonText::received(payload_text));
             event
         });
         let answered = if boot == Some(BootStatus::Rejected) && action != "BootNotification" {
@@ -282,30 +310,27 @@ impl Ocpp {
         {
             session_of(ctx).boot = Some(*status);
         }
+        let events = call_event.is_some();
         let (text, outcome, answer_event) = match answered {
             Ok(answer) => {
                 let text = frame::encode_result(&message_id, &answer.payload);
-                (
-                    text,
-                    Outcome::Result,
-                    (EventKind::CallResult, answer.payload),
-                )
+                let shown = events.then(|| JsonText::of(&answer.payload));
+                (text, Outcome::Result, (EventKind::CallResult, shown))
             }
             Err(refusal) => {
                 tracing::debug!(charge_point = %id, %action, code = ?refusal.code, "uplink CALL refused: {}", refusal.description);
+                let details = json!({});
                 let text = frame::encode_error(
                     &message_id,
                     refusal.code,
                     version,
                     &refusal.description,
-                    &json!({}),
+                    &details,
                 );
-                let payload = json!({
-                    "code": refusal.code.name(version),
-                    "description": refusal.description,
-                    "details": {},
-                });
-                (text, Outcome::Error, (EventKind::CallError, payload))
+                let code = refusal.code.name(version);
+                let shown =
+                    events.then(|| JsonText::call_error(code, &refusal.description, &details));
+                (text, Outcome::Error, (EventKind::CallError, shown))
             }
         };
         ctx.send(Message::Text(&text));
@@ -320,13 +345,20 @@ impl Ocpp {
             let mut event = session_of(ctx).event(Some(Direction::Downlink), answer_event.0);
             event.action = Some(action);
             event.message_id = Some(message_id);
-            event.payload = Some(answer_event.1);
+            event.payload = answer_event.1;
             service.events.publish(event);
         }
     }
 
     /// A CALLRESULT or CALLERROR: the answer to the outstanding downlink CALL, or dropped.
-    fn on_answer(&self, ctx: &mut ConnCtx<'_>, message_id: String, answer: Answer) {
+    /// `shown` is its event's payload, when events are on.
+    fn on_answer(
+        &self,
+        ctx: &mut ConnCtx<'_>,
+        message_id: String,
+        answer: Answer,
+        shown: Option<JsonText>,
+    ) {
         let service = &self.service;
         let session = session_of(ctx);
         let id = session.id.clone();
@@ -334,17 +366,10 @@ impl Ocpp {
             Answer::Result(_) => EventKind::CallResult,
             Answer::Error { .. } => EventKind::CallError,
         };
-        let mut event = service.events.enabled().then(|| {
+        let mut event = shown.map(|payload| {
             let mut event = session.event(Some(Direction::Uplink), kind);
             event.message_id = Some(message_id.clone());
-            event.payload = Some(match &answer {
-                Answer::Result(payload) => payload.clone(),
-                Answer::Error {
-                    code,
-                    description,
-                    details,
-                } => json!({"code": code, "description": description, "details": details}),
-            });
+            event.payload = Some(payload);
             event
         });
         let settled = session.downlink.answer(&message_id, answer, Instant::now());
@@ -406,15 +431,23 @@ impl Ocpp {
         };
         if let Some(message_id) = answered_call {
             // A malformed answer to the outstanding CALL still ends it, as an error.
+            let code = error.code.name(version);
+            let description = format!(
+                "the charge point's answer was malformed: {}",
+                error.description
+            );
+            let details = json!({});
+            let shown = self
+                .service
+                .events
+                .enabled()
+                .then(|| JsonText::call_error(code, &description, &details));
             let answer = Answer::Error {
-                code: error.code.name(version).to_owned(),
-                description: format!(
-                    "the charge point's answer was malformed: {}",
-                    error.description
-                ),
-                details: json!({}),
+                code: code.to_owned(),
+                description,
+                details,
             };
-            self.on_answer(ctx, message_id, answer);
+            self.on_answer(ctx, message_id, answer, shown);
         }
         if let Some(reply_id) = reply_id {
             let text = frame::encode_error(

@@ -168,7 +168,8 @@ pub fn install(
         }
     };
     let events = match sink {
-        Some(sink) => Events::start(sink, cfg.event_buffer).map_err(OcppError::Sink)?,
+        Some(sink) => Events::start(sink, cfg.event_buffer, cfg.event_buffer_bytes)
+            .map_err(OcppError::Sink)?,
         None => Events::disabled(),
     };
     let compression = builder.config().deflate_mode(cfg.compression);

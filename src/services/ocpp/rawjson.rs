@@ -1,8 +1,8 @@
 //! Byte passes over raw JSON text that never parse it: the scan of a message before anything
 //! parses it ([`scan`]: how deep it nests, how many items it holds, where the elements of its
 //! top-level array lie), which bounds what the parser and the schema validator are asked to
-//! do. It never validates: on text that is not JSON its answers mean nothing (the parser
-//! refuses such text anyway).
+//! do; and [`compact`], which drops the whitespace outside strings. Neither validates: on text
+//! that is not JSON their answers mean nothing (the parser refuses such text anyway).
 
 use std::ops::Range;
 
@@ -131,6 +131,22 @@ pub fn scan(text: &[u8], limits: Limits) -> Shape {
     shape
 }
 
+/// `json` without the whitespace outside its strings: one line, however it was laid out.
+pub fn compact(json: &str) -> String {
+    let mut strings = Strings::default();
+    let mut kept = String::with_capacity(json.len());
+    let mut run_start = 0;
+    for (at, b) in json.bytes().enumerate() {
+        if !strings.holds(b) && is_whitespace(b) {
+            // An ASCII byte: both ends of the run are character boundaries.
+            kept.push_str(&json[run_start..at]);
+            run_start = at + 1;
+        }
+    }
+    kept.push_str(&json[run_start..]);
+    kept
+}
+
 fn end_element(shape: &mut Shape, start: Option<usize>, end: usize) {
     if let Some(start) = start {
         if shape.elements.len() < ELEMENTS {
@@ -222,6 +238,16 @@ mod tests {
         assert_eq!(shape.elements.first(), Some(&(1..text.len() - 1)));
         // Closers past the start never underflow.
         assert_eq!(scan(b"]]]]}}[", limits).exceeded, None);
+    }
+
+    #[test]
+    fn compact_drops_whitespace_outside_strings_only() {
+        assert_eq!(
+            compact(" {\n\t\"a b\" : [ 1 , \"\\\" x\\n\" ] ,\r\n\"é\":{ } }\n"),
+            r#"{"a b":[1,"\" x\n"],"é":{}}"#
+        );
+        assert_eq!(compact(r#"{"k":"v"}"#), r#"{"k":"v"}"#);
+        assert_eq!(compact(""), "");
     }
 
     #[test]
