@@ -1087,6 +1087,23 @@ def test_a_flood_of_hostile_meter_values_leaves_the_shard_responsive(start_serve
     drive(server, body, deadline=120)
 
 
+def test_a_huge_action_name_is_not_implemented_and_never_echoed(start_server):
+    server = gateway(start_server)
+    action = "A" * 500_000
+
+    async def body(net):
+        for protocol in (V16, V201):
+            ws = await net.raw(f"CP-{protocol}", protocol)
+            answer = await rpc(ws, [2, "m1", action, {}])
+            assert answer[:3] == [4, "m1", "NotImplemented"] and answer[4] == {}, answer[:3]
+            assert len(json.dumps(answer)) < 300, f"a {len(json.dumps(answer))}-byte answer"
+            await heartbeat(ws)
+        page = await ahttp(server, "GET", "/metrics")
+        assert action[:100] not in page.text and len(page.text) < 100_000
+
+    drive(server, body)
+
+
 def rss_mib(server):
     """The server's resident memory."""
     with open(f"/proc/{server.proc.pid}/status") as status:

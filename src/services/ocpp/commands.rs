@@ -14,11 +14,9 @@ use tokio::sync::oneshot;
 use crate::hub::Hub;
 
 use super::downlink::{Answer, Command, CommandError};
+use super::frame::{is_action_name, MAX_ACTION};
 use super::session::{pump, OnShard, Session};
 use super::Service;
-
-/// Longest action name a command may carry.
-const MAX_ACTION: usize = 64;
 
 /// The handle a program embedding the gateway uses to command charge points. Cheap to clone.
 #[derive(Clone)]
@@ -100,9 +98,7 @@ impl Gateway {
 
 /// Checks a command's action name and payload before it is sent.
 pub fn check_command(action: &str, payload: &Value) -> Result<(), BadCommand> {
-    let valid_action = (1..=MAX_ACTION).contains(&action.len())
-        && action.bytes().all(|b| b.is_ascii_alphanumeric());
-    if !valid_action {
+    if !is_action_name(action) {
         return Err(BadCommand::Action);
     }
     if !payload.is_object() {

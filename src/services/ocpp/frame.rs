@@ -1,7 +1,7 @@
 //! OCPP-J RPC framing, sans-IO: parses one text message into a [`Frame`] (CALL, CALLRESULT,
 //! CALLERROR) and its payload's text, or a [`FrameError`] naming the CALLERROR code it deserves
 //! and the id to answer under, and writes frames. It never looks inside a payload beyond "is an
-//! object", never knows actions, and never answers anything itself.
+//! object", knows actions only as names, and never answers anything itself.
 
 use serde_json::Value;
 
@@ -10,6 +10,9 @@ use super::rawjson::{self, Exceeded, Limits, Shape};
 
 /// Longest message id, in characters (both versions: `string[36]`).
 pub const MAX_MESSAGE_ID: usize = 36;
+
+/// Longest action name, in ASCII letters and digits (OCPP's longest is 32).
+pub const MAX_ACTION: usize = 64;
 
 /// Longest id, in characters, a [`FrameError`] echoes when the id itself is what is wrong
 /// (empty or over [`MAX_MESSAGE_ID`]): enough for the sender to match the CALLERROR to its
@@ -88,6 +91,12 @@ pub struct FrameError {
     pub message_type: Option<MessageType>,
     pub code: ErrorCode,
     pub description: String,
+}
+
+/// Whether `action` is an action name: 1 to [`MAX_ACTION`] ASCII letters and digits, as every
+/// OCPP action is.
+pub fn is_action_name(action: &str) -> bool {
+    (1..=MAX_ACTION).contains(&action.len()) && action.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Parses one text message holding at most `max_items` items (array elements and object members,
@@ -1049,5 +1058,20 @@ mod tests {
         let long_id = "i".repeat(MAX_ECHOED_ID + 1);
         let text = format!(r#"[2,"{long_id}",{}]"#, "0,".repeat(20));
         assert_eq!(parse(&text, &mut Vec::new(), 10).unwrap_err().id, None);
+    }
+
+    #[test]
+    fn action_names_are_ascii_letters_and_digits() {
+        for name in [
+            "Reset",
+            "BootNotification",
+            "Get15118EVCertificate",
+            &"A".repeat(64),
+        ] {
+            assert!(is_action_name(name), "{name}");
+        }
+        for name in ["", "Re set", "Données", "a-b", "x/y", &"A".repeat(65)] {
+            assert!(!is_action_name(name), "{name}");
+        }
     }
 }

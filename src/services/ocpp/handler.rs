@@ -19,7 +19,7 @@ use super::downlink::{Answer, CommandError};
 use super::errors::{ErrorCode, Version};
 use super::events::{Direction, EventKind, JsonText};
 use super::figures::{Outcome, ShardFigures};
-use super::frame::{self, Frame, FrameError, MessageType, Parsed};
+use super::frame::{self, Frame, FrameError, MessageType, Parsed, MAX_ACTION};
 use super::identity::{charge_point_id, choose_version};
 use super::registry::Link;
 use super::schema;
@@ -32,6 +32,9 @@ pub const CLOSE_REPLACED: u16 = 4000;
 pub const CLOSE_IDLE: u16 = 4001;
 /// Close code of a charge point an administrator deleted (`DELETE …?force=true`).
 pub const CLOSE_DELETED: u16 = 4002;
+
+/// The action label of a CALL whose action is not an action name, in logs and `/metrics`.
+const NOT_AN_ACTION: &str = "other";
 
 /// The timer token of the idle check (the downlink's tokens start above it).
 const IDLE_TIMER: u64 = 1;
@@ -270,7 +273,20 @@ impl Ocpp {
             event.payload = Some(JsonText::received(payload_text));
             event
         });
-        let answered = if boot == Some(BootStatus::Rejected) && action != "BootNotification" {
+        let named = frame::is_action_name(&action);
+        let label = if named {
+            action.as_str()
+        } else {
+            NOT_AN_ACTION
+        };
+        let answered = if !named {
+            Err(central::Refusal {
+                code: ErrorCode::NotImplemented,
+                description: format!(
+                    "the action is not a name of 1 to {MAX_ACTION} ASCII letters and digits"
+                ),
+            })
+        } else if boot == Some(BootStatus::Rejected) && action != "BootNotification" {
             Err(central::Refusal {
                 code: ErrorCode::Security,
                 description: "the charge point's BootNotification was rejected: boot again"
@@ -318,7 +334,7 @@ impl Ocpp {
                 (text, Outcome::Result, (EventKind::CallResult, shown))
             }
             Err(refusal) => {
-                tracing::debug!(charge_point = %id, %action, code = ?refusal.code, "uplink CALL refused: {}", refusal.description);
+                tracing::debug!(charge_point = %id, action = label, code = ?refusal.code, "uplink CALL refused: {}", refusal.description);
                 let details = json!({});
                 let text = frame::encode_error(
                     &message_id,
@@ -336,7 +352,7 @@ impl Ocpp {
         ctx.send(Message::Text(&text));
         ctx.local::<ShardFigures>().count_call(
             Direction::Uplink,
-            &action,
+            label,
             outcome,
             Some(received.elapsed()),
         );
