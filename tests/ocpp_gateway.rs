@@ -1,13 +1,14 @@
 //! The OCPP gateway as a library user embeds it, over real sockets: a command sent with
 //! `Gateway::send_command` reaches the charge point wherever it is and its answer comes
-//! back; events reach an in-process sink in order; a command to nobody is refused at once.
+//! back; events reach an in-process sink in order; a command to nobody, or to a connection
+//! that is closing, is refused at once.
 //! (The Python suite drives the same gateway with the `ocpp` library as charge points.)
 
 mod common;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{block_on, RawWs, UpgradeRequest};
 use ringgate::services::ocpp::downlink::{Answer, CommandError};
@@ -19,8 +20,16 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(5);
 
 fn start(events: mpsc::Sender<Event>) -> (ServerHandle, Gateway) {
+    start_with(events, |_| {})
+}
+
+fn start_with(
+    events: mpsc::Sender<Event>,
+    configure: impl FnOnce(&mut ringgate::Config),
+) -> (ServerHandle, Gateway) {
     let mut cfg = common::loopback_config();
     cfg.server.shards = 2;
+    configure(&mut cfg);
     let sink = Callback(move |event: &Event| {
         let _ = events.send(event.clone());
     });
@@ -142,4 +151,39 @@ fn a_malformed_answer_ends_the_command_as_an_error() {
         (heartbeat[0].clone(), heartbeat[1].clone()),
         (json!(3), json!("h1"))
     );
+}
+
+#[test]
+fn a_command_to_a_closing_connection_is_refused_at_once() {
+    let (events, _seen) = mpsc::channel();
+    let drain = Duration::from_secs(3);
+    let (handle, gateway) = start_with(events, |cfg| {
+        cfg.server.shards = 1;
+        cfg.server.drain_timeout = drain;
+    });
+    // A charge point that will never answer the server's close frame.
+    let mut cp = charge_point(handle.local_addr(), "CP-9");
+    cp.send_text(r#"[2,"h1","Heartbeat",{}]"#);
+    assert_eq!(read_json(&mut cp)[1], json!("h1"));
+    let hub = handle.hub();
+    let listed = block_on(hub.run_on(0, |shard| shard.connections_after(None, 10))).unwrap();
+    let conn = listed
+        .iter()
+        .find(|c| c.label.as_deref() == Some("CP-9"))
+        .expect("the charge point's connection")
+        .id;
+    // Hold the shard, so that the command finds the connection in the table and then, on the
+    // shard, finds it closing: the close is queued before the command.
+    let held = hub.run_on(0, |_| std::thread::sleep(Duration::from_millis(300)));
+    hub.close(conn, 1001, "going away")
+        .expect("the close is queued");
+    let started = Instant::now();
+    let answer = block_on(gateway.send_command(&hub, "CP-9", "Reset", json!({}), 2 * drain));
+    let took = started.elapsed();
+    assert_eq!(answer, Err(CommandError::NotConnected("CP-9".into())));
+    assert!(took < drain / 2, "answered after {took:?}");
+    block_on(held).expect("the shard was held");
+    // The table no longer points at the closing connection either.
+    let again = block_on(gateway.send_command(&hub, "CP-9", "Reset", json!({}), 2 * drain));
+    assert_eq!(again, Err(CommandError::NotConnected("CP-9".into())));
 }

@@ -1,6 +1,7 @@
 // Checks that the OCPP-J framing never panics: any input is parsed by `frame::parse` (bytes that
 // are not UTF-8 are cut to their valid start, as a text frame could never carry them). A frame
-// that parses is written back and parses to the same frame; a refused one gets a CALLERROR
+// that parses has a payload text that is a JSON object, and is written back and parses to the
+// same frame; a refused one gets a CALLERROR
 // (under its id, or "-1") that parses as one, with the code spelled for the version. A CALL of an
 // action with a vendored schema is validated by `schema::validate`: it never panics, and a refusal
 // has a short description and a code whose spelling for the version parses back. A CALL that
@@ -12,10 +13,22 @@ use libfuzzer_sys::fuzz_target;
 use ringgate::services::ocpp::central::{self, BootStatus, Policy, TransactionIds};
 use ringgate::services::ocpp::errors::{ErrorCode, Version};
 use ringgate::services::ocpp::frame::{
-    encode_call, encode_error, encode_result, parse, Frame, MessageType, MAX_MESSAGE_ID,
+    encode_call, encode_error, encode_result, parse, Frame, FrameError, MessageType, MAX_MESSAGE_ID,
 };
 use ringgate::services::ocpp::schema;
 use ringgate::services::ocpp::station::Station;
+
+/// The items a message may hold: `OCPP_MAX_MESSAGE_ITEMS`'s default.
+const MAX_ITEMS: usize = 10_000;
+
+/// `text` parsed as the gateway does; a parsed message's payload text parses to an object.
+fn frame_of(text: &str, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
+    let parsed = parse(text, scratch, MAX_ITEMS)?;
+    let payload: serde_json::Value =
+        serde_json::from_str(parsed.payload_text).expect("the payload text is JSON");
+    assert!(payload.is_object(), "{}", parsed.payload_text);
+    Ok(parsed.frame)
+}
 
 // Input layout: [version, text...]; the low bit of `version` picks ocpp1.6 (0) or ocpp2.0.1 (1).
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).expect("valid_up_to is valid"),
     };
     let mut scratch = Vec::new();
-    let frame = match parse(text, &mut scratch) {
+    let frame = match frame_of(text, &mut scratch) {
         Ok(frame) => frame,
         Err(e) => {
             let id = e.id.as_deref().unwrap_or("-1");
@@ -40,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
             // An echoed id may be the very problem (empty or too long): then the reply is
             // refused for it in turn, still under that id.
             let id_ok = !id.is_empty() && id.chars().count() <= MAX_MESSAGE_ID;
-            match parse(&reply, &mut scratch) {
+            match frame_of(&reply, &mut scratch) {
                 Ok(Frame::CallError {
                     id: got,
                     code,
@@ -69,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     // Parsing again with the scratch buffer reused gives the same frame.
-    assert_eq!(parse(text, &mut scratch).as_ref(), Ok(&frame));
+    assert_eq!(frame_of(text, &mut scratch).as_ref(), Ok(&frame));
 
     if let Frame::Call {
         action, payload, ..
@@ -97,7 +110,7 @@ fuzz_target!(|data: &[u8]| {
                     &violation.description,
                     &serde_json::json!({}),
                 );
-                let Ok(Frame::CallError { code, .. }) = parse(&reply, &mut scratch) else {
+                let Ok(Frame::CallError { code, .. }) = frame_of(&reply, &mut scratch) else {
                     panic!("{reply}");
                 };
                 assert_eq!(code, name);
@@ -125,7 +138,7 @@ fuzz_target!(|data: &[u8]| {
         } => serde_json::json!([4, id, code, description, details]).to_string(),
     };
     assert_eq!(
-        parse(&encoded, &mut scratch).as_ref(),
+        frame_of(&encoded, &mut scratch).as_ref(),
         Ok(&frame),
         "{encoded}"
     );
@@ -138,7 +151,7 @@ fuzz_target!(|data: &[u8]| {
     {
         if let Some(known) = ErrorCode::parse(code, version) {
             let reply = encode_error(id, known, version, description, details);
-            let Ok(Frame::CallError { code: written, .. }) = parse(&reply, &mut scratch) else {
+            let Ok(Frame::CallError { code: written, .. }) = frame_of(&reply, &mut scratch) else {
                 panic!("{reply}");
             };
             assert_eq!(written, known.name(version));

@@ -711,6 +711,16 @@ impl Config {
                 "must be at least 1",
             ),
             (
+                "ocpp.event_buffer_bytes",
+                self.ocpp.event_buffer_bytes >= self.ocpp.max_message_size,
+                "must be at least ocpp.max_message_size, or the largest messages' events are always dropped",
+            ),
+            (
+                "ocpp.max_message_items",
+                self.ocpp.max_message_items >= 16,
+                "must be at least 16 (a CALL's own elements are 4)",
+            ),
+            (
                 "echo.path",
                 !self.echo.enabled || self.echo.path.starts_with('/'),
                 "must start with /",

@@ -51,12 +51,19 @@ pub struct OcppConfig {
     /// Largest OCPP message (larger: close 1009).
     #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
     pub max_message_size: usize,
-    /// Charge points remembered, connected or not (a new id past it: 503).
+    /// Most array elements and object members one message holds, all levels together (more:
+    /// a CALLERROR before it is parsed).
+    pub max_message_items: usize,
+    /// Charge points remembered, connected or not; past it a new one takes the place of a
+    /// disconnected one (never booted first, then the longest gone), else 503.
     pub max_charge_points: usize,
     /// Append every event to this NDJSON file; empty = no file.
     pub events_file: String,
     /// Events queued for the sink; past it they are dropped and counted.
     pub event_buffer: usize,
+    /// Bytes the queued events may hold; past it they are dropped and counted.
+    #[serde(deserialize_with = "from_kind::<Bytes, _, _>")]
+    pub event_buffer_bytes: usize,
     /// permessage-deflate on the OCPP route.
     #[serde(deserialize_with = "from_kind::<Compress, _, _>")]
     pub compression: Compression,
@@ -80,9 +87,11 @@ impl Default for OcppConfig {
             max_queued_commands: 16,
             idle_timeout: Duration::ZERO,
             max_message_size: 1 << 20,
+            max_message_items: 10_000,
             max_charge_points: 200_000,
             events_file: String::new(),
             event_buffer: 65_536,
+            event_buffer_bytes: 64 << 20,
             compression: Compression::Default,
         }
     }

@@ -110,9 +110,11 @@ settings! {
     "OCPP_MAX_QUEUED_COMMANDS", ocpp.max_queued_commands, Count, "commands queued per charge point behind the outstanding one (more: 429)";
     "OCPP_IDLE_TIMEOUT", ocpp.idle_timeout, Dur, "close a charge point silent this long (4001; 0 = off)";
     "OCPP_MAX_MESSAGE_SIZE", ocpp.max_message_size, Bytes, "largest OCPP message (over: close 1009)";
-    "OCPP_MAX_CHARGE_POINTS", ocpp.max_charge_points, Count, "charge points remembered, connected or not (a new id past it: 503)";
+    "OCPP_MAX_MESSAGE_ITEMS", ocpp.max_message_items, Count, "array elements and object members one OCPP message holds, all levels (more: CALLERROR, unparsed)";
+    "OCPP_MAX_CHARGE_POINTS", ocpp.max_charge_points, Count, "charge points remembered, connected or not (full: a disconnected one is evicted, else 503)";
     "OCPP_EVENTS_FILE", ocpp.events_file, Text, "append every OCPP event to this NDJSON file (empty = none)";
     "OCPP_EVENT_BUFFER", ocpp.event_buffer, Count, "events queued for the sink (more: dropped and counted)";
+    "OCPP_EVENT_BUFFER_BYTES", ocpp.event_buffer_bytes, Bytes, "bytes the events queued for the sink hold (more: dropped and counted)";
     "OCPP_COMPRESSION", ocpp.compression, Compress, "OCPP route: default, off, shared or dedicated";
     "RINGGATE_ECHO", echo.enabled, Bool, "serve the echo route";
     "RINGGATE_ECHO_PATH", echo.path, Text, "path of the echo route";

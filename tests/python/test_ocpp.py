@@ -18,6 +18,7 @@ import concurrent.futures
 import datetime
 import functools
 import json
+import os
 import subprocess
 import time
 import urllib.parse
@@ -1032,5 +1033,182 @@ def test_idle_timeout_closes_silent_charge_points_with_4001(start_server):
         code, after = await closing
         assert code == 4001 and 0.9 <= after < 2.5, (code, after)
         await heartbeat(busy, "still")
+
+    drive(server, body)
+
+
+# --- hostile charge points: bounded work and memory --------------------------------------
+
+
+def hostile_meter_values(message_id, items=500_000):
+    """The security review's MeterValues: just under 1 MiB, half a million `0`s where
+    sampled-value objects belong (a few KB once compressed)."""
+    head = f'[2,"{message_id}","MeterValues",{{"connectorId":1,"meterValue":[{{"timestamp":"2026-01-01T00:00:00Z","sampledValue":['
+    return head + ",".join(["0"] * items) + "]}]}]"
+
+
+def test_a_flood_of_hostile_meter_values_leaves_the_shard_responsive(start_server):
+    server = gateway(start_server, RINGGATE_SHARDS=1, OCPP_COMPRESSION="shared")
+    frames = 12
+    # An echo round trip on the flooded shard; before the fix, one hostile frame took seconds.
+    # Each frame still costs the shard its inflate and UTF-8 check (tens of ms in a debug
+    # build), so the flood sends the next as soon as the last is answered.
+    too_slow = 0.2
+
+    async def body(net):
+        attacker = await net.raw("EVIL", V16, compression="deflate")
+        echo = await connect(server.url("/echo"), **ws_options())
+        net.sockets.append(echo)
+
+        async def flood():
+            answers = []
+            for n in range(frames):
+                await attacker.send(hostile_meter_values(f"h{n}"))
+                answers.append(await receive(attacker, 60))
+            return answers
+
+        flooding = asyncio.create_task(flood())
+        round_trips = []
+        while not flooding.done() and max(round_trips, default=0) < too_slow:
+            started = time.monotonic()
+            await echo.send("ping")
+            try:
+                await asyncio.wait_for(echo.recv(), 10)
+            except TimeoutError:
+                pass
+            round_trips.append(time.monotonic() - started)
+            await asyncio.sleep(0.005)
+        assert max(round_trips) < too_slow, f"{len(round_trips)} round trips, the slowest {max(round_trips):.3f} s"
+        answers = await asyncio.wait_for(flooding, 60)
+        assert [a[:3] for a in answers] == [[4, f"h{n}", "OccurenceConstraintViolation"] for n in range(frames)]
+        assert answers[0][3] == "the message holds more than 10000 items (array elements and object members)"
+        await heartbeat(attacker)
+
+    drive(server, body, deadline=120)
+
+
+def test_a_huge_action_name_is_not_implemented_and_never_echoed(start_server):
+    server = gateway(start_server)
+    action = "A" * 500_000
+
+    async def body(net):
+        for protocol in (V16, V201):
+            ws = await net.raw(f"CP-{protocol}", protocol)
+            answer = await rpc(ws, [2, "m1", action, {}])
+            size = len(json.dumps(answer))
+            assert size < 300, f"a {size}-byte answer"
+            assert answer[:3] == [4, "m1", "NotImplemented"] and answer[4] == {}, answer[:3]
+            await heartbeat(ws)
+        page = await ahttp(server, "GET", "/metrics")
+        assert action[:100] not in page.text and len(page.text) < 100_000
+
+    drive(server, body)
+
+
+def rss_mib(server):
+    """The server's resident memory."""
+    with open(f"/proc/{server.proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    pytest.fail("no VmRSS line")
+
+
+def test_a_stalled_event_sink_holds_at_most_OCPP_EVENT_BUFFER_BYTES(start_server, tmp_path):
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    # Opened and never read: once the pipe's 64 KiB are full, the sink's writes block for good.
+    stalled = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    budget_mib, frames = 16, 120
+    try:
+        server = gateway(
+            start_server,
+            OCPP_EVENTS_FILE=fifo,
+            OCPP_EVENT_BUFFER_BYTES=f"{budget_mib}MiB",
+            OCPP_COMPRESSION="shared",
+        )
+
+        async def body(net):
+            ws = await net.raw("CP1", V16, compression="deflate")
+            await heartbeat(ws)
+            before = rss_mib(server)
+            data = "x" * 1_000_000  # a few KB once compressed
+            for n in range(frames):
+                answer = await rpc(ws, [2, f"d{n}", "DataTransfer", {"vendorId": "com.example", "data": data}])
+                assert answer == [3, f"d{n}", {"status": "Accepted"}], answer[:3]
+            grown = rss_mib(server) - before
+            assert grown < budget_mib + 32, f"RSS grew {grown:.0f} MiB for {frames} events of 1 MB"
+            values = await off_loop(scrape, server)
+            # The CALL events past the budget, and the answers' events behind them.
+            assert metric(values, "ocpp_event_sink_dropped_total") >= frames - budget_mib
+
+        drive(server, body, deadline=120)
+    finally:
+        os.close(stalled)
+
+
+# --- the charge-point table: eviction and deletion ---------------------------------------
+
+
+def known_ids(server):
+    """{id: connected} of every charge point the gateway remembers."""
+    page = http(server, "GET", "/ocpp/charge-points?limit=1000").json()
+    return {cp["id"]: cp["connected"] for cp in page["charge_points"]}
+
+
+def test_a_full_table_evicts_disconnected_charge_points_never_booted_first(start_server):
+    server = gateway(start_server, OCPP_MAX_CHARGE_POINTS="3")
+
+    async def body(net):
+        booted = await net.station("BOOTED")
+        await booted.boot()
+        await booted.ws.close()
+        await wait_until(lambda: known_ids(server) == {"BOOTED": False}, "BOOTED disconnected")
+        for cp_id in ("IDLE1", "IDLE2"):  # connect and leave without a boot, after BOOTED left
+            await (await net.open(cp_id)).close()
+            await wait_until(lambda: known_ids(server).get(cp_id) is False, f"{cp_id} disconnected")
+        # Full of disconnected charge points: each newcomer evicts one, those that never booted
+        # first, the one that left first first.
+        for newcomer, evicted in [("NEW1", "IDLE1"), ("NEW2", "IDLE2"), ("NEW3", "BOOTED")]:
+            await heartbeat(await net.raw(newcomer))
+            known = await off_loop(known_ids, server)
+            assert newcomer in known and evicted not in known, (newcomer, known)
+            r = await ahttp(server, "GET", f"/ocpp/charge-points/{evicted}")
+            assert r.status_code == 404
+        # Every one left is connected: nobody to evict.
+        assert await net.refused("NEW4") == (503, "charge_point_table_full")
+        assert await off_loop(known_ids, server) == {"NEW1": True, "NEW2": True, "NEW3": True}
+
+    drive(server, body)
+
+
+def test_admin_delete_forgets_a_charge_point_and_force_closes_a_connected_one(start_server):
+    server = gateway(start_server)
+
+    async def body(net):
+        gone = await net.station("GONE")
+        await gone.boot()
+        await gone.ws.close()
+        await wait_until(lambda: known_ids(server).get("GONE") is False, "GONE disconnected")
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/GONE")
+        assert (r.status_code, r.content) == (204, b"")
+        assert (await ahttp(server, "GET", "/ocpp/charge-points/GONE")).status_code == 404
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/GONE")
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_charge_point")
+
+        live = await net.raw("LIVE")
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/LIVE")
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "connected")
+        await heartbeat(live)  # untouched
+        assert (await off_loop(station_facts, server, "LIVE"))["connected"] is True
+        r = await ahttp(server, "DELETE", "/ocpp/charge-points/LIVE?force=true")
+        assert r.status_code == 204
+        assert await closed_with(live) == 4002
+        assert (await ahttp(server, "GET", "/ocpp/charge-points/LIVE")).status_code == 404
+        status, doc = await command(server, "LIVE", "Reset", {"type": "Soft"})
+        assert (status, doc["error"]["code"]) == (404, "not_connected")
+        values = await off_loop(scrape, server)
+        assert metric(values, "ocpp_charge_points_known") == 0
+        assert metric(values, "ocpp_charge_points_connected", protocol=V16) == 0
 
     drive(server, body)

@@ -1,13 +1,15 @@
 //! The OCPP admin API (contract, "HTTP admin"): the charge points the gateway knows, one at a
-//! time or a page at a time, and downlink commands (`POST {path}/{id}/commands`), answered
-//! when the charge point answers. Handlers run on the control plane; a command's wait is the
-//! request's own task, so a client that leaves early only drops its interest.
+//! time or a page at a time, forgetting one (`DELETE {path}/charge-points/{id}`), and downlink
+//! commands (`POST {path}/{id}/commands`), answered when the charge point answers. Handlers run
+//! on the control plane; a command's wait is the request's own task, so a client that leaves
+//! early only drops its interest.
 
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -19,6 +21,8 @@ use crate::ServerView;
 
 use super::commands::Gateway;
 use super::downlink::{Answer, CommandError};
+use super::handler::CLOSE_DELETED;
+use super::registry::Kept;
 
 type Shared = Extension<Gateway>;
 type Reply = Result<(StatusCode, Json<Value>), ApiError>;
@@ -34,7 +38,10 @@ pub(super) fn routes(builder: ServerBuilder, prefix: &str, gateway: &Gateway) ->
     let with = |route: axum::routing::MethodRouter| route.layer(Extension(gateway.clone()));
     builder
         .admin(&format!("{prefix}/charge-points"), with(get(list)))
-        .admin(&format!("{prefix}/charge-points/{{id}}"), with(get(one)))
+        .admin(
+            &format!("{prefix}/charge-points/{{id}}"),
+            with(get(one).delete(forget)),
+        )
         .admin(&format!("{prefix}/{{id}}/commands"), with(post(command)))
 }
 
@@ -73,11 +80,61 @@ async fn list(Extension(gateway): Shared, Query(q): Query<PageQuery>) -> Reply {
 async fn one(Extension(gateway): Shared, Path(id): Path<String>) -> Reply {
     match gateway.service.registry.station_json(&id) {
         Some(station) => Ok((StatusCode::OK, Json(station))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_charge_point",
-            format!("no charge point {id:?} has connected since the server started"),
-        )),
+        None => Err(unknown(&id)),
+    }
+}
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_charge_point",
+        format!("the gateway knows no charge point {id:?} (never connected, evicted or deleted)"),
+    )
+}
+
+#[derive(Deserialize)]
+struct ForgetQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Forgets a charge point: 204; 404 when unknown; 409 while it is connected, unless
+/// `?force=true`, which closes its connection with [`CLOSE_DELETED`] first.
+async fn forget(
+    Extension(gateway): Shared,
+    Extension(server): Extension<ServerView>,
+    Path(id): Path<String>,
+    Query(q): Query<ForgetQuery>,
+) -> Result<Response, ApiError> {
+    let registry = &gateway.service.registry;
+    let closing = match registry.remove(&id, None) {
+        Ok(()) => None,
+        Err(Kept::Connected(link)) if q.force => Some(link.conn),
+        Err(kept) => return Err(kept_error(&id, kept)),
+    };
+    if let Some(conn) = closing {
+        server
+            .hub
+            .close(conn, CLOSE_DELETED, "deleted by an administrator")
+            .map_err(ApiError::unavailable)?;
+        // A connection that replaced it meanwhile keeps it.
+        match registry.remove(&id, Some(conn)) {
+            Ok(()) | Err(Kept::Unknown) => {}
+            Err(kept) => return Err(kept_error(&id, kept)),
+        }
+    }
+    tracing::info!(charge_point = %id, forced = closing.is_some(), "charge point deleted by an administrator");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn kept_error(id: &str, kept: Kept) -> ApiError {
+    match kept {
+        Kept::Unknown => unknown(id),
+        Kept::Connected(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "connected",
+            format!("charge point {id:?} is connected: add ?force=true to close its connection and delete it"),
+        ),
     }
 }
 

@@ -14,11 +14,9 @@ use tokio::sync::oneshot;
 use crate::hub::Hub;
 
 use super::downlink::{Answer, Command, CommandError};
+use super::frame::{is_action_name, MAX_ACTION};
 use super::session::{pump, OnShard, Session};
 use super::Service;
-
-/// Longest action name a command may carry.
-const MAX_ACTION: usize = 64;
 
 /// The handle a program embedding the gateway uses to command charge points. Cheap to clone.
 #[derive(Clone)]
@@ -43,7 +41,8 @@ impl Gateway {
 
     /// Sends CALL `action` with `payload` to charge point `charge_point_id` and waits at most
     /// `timeout` (queueing included) for its CALLRESULT or CALLERROR. Commands to one charge
-    /// point go one at a time, in order. `hub` is the running server's
+    /// point go one at a time, in order. A charge point whose connection is closing is not
+    /// connected: the command is refused at once. `hub` is the running server's
     /// ([`crate::ServerHandle::hub`]).
     pub async fn send_command(
         &self,
@@ -76,7 +75,9 @@ impl Gateway {
                 conn: link.conn,
             };
             let max = on_shard.cfg.max_queued_commands;
-            let Some(session) = port.shard.identity_mut::<Session>(link.conn) else {
+            // Closing since the table was read: its downlink takes nothing more.
+            let session = port.shard.identity_mut::<Session>(link.conn);
+            let Some(session) = session.filter(|session| !session.downlink.is_closed()) else {
                 return Err(CommandError::NotConnected(id));
             };
             session.downlink.enqueue(cmd, max)?;
@@ -97,9 +98,7 @@ impl Gateway {
 
 /// Checks a command's action name and payload before it is sent.
 pub fn check_command(action: &str, payload: &Value) -> Result<(), BadCommand> {
-    let valid_action = (1..=MAX_ACTION).contains(&action.len())
-        && action.bytes().all(|b| b.is_ascii_alphanumeric());
-    if !valid_action {
+    if !is_action_name(action) {
         return Err(BadCommand::Action);
     }
     if !payload.is_object() {

@@ -137,6 +137,8 @@ struct Outstanding {
 /// The downlink of one connection.
 #[derive(Default)]
 pub struct Downlink {
+    /// Set once the connection started closing: nothing is queued any more.
+    closed: bool,
     outstanding: Option<Outstanding>,
     /// The message id of the last CALL that timed out, to tell its late answer from noise.
     last_expired: Option<String>,
@@ -236,14 +238,21 @@ impl Downlink {
         self.last_expired.as_deref() == Some(message_id)
     }
 
-    /// Settles every command, outstanding and queued, with `error` (the connection is going).
-    pub fn fail_all(&mut self, error: &CommandError) {
+    /// The connection is going: settles every command, outstanding and queued, with `error`.
+    /// The caller must queue nothing after ([`is_closed`](Downlink::is_closed)).
+    pub fn close(&mut self, error: &CommandError) {
+        self.closed = true;
         if let Some(call) = self.outstanding.take() {
             call.reply.settle(Err(error.clone()));
         }
         for cmd in self.queue.drain(..) {
             cmd.reply.settle(Err(error.clone()));
         }
+    }
+
+    /// Whether the connection started closing ([`close`](Downlink::close)).
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// The outstanding CALL's action, if one waits for its answer.
@@ -351,7 +360,9 @@ mod tests {
         link.enqueue(b, 4).unwrap();
         link.next(now).unwrap();
         assert_eq!(link.outstanding_action(), Some("A"));
-        link.fail_all(&CommandError::Replaced);
+        assert!(!link.is_closed());
+        link.close(&CommandError::Replaced);
+        assert!(link.is_closed());
         assert_eq!(rx_a.try_recv().unwrap(), Err(CommandError::Replaced));
         assert_eq!(rx_b.try_recv().unwrap(), Err(CommandError::Replaced));
         assert_eq!(pending.load(Ordering::Relaxed), 0);

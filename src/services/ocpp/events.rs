@@ -1,20 +1,24 @@
 //! The event sink: every OCPP message a charge point sends or is sent, and every connect and
 //! disconnect, becomes an [`Event`] that shards hand to [`Events`] and a thread of its own
 //! writes to an [`EventSink`] (an NDJSON file, an in-process callback; a backend bus later).
-//! Publishing never blocks and allocates nothing beyond the event: a full queue drops the event
-//! and counts it.
+//! Publishing never blocks and allocates nothing beyond the event. The queue is bounded in
+//! events and in bytes (an event's payload is held as its JSON text, [`JsonText`]): an event
+//! past either bound is dropped and counted.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use serde::Serialize;
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
+
+use super::rawjson;
 
 /// The NDJSON file's buffer: a burst goes out in writes this big.
 const NDJSON_BUFFER: usize = 64 * 1024;
@@ -62,6 +66,57 @@ impl EventKind {
     }
 }
 
+/// An event's payload: the text of one JSON value, on one line. What a charge point sent is
+/// kept as it sent it, less the whitespace outside strings; what the gateway made is written
+/// compact. It goes into an NDJSON line as it is, never encoded twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `json`, the text of a value a charge point sent (the parser accepted it), compacted.
+    pub fn received(json: &str) -> JsonText {
+        JsonText(rawjson::compact(json))
+    }
+
+    /// `value`, written compact.
+    pub fn of(value: &impl Serialize) -> JsonText {
+        // The gateway's values are maps of strings to values: they always serialize.
+        JsonText(serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()))
+    }
+
+    /// A CALLERROR as an event shows it: `{"code","description","details"}`.
+    pub fn call_error(code: &str, description: &str, details: &Value) -> JsonText {
+        #[derive(Serialize)]
+        struct CallError<'a> {
+            code: &'a str,
+            description: &'a str,
+            details: &'a Value,
+        }
+        JsonText::of(&CallError {
+            code,
+            description,
+            details,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value the text holds.
+    pub fn parse(&self) -> serde_json::Result<Value> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Checked as JSON once more (cheap, on the events thread), then written as it is.
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
 /// One thing that happened on a charge point's connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -71,7 +126,7 @@ pub struct Event {
     pub kind: EventKind,
     pub action: Option<String>,
     pub message_id: Option<String>,
-    pub payload: Option<Value>,
+    pub payload: Option<JsonText>,
     pub received_at: SystemTime,
     /// The subprotocol, e.g. `"ocpp1.6"`.
     pub protocol: Option<&'static str>,
@@ -85,7 +140,7 @@ struct Line<'a> {
     message_type: &'static str,
     action: Option<&'a str>,
     message_id: Option<&'a str>,
-    payload: Option<&'a Value>,
+    payload: Option<&'a JsonText>,
     received_at: String,
     protocol: Option<&'static str>,
 }
@@ -106,8 +161,17 @@ impl Event {
 
     /// The event as one line of JSON (no newline); absent fields are `null`.
     pub fn to_json(&self) -> String {
-        // Strings and a `Value` (whose keys are strings) always serialize.
+        // Strings and JSON text always serialize.
         serde_json::to_string(&self.line()).unwrap_or_default()
+    }
+
+    /// What the event holds in memory while queued, in bytes: what [`Events`] budgets.
+    pub fn held_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Event>()
+            + text(&self.action)
+            + text(&self.message_id)
+            + self.payload.as_ref().map_or(0, |p| p.0.len())
     }
 }
 
@@ -168,11 +232,15 @@ struct Counters {
     published: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// What the queued events hold ([`Event::held_bytes`]).
+    queued_bytes: AtomicUsize,
 }
 
 #[derive(Debug)]
 struct Running {
     queue: Sender<Event>,
+    /// The most `counters.queued_bytes` may reach.
+    max_bytes: usize,
     stop: Sender<()>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
@@ -192,8 +260,12 @@ impl Events {
     }
 
     /// Starts the thread `ocpp-events` writing to `sink`, behind a queue of `capacity` events
-    /// (at least 1).
-    pub fn start(sink: Box<dyn EventSink>, capacity: usize) -> io::Result<Events> {
+    /// (at least 1) holding at most `max_bytes` ([`Event::held_bytes`]).
+    pub fn start(
+        sink: Box<dyn EventSink>,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> io::Result<Events> {
         let (queue, events) = crossbeam_channel::bounded(capacity.max(1));
         let (stop, stopped) = crossbeam_channel::bounded(1);
         let counters = Arc::new(Counters::default());
@@ -208,6 +280,7 @@ impl Events {
             .spawn(move || writer.run(&events, &stopped))?;
         let running = Running {
             queue,
+            max_bytes,
             stop,
             thread: Mutex::new(Some(thread)),
             counters,
@@ -222,14 +295,22 @@ impl Events {
         self.running.is_some()
     }
 
-    /// Queues `event`, or drops and counts it when the queue is full or the thread gone.
+    /// Queues `event`, or drops and counts it when the queue is full (in events or in bytes) or
+    /// the thread gone.
     pub fn publish(&self, event: Event) {
         let Some(running) = &self.running else {
             return;
         };
-        let counter = match running.queue.try_send(event) {
-            Ok(()) => &running.counters.published,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => &running.counters.dropped,
+        let counters = &running.counters;
+        let size = event.held_bytes();
+        let before = counters.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        let fits = before + size <= running.max_bytes;
+        let queued = fits && running.queue.try_send(event).is_ok();
+        let counter = if queued {
+            &counters.published
+        } else {
+            counters.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            &counters.dropped
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -239,9 +320,17 @@ impl Events {
         self.count(|counters| &counters.published)
     }
 
-    /// Events dropped because the queue was full (or the thread had stopped).
+    /// Events dropped because the queue was full, in events or in bytes (or the thread had
+    /// stopped).
     pub fn dropped(&self) -> u64 {
         self.count(|counters| &counters.dropped)
+    }
+
+    /// What the events queued now hold, in bytes ([`Event::held_bytes`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.running.as_ref().map_or(0, |running| {
+            running.counters.queued_bytes.load(Ordering::Relaxed)
+        })
     }
 
     /// Sink calls (publish or flush) that returned an error.
@@ -306,6 +395,10 @@ impl Writer {
     /// Publishes `event`, and flushes when no other is waiting.
     fn write(&mut self, event: &Event, events: &Receiver<Event>) {
         let published = self.sink.publish(event);
+        // Out of the budget as soon as the sink is done with it.
+        self.counters
+            .queued_bytes
+            .fetch_sub(event.held_bytes(), Ordering::Relaxed);
         self.check(published);
         if events.is_empty() {
             let flushed = self.sink.flush();
@@ -346,7 +439,7 @@ mod tests {
             kind: EventKind::Call,
             action: Some("Heartbeat".to_owned()),
             message_id: Some(message_id.to_owned()),
-            payload: Some(json!({})),
+            payload: Some(JsonText::of(&json!({}))),
             received_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             protocol: Some("ocpp1.6"),
         }
@@ -393,7 +486,7 @@ mod tests {
             let id = event.message_id.clone().unwrap_or_default();
             into.lock().unwrap().push(id);
         });
-        let events = Events::start(Box::new(sink), 1024).unwrap();
+        let events = Events::start(Box::new(sink), 1024, usize::MAX).unwrap();
         assert!(events.enabled());
         let ids: Vec<String> = (0..500).map(|n| n.to_string()).collect();
         for id in &ids {
@@ -413,7 +506,7 @@ mod tests {
             let _ = entered.try_send(());
             let _ = gate.recv();
         });
-        let events = Events::start(Box::new(sink), 4).unwrap();
+        let events = Events::start(Box::new(sink), 4, usize::MAX).unwrap();
         events.publish(event("first"));
         first_taken.recv_timeout(Duration::from_secs(10)).unwrap();
         let attempts = 50;
@@ -437,7 +530,7 @@ mod tests {
 
     #[test]
     fn sink_errors_are_counted() {
-        let events = Events::start(Box::new(Failing), 16).unwrap();
+        let events = Events::start(Box::new(Failing), 16, usize::MAX).unwrap();
         for n in 0..3 {
             events.publish(event(&n.to_string()));
         }
@@ -456,7 +549,7 @@ mod tests {
         let name = format!("ringgate-ocpp-events-{}-{nanos}.ndjson", std::process::id());
         let path = std::env::temp_dir().join(name);
         let sink = NdjsonFile::open(&path).unwrap();
-        let events = Events::start(Box::new(sink), 64).unwrap();
+        let events = Events::start(Box::new(sink), 64, usize::MAX).unwrap();
         for n in 0..10 {
             events.publish(event(&format!("m{n}")));
         }
@@ -470,5 +563,65 @@ mod tests {
             assert_eq!(parsed["message_id"], format!("m{n}"));
         }
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn a_payload_is_written_as_received_less_whitespace() {
+        let received =
+            JsonText::received("{ \"n\" : 1.50 ,\n \"s\": \"a  b\\n\", \"big\": 1e400 }");
+        assert_eq!(received.as_str(), r#"{"n":1.50,"s":"a  b\n","big":1e400}"#);
+        let call = Event {
+            payload: Some(received),
+            ..event("m1")
+        };
+        let line = call.to_json();
+        assert!(!line.contains('\n'));
+        assert!(
+            line.contains(r#","payload":{"n":1.50,"s":"a  b\n","big":1e400},"#),
+            "{line}"
+        );
+        let error = JsonText::call_error("GenericError", "went \"wrong\"", &json!({"k": [1]}));
+        assert_eq!(
+            error.parse().unwrap(),
+            json!({"code": "GenericError", "description": "went \"wrong\"", "details": {"k": [1]}})
+        );
+    }
+
+    #[test]
+    fn a_blocked_sink_holds_at_most_the_byte_budget() {
+        let (entered, first_taken) = crossbeam_channel::bounded(1);
+        let (release, gate) = crossbeam_channel::bounded::<()>(0);
+        let sink = Callback(move |_: &Event| {
+            let _ = entered.try_send(());
+            let _ = gate.recv();
+        });
+        let big = |n: usize| Event {
+            payload: Some(JsonText::of(&"x".repeat(1000))),
+            ..event(&n.to_string())
+        };
+        let size = big(0).held_bytes();
+        assert!(size > 1000);
+        let budget = 10 * size + size / 2;
+        let events = Events::start(Box::new(sink), 1024, budget).unwrap();
+        events.publish(big(0));
+        first_taken.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The one with the sink counts until the sink is done with it; nine more fit in the
+        // budget, the rest are dropped.
+        for n in 1..=50 {
+            events.publish(big(n));
+            assert!(events.queued_bytes() <= budget);
+        }
+        assert_eq!((events.published(), events.dropped()), (10, 41));
+        assert_eq!(events.queued_bytes(), 10 * size);
+        // A small event still fits where a big one does not.
+        events.publish(event("small"));
+        assert_eq!(
+            events.dropped(),
+            41,
+            "a heartbeat-sized event is not dropped"
+        );
+        drop(release);
+        events.stop();
+        assert_eq!(events.queued_bytes(), 0);
     }
 }

@@ -1,16 +1,18 @@
 //! OCPP-J RPC framing, sans-IO: parses one text message into a [`Frame`] (CALL, CALLRESULT,
-//! CALLERROR) or a [`FrameError`] naming the CALLERROR code it deserves and the id to answer
-//! under, and writes frames. It never looks inside a payload beyond "is an object", never
-//! knows actions, and never answers anything itself.
+//! CALLERROR) and its payload's text, or a [`FrameError`] naming the CALLERROR code it deserves
+//! and the id to answer under, and writes frames. It never looks inside a payload beyond "is an
+//! object", knows actions only as names, and never answers anything itself.
 
 use serde_json::Value;
 
 use super::errors::{ErrorCode, Version};
-
-use crate::services::json_depth::nesting_exceeds;
+use super::rawjson::{self, Exceeded, Limits, Shape};
 
 /// Longest message id, in characters (both versions: `string[36]`).
 pub const MAX_MESSAGE_ID: usize = 36;
+
+/// Longest action name, in ASCII letters and digits (OCPP's longest is 32).
+pub const MAX_ACTION: usize = 64;
 
 /// Longest id, in characters, a [`FrameError`] echoes when the id itself is what is wrong
 /// (empty or over [`MAX_MESSAGE_ID`]): enough for the sender to match the CALLERROR to its
@@ -28,6 +30,17 @@ pub enum MessageType {
     Call = 2,
     CallResult = 3,
     CallError = 4,
+}
+
+impl MessageType {
+    /// Where the payload (CALL, CALLRESULT) or the details (CALLERROR) is in the array.
+    fn payload_index(self) -> usize {
+        match self {
+            MessageType::Call => 3,
+            MessageType::CallResult => 2,
+            MessageType::CallError => 4,
+        }
+    }
 }
 
 /// A well-formed OCPP-J message. Payloads and error details are JSON objects; the id is
@@ -51,6 +64,14 @@ pub enum Frame {
     },
 }
 
+/// A [`Frame`] and the text of its payload (a CALLERROR's details) as the message held it,
+/// from its first byte to its last: what an event passes on, with no second encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed<'t> {
+    pub frame: Frame,
+    pub payload_text: &'t str,
+}
+
 /// Why a frame was refused, and the id to answer under when one could be read.
 ///
 /// `id` is the frame's element 1 when it is a string of at most 128 characters, even when that
@@ -72,29 +93,53 @@ pub struct FrameError {
     pub description: String,
 }
 
-/// Parses one text message. simd-json parses in place, so `text` is copied into `scratch`
-/// (cleared first), which the caller reuses across calls. Whitespace around the array is
-/// allowed; numbers are kept as simd-json reads them (integers within i64/u64 exactly, floats
-/// as the nearest f64; beyond u64 or f64 the text is refused as not JSON). A key repeated in one
-/// object keeps its last value.
+/// Whether `action` is an action name: 1 to [`MAX_ACTION`] ASCII letters and digits, as every
+/// OCPP action is.
+pub fn is_action_name(action: &str) -> bool {
+    (1..=MAX_ACTION).contains(&action.len()) && action.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Parses one text message holding at most `max_items` items (array elements and object members,
+/// all levels together, the frame's own elements included). The text is scanned first
+/// ([`rawjson::scan`]): a message nested too deep or holding too many items is refused before
+/// any value is built, so its cost to the shard is that of the scan up to the limit. simd-json
+/// parses in place, so `text` is then copied into `scratch` (cleared first), which the caller
+/// reuses across calls. Whitespace around the array is allowed; numbers are kept as simd-json
+/// reads them (integers within i64/u64 exactly, floats as the nearest f64; beyond u64 or f64 the
+/// text is refused as not JSON). A key repeated in one object keeps its last value.
 ///
 /// The codes (spelled per version by [`encode_error`]): `Format` for text that is not JSON or
 /// nests too deep, an empty or too long id, and a payload or details that is not an object;
-/// `RpcFramework` for JSON that is not an RPC message (not an array, no message type number, an
-/// id that is not a string, the wrong number of elements, an action, code or description that
-/// is not a string); `MessageTypeNotSupported` for a type number other than 2, 3 or 4.
-pub fn parse(text: &str, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
+/// `Occurrence` for more than `max_items` items (answered under the id when elements 0 and 1,
+/// which come before the bulk, can be read on their own); `RpcFramework` for JSON that is not an
+/// RPC message (not an array, no message type number, an id that is not a string, the wrong
+/// number of elements, an action, code or description that is not a string);
+/// `MessageTypeNotSupported` for a type number other than 2, 3 or 4.
+pub fn parse<'t>(
+    text: &'t str,
+    scratch: &mut Vec<u8>,
+    max_items: usize,
+) -> Result<Parsed<'t>, FrameError> {
     let unreadable = |code, description: String| FrameError {
         id: None,
         message_type: None,
         code,
         description,
     };
-    if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
-        return Err(unreadable(
-            ErrorCode::Format,
-            format!("nested deeper than {MAX_DEPTH} levels"),
-        ));
+    let limits = Limits {
+        depth: MAX_DEPTH,
+        items: max_items,
+    };
+    let shape = rawjson::scan(text.as_bytes(), limits);
+    match shape.exceeded {
+        Some(Exceeded::Depth) => {
+            return Err(unreadable(
+                ErrorCode::Format,
+                format!("nested deeper than {MAX_DEPTH} levels"),
+            ))
+        }
+        Some(Exceeded::Items) => return Err(too_many_items(text, &shape, max_items)),
+        None => {}
     }
     scratch.clear();
     scratch.extend_from_slice(text.as_bytes());
@@ -109,31 +154,14 @@ pub fn parse(text: &str, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
         ));
     };
 
-    let type_number = match elements.first() {
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
-            (Some(n), _) => Ok(i128::from(n)),
-            (None, Some(n)) => Ok(i128::from(n)),
-            (None, None) => Err("the message type id must be an integer"),
-        },
-        Some(_) => Err("the message type id must be an integer"),
-        None => Err("the array is empty"),
-    };
+    let type_number = type_number(elements.first());
     let id = match elements.get_mut(1).map(Value::take) {
         Some(Value::String(id)) => Ok(id),
         Some(_) => Err("the message id must be a string"),
         None => Err("the message has no id"),
     };
-    let echoed_id = id
-        .as_ref()
-        .ok()
-        .filter(|id| id.chars().count() <= MAX_ECHOED_ID)
-        .cloned();
-    let known_type = match type_number {
-        Ok(2) => Some(MessageType::Call),
-        Ok(3) => Some(MessageType::CallResult),
-        Ok(4) => Some(MessageType::CallError),
-        _ => None,
-    };
+    let echoed_id = id.as_ref().ok().and_then(|id| echoed(id));
+    let known_type = known(type_number);
     let refuse = |code, description: String| FrameError {
         id: echoed_id.clone(),
         message_type: known_type,
@@ -174,7 +202,7 @@ pub fn parse(text: &str, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
             format!("{name} has {expected} elements, not {length}"),
         )
     };
-    match message_type {
+    let frame = match message_type {
         MessageType::Call => {
             let [_, _, action, payload] =
                 exactly(elements).ok_or_else(|| wrong_length("a CALL", 4))?;
@@ -190,11 +218,11 @@ pub fn parse(text: &str, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
                     "a CALL payload must be a JSON object".to_owned(),
                 )
             })?;
-            Ok(Frame::Call {
+            Frame::Call {
                 id,
                 action,
                 payload,
-            })
+            }
         }
         MessageType::CallResult => {
             let [_, _, payload] =
@@ -205,7 +233,7 @@ pub fn parse(text: &str, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
                     "a CALLRESULT payload must be a JSON object".to_owned(),
                 )
             })?;
-            Ok(Frame::CallResult { id, payload })
+            Frame::CallResult { id, payload }
         }
         MessageType::CallError => {
             let [_, _, code, description, details] =
@@ -228,14 +256,72 @@ pub fn parse(text: &str, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
                     "the error details must be a JSON object".to_owned(),
                 )
             })?;
-            Ok(Frame::CallError {
+            Frame::CallError {
                 id,
                 code,
                 description,
                 details,
-            })
+            }
         }
+    };
+    // The scan found every element of the array the parser accepted.
+    let payload_text = shape
+        .elements
+        .get(message_type.payload_index())
+        .map(|at| &text[at.clone()])
+        .ok_or_else(|| unreadable(ErrorCode::Format, "not JSON".to_owned()))?;
+    Ok(Parsed {
+        frame,
+        payload_text,
+    })
+}
+
+/// The refusal of a message holding more than `max` items, which was not parsed: elements 0 and
+/// 1 are read on their own when the scan saw them end, to answer under the id.
+fn too_many_items(text: &str, shape: &Shape, max: usize) -> FrameError {
+    let element = |n: usize| -> Option<Value> {
+        let at = shape.elements.get(n)?;
+        serde_json::from_str(&text[at.clone()]).ok()
+    };
+    let id = match element(1) {
+        Some(Value::String(id)) => echoed(&id),
+        _ => None,
+    };
+    FrameError {
+        id,
+        message_type: known(type_number(element(0).as_ref())),
+        code: ErrorCode::Occurrence,
+        description: format!(
+            "the message holds more than {max} items (array elements and object members)"
+        ),
     }
+}
+
+/// Element 0 as a number, or what is wrong with it.
+fn type_number(first: Option<&Value>) -> Result<i128, &'static str> {
+    match first {
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
+            (Some(n), _) => Ok(i128::from(n)),
+            (None, Some(n)) => Ok(i128::from(n)),
+            (None, None) => Err("the message type id must be an integer"),
+        },
+        Some(_) => Err("the message type id must be an integer"),
+        None => Err("the array is empty"),
+    }
+}
+
+fn known(type_number: Result<i128, &str>) -> Option<MessageType> {
+    match type_number {
+        Ok(2) => Some(MessageType::Call),
+        Ok(3) => Some(MessageType::CallResult),
+        Ok(4) => Some(MessageType::CallError),
+        _ => None,
+    }
+}
+
+/// `id`, when it is short enough to echo in a [`FrameError`].
+fn echoed(id: &str) -> Option<String> {
+    (id.chars().count() <= MAX_ECHOED_ID).then(|| id.to_owned())
 }
 
 /// `[2,id,action,payload]`, compact. The payload should be an object: [`parse`] refuses
@@ -295,16 +381,19 @@ mod tests {
 
     const VERSIONS: [Version; 2] = [Version::V16, Version::V201];
 
+    /// More items than any test message holds.
+    const ITEMS: usize = 100_000;
+
     fn parsed(text: &str) -> Frame {
-        match parse(text, &mut Vec::new()) {
-            Ok(frame) => frame,
+        match parse(text, &mut Vec::new(), ITEMS) {
+            Ok(parsed) => parsed.frame,
             Err(e) => panic!("{text}: {e:?}"),
         }
     }
 
     fn refused(text: &str) -> FrameError {
-        match parse(text, &mut Vec::new()) {
-            Ok(frame) => panic!("{text}: parsed as {frame:?}"),
+        match parse(text, &mut Vec::new(), ITEMS) {
+            Ok(parsed) => panic!("{text}: parsed as {:?}", parsed.frame),
             Err(e) => e,
         }
     }
@@ -606,7 +695,7 @@ mod tests {
         );
         // An escaped character counts once.
         let text = format!(r#"[3,"\u00e9{}",{{}}]"#, "x".repeat(MAX_MESSAGE_ID - 1));
-        assert!(parse(&text, &mut Vec::new()).is_ok());
+        assert!(parse(&text, &mut Vec::new(), ITEMS).is_ok());
     }
 
     #[test]
@@ -883,7 +972,7 @@ mod tests {
             let inner = "[".repeat(depth - 2) + &"]".repeat(depth - 2);
             format!(r#"[2,"a","DataTransfer",{{"x":{inner}}}]"#)
         };
-        assert!(parse(&nested(MAX_DEPTH), &mut Vec::new()).is_ok());
+        assert!(parse(&nested(MAX_DEPTH), &mut Vec::new(), ITEMS).is_ok());
         assert_refused(&[&nested(MAX_DEPTH + 1)], ErrorCode::Format, None, None);
         // Deep enough to overflow the stack if it reached simd-json.
         assert_refused(&[&"[".repeat(1_000_000)], ErrorCode::Format, None, None);
@@ -892,22 +981,97 @@ mod tests {
             r#"[2,"a","DataTransfer",{{"s":"\"{}"}}]"#,
             "[".repeat(10 * MAX_DEPTH)
         );
-        assert!(parse(&text, &mut Vec::new()).is_ok());
+        assert!(parse(&text, &mut Vec::new(), ITEMS).is_ok());
     }
 
     #[test]
     fn scratch_is_reused() {
         let mut scratch = Vec::new();
         let long = format!(r#"[2,"a","DataTransfer",{{"data":"{}"}}]"#, "x".repeat(100));
-        assert!(parse(&long, &mut scratch).is_ok());
+        assert!(parse(&long, &mut scratch, ITEMS).is_ok());
         assert_eq!(
-            parse(r#"[3,"b",{}]"#, &mut scratch),
+            parse(r#"[3,"b",{}]"#, &mut scratch, ITEMS).map(|p| p.frame),
             Ok(Frame::CallResult {
                 id: "b".into(),
                 payload: json!({}),
             })
         );
-        assert!(parse("[", &mut scratch).is_err());
+        assert!(parse("[", &mut scratch, ITEMS).is_err());
         assert!(scratch.capacity() >= long.len());
+    }
+
+    #[test]
+    fn the_payload_text_is_kept_as_received() {
+        let text = " [2 , \"a\" ,\"DataTransfer\",\n { \"k\" : [1 , 2.50, \"]\\\"\"] } \r\n] ";
+        let parsed = parse(text, &mut Vec::new(), ITEMS).unwrap();
+        assert_eq!(parsed.payload_text, r#"{ "k" : [1 , 2.50, "]\""] }"#);
+        assert_eq!(
+            parsed.frame,
+            call("a", "DataTransfer", json!({"k": [1, 2.5, "]\""]}))
+        );
+        let text = r#"[3,"b",{"status":"Accepted","n":1e3}]"#;
+        let parsed = parse(text, &mut Vec::new(), ITEMS).unwrap();
+        assert_eq!(parsed.payload_text, r#"{"status":"Accepted","n":1e3}"#);
+        let text = r#"[4,"c","GenericError","{}",{"why":"x"}]"#;
+        let parsed = parse(text, &mut Vec::new(), ITEMS).unwrap();
+        assert_eq!(parsed.payload_text, r#"{"why":"x"}"#);
+    }
+
+    #[test]
+    fn a_message_with_too_many_items_is_refused_before_it_is_parsed() {
+        // The frame's 4 elements and the payload's member and 4 array items: 9.
+        let text = r#"[2,"m1","DataTransfer",{"data":[0,0,0,0]}]"#;
+        assert!(parse(text, &mut Vec::new(), 9).is_ok());
+        let e = parse(text, &mut Vec::new(), 8).unwrap_err();
+        assert_eq!(
+            (e.code, e.id.as_deref(), e.message_type),
+            (ErrorCode::Occurrence, Some("m1"), Some(MessageType::Call))
+        );
+        assert_eq!(
+            e.description,
+            "the message holds more than 8 items (array elements and object members)"
+        );
+        // Invalid past the limit: the rest is never looked at.
+        let text = format!(r#"[3,"r1",{{"x":[{}"#, "0,".repeat(1_000_000));
+        let e = parse(&text, &mut Vec::new(), 1000).unwrap_err();
+        assert_eq!(
+            (e.code, e.id.as_deref(), e.message_type),
+            (
+                ErrorCode::Occurrence,
+                Some("r1"),
+                Some(MessageType::CallResult)
+            )
+        );
+        // Unreadable type or id: nothing to echo, as for any other refusal.
+        for text in [
+            format!(r#"[[{}]]"#, "0,".repeat(20)),
+            format!(r#"[2,{}]"#, "0,".repeat(20)),
+            format!(r#"[9,7,{}]"#, "0,".repeat(20)),
+            format!(r#"{{"a":[{}]}}"#, "0,".repeat(20)),
+        ] {
+            let e = parse(&text, &mut Vec::new(), 10).unwrap_err();
+            assert_eq!((e.code, e.id), (ErrorCode::Occurrence, None), "{text}");
+        }
+        let text = format!(r#"[4,"e",{}]"#, "0,".repeat(20));
+        let e = parse(&text, &mut Vec::new(), 10).unwrap_err();
+        assert_eq!(e.message_type, Some(MessageType::CallError));
+        let long_id = "i".repeat(MAX_ECHOED_ID + 1);
+        let text = format!(r#"[2,"{long_id}",{}]"#, "0,".repeat(20));
+        assert_eq!(parse(&text, &mut Vec::new(), 10).unwrap_err().id, None);
+    }
+
+    #[test]
+    fn action_names_are_ascii_letters_and_digits() {
+        for name in [
+            "Reset",
+            "BootNotification",
+            "Get15118EVCertificate",
+            &"A".repeat(64),
+        ] {
+            assert!(is_action_name(name), "{name}");
+        }
+        for name in ["", "Re set", "Données", "a-b", "x/y", &"A".repeat(65)] {
+            assert!(!is_action_name(name), "{name}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! Basic auth, room in the table), one connection per charge point, and each frame in turn:
 //! an uplink CALL validated and answered by the embedded central system, an answer to a
 //! downlink CALL handed to the [`Downlink`](super::downlink::Downlink), anything malformed
-//! answered with the CALLERROR it deserves while the connection stays up.
+//! answered with the CALLERROR it deserves while the connection stays up. The work a frame
+//! costs the shard is bounded by its size and `OCPP_MAX_MESSAGE_ITEMS`, whatever it holds.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -18,9 +19,9 @@ use super::auth::{AuthError, Check};
 use super::central::{self, BootStatus};
 use super::downlink::{Answer, CommandError};
 use super::errors::{ErrorCode, Version};
-use super::events::{Direction, EventKind};
+use super::events::{Direction, EventKind, JsonText};
 use super::figures::{Outcome, ShardFigures};
-use super::frame::{self, Frame, FrameError, MessageType};
+use super::frame::{self, Frame, FrameError, MessageType, Parsed, MAX_ACTION};
 use super::identity::{charge_point_id, choose_version};
 use super::registry::Link;
 use super::schema;
@@ -31,6 +32,11 @@ use super::{Refusal, Service};
 pub const CLOSE_REPLACED: u16 = 4000;
 /// Close code of a charge point silent for `OCPP_IDLE_TIMEOUT`.
 pub const CLOSE_IDLE: u16 = 4001;
+/// Close code of a charge point an administrator deleted (`DELETE …?force=true`).
+pub const CLOSE_DELETED: u16 = 4002;
+
+/// The action label of a CALL whose action is not an action name, in logs and `/metrics`.
+const NOT_AN_ACTION: &str = "other";
 
 /// The timer token of the idle check (the downlink's tokens start above it).
 const IDLE_TIMER: u64 = 1;
@@ -139,13 +145,13 @@ impl Handler for Ocpp {
         match service.registry.attach(&id, link, addr, SystemTime::now()) {
             Ok(None) => {}
             Ok(Some(old)) => {
-                tracing::info!(charge_point = %id, old = %old.conn, new = %conn, "a newer connection replaces the charge point's older one");
+                rate_limited!(10, info, charge_point = %id, old = %old.conn, new = %conn, "a newer connection replaces the charge point's older one");
                 if let Err(e) = ctx.hub().close(
                     old.conn,
                     CLOSE_REPLACED,
                     "replaced by a newer connection of the same charge point",
                 ) {
-                    tracing::warn!(charge_point = %id, "could not close the replaced connection: {e}");
+                    rate_limited!(10, warn, charge_point = %id, "could not close the replaced connection: {e}");
                 }
             }
             Err(full) => {
@@ -155,7 +161,8 @@ impl Handler for Ocpp {
         }
         if service.events.enabled() {
             let mut event = session_of(ctx).event(None, EventKind::Connected);
-            event.payload = Some(json!({"remote_addr": addr.map(|a| a.to_string())}));
+            let remote_addr = addr.map(|a| a.to_string());
+            event.payload = Some(JsonText::of(&json!({ "remote_addr": remote_addr })));
             service.events.publish(event);
         }
         if !service.cfg.idle_timeout.is_zero() {
@@ -175,32 +182,49 @@ impl Handler for Ocpp {
         session_of(ctx).last_rx = received;
         let parsed = {
             let scratch = &mut ctx.local::<Scratch>().0;
-            frame::parse(text, scratch)
+            frame::parse(text, scratch, self.service.cfg.max_message_items)
         };
-        match parsed {
-            Ok(Frame::Call {
+        let Parsed {
+            frame,
+            payload_text,
+        } = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => return self.on_bad_frame(ctx, e, text),
+        };
+        let events = self.service.events.enabled();
+        match frame {
+            Frame::Call {
                 id,
                 action,
                 payload,
-            }) => self.on_call(ctx, id, action, payload, received),
-            Ok(Frame::CallResult { id, payload }) => {
-                self.on_answer(ctx, id, Answer::Result(payload))
+            } => {
+                let call = Call {
+                    message_id: id,
+                    action,
+                    payload,
+                    payload_text,
+                    received,
+                };
+                self.on_call(ctx, call)
             }
-            Ok(Frame::CallError {
+            Frame::CallResult { id, payload } => {
+                let shown = events.then(|| JsonText::received(payload_text));
+                self.on_answer(ctx, id, Answer::Result(payload), shown)
+            }
+            Frame::CallError {
                 id,
                 code,
                 description,
                 details,
-            }) => self.on_answer(
-                ctx,
-                id,
-                Answer::Error {
+            } => {
+                let shown = events.then(|| JsonText::call_error(&code, &description, &details));
+                let answer = Answer::Error {
                     code,
                     description,
                     details,
-                },
-            ),
-            Err(e) => self.on_bad_frame(ctx, e, text),
+                };
+                self.on_answer(ctx, id, answer, shown)
+            }
         }
     }
 
@@ -218,7 +242,7 @@ impl Handler for Ocpp {
         let expired = session_of(ctx).downlink.expire(token, Instant::now());
         if let Some((action, message_id)) = expired {
             let id = session_of(ctx).id.clone();
-            tracing::info!(charge_point = %id, %action, %message_id, "downlink CALL timed out; a later answer will be dropped");
+            rate_limited!(10, info, charge_point = %id, %action, %message_id, "downlink CALL timed out; a later answer will be dropped");
             ctx.local::<ShardFigures>().count_call(
                 Direction::Downlink,
                 &action,
@@ -240,28 +264,38 @@ impl Handler for Ocpp {
         } else {
             CommandError::Disconnected
         };
-        session.downlink.fail_all(&error);
+        session.downlink.close(&error);
         service
             .registry
             .detach(&session.id, conn, SystemTime::now());
         if service.events.enabled() {
             let mut event = session.event(None, EventKind::Disconnected);
-            event.payload = Some(json!({"code": code, "reason": reason}));
+            event.payload = Some(JsonText::of(&json!({"code": code, "reason": reason})));
             service.events.publish(event);
         }
     }
 }
 
+/// An uplink CALL, parsed.
+struct Call<'t> {
+    message_id: String,
+    action: String,
+    payload: Value,
+    /// The payload as received, for its event.
+    payload_text: &'t str,
+    received: Instant,
+}
+
 impl Ocpp {
     /// An uplink CALL: validated, answered by the embedded central system, its facts kept.
-    fn on_call(
-        &self,
-        ctx: &mut ConnCtx<'_>,
-        message_id: String,
-        action: String,
-        payload: Value,
-        received: Instant,
-    ) {
+    fn on_call(&self, ctx: &mut ConnCtx<'_>, call: Call<'_>) {
+        let Call {
+            message_id,
+            action,
+            payload,
+            payload_text,
+            received,
+        } = call;
         let service = &self.service;
         let session = session_of(ctx);
         let (id, version, boot) = (session.id.clone(), session.version, session.boot);
@@ -270,10 +304,23 @@ impl Ocpp {
             let mut event = session.event(Some(Direction::Uplink), EventKind::Call);
             event.action = Some(action.clone());
             event.message_id = Some(message_id.clone());
-            event.payload = Some(payload.clone());
+            event.payload = Some(JsonText::received(payload_text));
             event
         });
-        let answered = if boot == Some(BootStatus::Rejected) && action != "BootNotification" {
+        let named = frame::is_action_name(&action);
+        let label = if named {
+            action.as_str()
+        } else {
+            NOT_AN_ACTION
+        };
+        let answered = if !named {
+            Err(central::Refusal {
+                code: ErrorCode::NotImplemented,
+                description: format!(
+                    "the action is not a name of 1 to {MAX_ACTION} ASCII letters and digits"
+                ),
+            })
+        } else if boot == Some(BootStatus::Rejected) && action != "BootNotification" {
             Err(central::Refusal {
                 code: ErrorCode::Security,
                 description: "the charge point's BootNotification was rejected: boot again"
@@ -313,36 +360,33 @@ impl Ocpp {
         {
             session_of(ctx).boot = Some(*status);
         }
+        let events = call_event.is_some();
         let (text, outcome, answer_event) = match answered {
             Ok(answer) => {
                 let text = frame::encode_result(&message_id, &answer.payload);
-                (
-                    text,
-                    Outcome::Result,
-                    (EventKind::CallResult, answer.payload),
-                )
+                let shown = events.then(|| JsonText::of(&answer.payload));
+                (text, Outcome::Result, (EventKind::CallResult, shown))
             }
             Err(refusal) => {
-                tracing::debug!(charge_point = %id, %action, code = ?refusal.code, "uplink CALL refused: {}", refusal.description);
+                tracing::debug!(charge_point = %id, action = label, code = ?refusal.code, "uplink CALL refused: {}", refusal.description);
+                let details = json!({});
                 let text = frame::encode_error(
                     &message_id,
                     refusal.code,
                     version,
                     &refusal.description,
-                    &json!({}),
+                    &details,
                 );
-                let payload = json!({
-                    "code": refusal.code.name(version),
-                    "description": refusal.description,
-                    "details": {},
-                });
-                (text, Outcome::Error, (EventKind::CallError, payload))
+                let code = refusal.code.name(version);
+                let shown =
+                    events.then(|| JsonText::call_error(code, &refusal.description, &details));
+                (text, Outcome::Error, (EventKind::CallError, shown))
             }
         };
         ctx.send(Message::Text(&text));
         ctx.local::<ShardFigures>().count_call(
             Direction::Uplink,
-            &action,
+            label,
             outcome,
             Some(received.elapsed()),
         );
@@ -351,13 +395,20 @@ impl Ocpp {
             let mut event = session_of(ctx).event(Some(Direction::Downlink), answer_event.0);
             event.action = Some(action);
             event.message_id = Some(message_id);
-            event.payload = Some(answer_event.1);
+            event.payload = answer_event.1;
             service.events.publish(event);
         }
     }
 
     /// A CALLRESULT or CALLERROR: the answer to the outstanding downlink CALL, or dropped.
-    fn on_answer(&self, ctx: &mut ConnCtx<'_>, message_id: String, answer: Answer) {
+    /// `shown` is its event's payload, when events are on.
+    fn on_answer(
+        &self,
+        ctx: &mut ConnCtx<'_>,
+        message_id: String,
+        answer: Answer,
+        shown: Option<JsonText>,
+    ) {
         let service = &self.service;
         let session = session_of(ctx);
         let id = session.id.clone();
@@ -365,17 +416,10 @@ impl Ocpp {
             Answer::Result(_) => EventKind::CallResult,
             Answer::Error { .. } => EventKind::CallError,
         };
-        let mut event = service.events.enabled().then(|| {
+        let mut event = shown.map(|payload| {
             let mut event = session.event(Some(Direction::Uplink), kind);
             event.message_id = Some(message_id.clone());
-            event.payload = Some(match &answer {
-                Answer::Result(payload) => payload.clone(),
-                Answer::Error {
-                    code,
-                    description,
-                    details,
-                } => json!({"code": code, "description": description, "details": details}),
-            });
+            event.payload = Some(payload);
             event
         });
         let settled = session.downlink.answer(&message_id, answer, Instant::now());
@@ -402,7 +446,7 @@ impl Ocpp {
             }
             None => {
                 if session_of(ctx).downlink.timed_out(&message_id) {
-                    tracing::info!(charge_point = %id, %message_id, "an answer came after its CALL timed out: dropped");
+                    rate_limited!(10, info, charge_point = %id, %message_id, "an answer came after its CALL timed out: dropped");
                 } else {
                     tracing::debug!(charge_point = %id, %message_id, "an answer matches no CALL of the gateway: dropped");
                 }
@@ -437,15 +481,23 @@ impl Ocpp {
         };
         if let Some(message_id) = answered_call {
             // A malformed answer to the outstanding CALL still ends it, as an error.
+            let code = error.code.name(version);
+            let description = format!(
+                "the charge point's answer was malformed: {}",
+                error.description
+            );
+            let details = json!({});
+            let shown = self
+                .service
+                .events
+                .enabled()
+                .then(|| JsonText::call_error(code, &description, &details));
             let answer = Answer::Error {
-                code: error.code.name(version).to_owned(),
-                description: format!(
-                    "the charge point's answer was malformed: {}",
-                    error.description
-                ),
-                details: json!({}),
+                code: code.to_owned(),
+                description,
+                details,
             };
-            self.on_answer(ctx, message_id, answer);
+            self.on_answer(ctx, message_id, answer, shown);
         }
         if let Some(reply_id) = reply_id {
             let text = frame::encode_error(

@@ -124,6 +124,18 @@ impl Collector for Scrape {
         )?;
         single(
             e,
+            "ocpp_event_sink_queued_bytes",
+            "Bytes of events waiting for the sink (bounded by OCPP_EVENT_BUFFER_BYTES)",
+            &ConstGauge::new(service.events.queued_bytes() as i64),
+        )?;
+        single(
+            e,
+            "ocpp_charge_points_evicted",
+            "Disconnected charge points forgotten to make room in a full table (never booted first, then the longest gone)",
+            &ConstCounter::new(service.registry.evicted()),
+        )?;
+        single(
+            e,
             "ocpp_event_sink_failed",
             "Events the sink failed to write",
             &ConstCounter::new(service.events.failed()),

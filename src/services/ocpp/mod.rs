@@ -1,7 +1,8 @@
 //! The OCPP-J gateway on `{SERVER_WEBSOCKET_PATH}/{charge_point_id}`: charge points speaking
 //! `ocpp1.6` or `ocpp2.0.1` (contract, "OCPP-J"; README, "OCPP"). Sans-IO layers, tested on
-//! text: the RPC framing ([`frame`]), versions and error codes ([`errors`]), payload
-//! validation against the official JSON schemas ([`schema`]), who is connecting
+//! text: the RPC framing ([`frame`], over a byte scan that bounds each message first),
+//! versions and error codes ([`errors`]), payload validation against the official JSON
+//! schemas ([`schema`]), who is connecting
 //! ([`identity`], [`auth`]), the embedded central system ([`central`]) and what it learns
 //! ([`station`]), one charge point's command queue ([`downlink`]). On top: the route's
 //! handler, the charge-point table ([`registry`]), commands from the backend ([`commands`]),
@@ -25,6 +26,7 @@ mod handler;
 mod hash_pool;
 pub mod identity;
 mod metrics;
+mod rawjson;
 pub mod registry;
 pub mod schema;
 mod session;
@@ -43,7 +45,7 @@ use central::{BootStatus, Policy, TransactionIds};
 pub use commands::Gateway;
 use errors::Version;
 use events::{EventSink, Events, NdjsonFile};
-pub use handler::{CLOSE_IDLE, CLOSE_REPLACED};
+pub use handler::{CLOSE_DELETED, CLOSE_IDLE, CLOSE_REPLACED};
 use hash_pool::HashPool;
 use registry::Registry;
 
@@ -198,7 +200,8 @@ pub fn install(
         }
     };
     let events = match sink {
-        Some(sink) => Events::start(sink, cfg.event_buffer).map_err(OcppError::Sink)?,
+        Some(sink) => Events::start(sink, cfg.event_buffer, cfg.event_buffer_bytes)
+            .map_err(OcppError::Sink)?,
         None => Events::disabled(),
     };
     let compression = builder.config().deflate_mode(cfg.compression);

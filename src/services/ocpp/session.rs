@@ -12,7 +12,7 @@ use crate::{ConnCtx, Message, ShardCtx};
 use super::central::BootStatus;
 use super::downlink::Downlink;
 use super::errors::Version;
-use super::events::{Direction, Event, EventKind};
+use super::events::{Direction, Event, EventKind, JsonText};
 use super::Service;
 
 /// A charge point's connection state.
@@ -105,7 +105,7 @@ pub fn pump(service: &Service, port: &mut impl Port) {
         let mut event = session.event(Some(Direction::Downlink), EventKind::Call);
         event.action = Some(dispatch.action.clone());
         event.message_id = Some(dispatch.message_id.clone());
-        event.payload = Some(dispatch.payload);
+        event.payload = Some(JsonText::of(&dispatch.payload));
         event
     });
     port.send_text(&dispatch.text);

@@ -119,6 +119,11 @@ impl Station {
         self.connected
     }
 
+    /// Whether a BootNotification of it was ever answered (whatever the status).
+    pub fn has_booted(&self) -> bool {
+        self.last_boot_at.is_some()
+    }
+
     /// A message arrived from the charge point.
     pub fn touch(&mut self, now: SystemTime) {
         self.last_message_at = Some(now);
@@ -345,7 +350,9 @@ mod tests {
             serial: None,
             status: BootStatus::Accepted,
         };
+        assert!(!station.has_booted());
         station.apply(&boot, at(1));
+        assert!(station.has_booted());
         station.apply(&Update::Heartbeat, at(2));
         station.apply(&status(None, 2, "Available"), at(3));
         station.apply(&status(None, 1, "Available"), at(3));

@@ -61,10 +61,9 @@ impl RealtimeError {
         match self {
             RealtimeError::Origins(e) => Some(("realtime.allowed_origins", e.to_string())),
             RealtimeError::Allowlist(e) => Some(("realtime.ip_allowlist", e.to_string())),
-            RealtimeError::DefaultRoom { room, source } => Some((
-                "realtime.default_rooms",
-                format!("room {room:?}: {source}"),
-            )),
+            RealtimeError::DefaultRoom { room, source } => {
+                Some(("realtime.default_rooms", format!("room {room:?}: {source}")))
+            }
             RealtimeError::Janitor(_) => None,
         }
     }
