@@ -133,10 +133,11 @@ fn fresh_ids_and_wrong_passwords_get_their_statuses_counted() {
     let (out, r) = attack(&server, &flags);
     assert!(out.status.success(), "{r}");
     // The rate says what is due; a server that falls behind (argon2 in a
-    // debug build is slow) gets fewer, each still answered.
+    // debug build is slow) gets fewer, each still answered. Wrong passwords
+    // from one address are shut out (429) after the first few.
     for (kind, due, statuses) in [
         ("registry", 20, &["HTTP 101", "HTTP 503"][..]),
-        ("passwords", 50, &["HTTP 401"]),
+        ("passwords", 50, &["HTTP 401", "HTTP 429"]),
     ] {
         let k = &r["kinds"][kind];
         assert_eq!(k["due"], due, "{kind}: {r}");
