@@ -4,12 +4,14 @@
 
 use std::ffi::OsString;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::attack::{AttackArgs, AttackPlan};
 use crate::commands::CommandPlan;
+use crate::marker::Marker;
 use crate::ocpp::OcppPlan;
 use crate::realtime::{RealtimePlan, Secret, MAX_ROOMS};
 use crate::soak::SoakPlan;
@@ -111,7 +113,8 @@ pub enum ModeCmd {
         window: usize,
     },
     /// Hold N idle connections for --duration and report how many stayed
-    /// up; with --pid, the server's RSS growth per connection.
+    /// up; with --pid, the server's RSS growth per connection. SIGUSR1 ends
+    /// the hold early (the report follows as usual).
     Idle {
         #[command(flatten)]
         common: Common,
@@ -125,6 +128,14 @@ pub enum ModeCmd {
         messages: u64,
         #[command(flatten)]
         payload: PayloadArgs,
+        /// Count, on every connection, the text messages the server sends
+        /// that contain STR (say, a broadcast's payload): report the
+        /// connections that got one exactly once, twice or more, or none,
+        /// and the first and last arrival (Unix ms). Says on stderr once
+        /// every connection opened has one; exits 1 unless every connection
+        /// asked for got exactly one.
+        #[arg(long, value_name = "STR")]
+        expect_marker: Option<String>,
     },
     /// N subscribers (-c) on one channel, then --publishers connections
     /// (`role=pub` added to the query) each sending --rate binary messages/s
@@ -369,6 +380,8 @@ pub enum Mode {
         duration: Duration,
         /// Echoed messages per connection before idling.
         messages: u64,
+        /// `--expect-marker`.
+        marker: Option<Arc<Marker>>,
     },
     Fanout {
         /// Messages per second from each publisher.
@@ -422,6 +435,14 @@ impl Mode {
             self,
             Mode::Fanout { .. } | Mode::Soak(_) | Mode::Realtime(_)
         )
+    }
+
+    /// An idle run's `--expect-marker`.
+    pub fn marker(&self) -> Option<&Arc<Marker>> {
+        match self {
+            Mode::Idle { marker, .. } => marker.as_ref(),
+            _ => None,
+        }
     }
 
     /// An ocpp run's `--commands`.
@@ -591,10 +612,25 @@ impl ModeCmd {
                 duration,
                 messages,
                 payload,
+                expect_marker,
             } => {
                 check_range("--messages", messages, 0, MAX_IDLE_MESSAGES)?;
+                let marker = expect_marker
+                    .map(|text| Marker::new(&text).map(Arc::new))
+                    .transpose()?;
+                if marker.is_some() && messages > 0 {
+                    return Err(
+                        "--expect-marker watches what the server sends; it does not go with \
+                         --messages, which checks echoes"
+                            .into(),
+                    );
+                }
                 let payload = if messages == 0 { no_payload } else { payload };
-                let mode = Mode::Idle { duration, messages };
+                let mode = Mode::Idle {
+                    duration,
+                    messages,
+                    marker,
+                };
                 (common, payload, mode, messages.max(1) as usize)
             }
             ModeCmd::Fanout {
@@ -961,12 +997,20 @@ mod tests {
         let idle = |messages| Mode::Idle {
             duration: Duration::from_secs(10),
             messages,
+            marker: None,
         };
         assert_eq!((p.mode, p.payload, p.window), (idle(0), 0, 1));
         let p = plan(&["idle", "--messages", "2", "--payload", "1KiB", "--deflate"]).unwrap();
         assert_eq!((p.mode, p.payload, p.window), (idle(2), 1024, 2));
         assert!(p.deflate);
         assert!(plan(&["idle", "--messages", "65537"]).is_err());
+        let p = plan(&["idle", "--expect-marker", "rg-42"]).unwrap();
+        let Mode::Idle { marker, .. } = p.mode else {
+            panic!("idle")
+        };
+        assert_eq!(marker.unwrap().text(), "rg-42");
+        assert!(plan(&["idle", "--expect-marker", ""]).is_err());
+        assert!(plan(&["idle", "--expect-marker", "m", "--messages", "1"]).is_err());
         for mode in [
             "storm",
             "throughput",

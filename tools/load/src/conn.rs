@@ -3,7 +3,8 @@
 //! [`EchoSink`] that checks echoes and answers pings and closes (fanout
 //! subscribers and soak connections use `fanout::DeliverySink` instead,
 //! realtime members `realtime::RealtimeSink`, OCPP charge points
-//! `ocpp::OcppSink`), each behind the connection's permessage-deflate codec
+//! `ocpp::OcppSink`, idle `--expect-marker` listeners
+//! `marker::MarkerSink`), each behind the connection's permessage-deflate codec
 //! when one was agreed (`deflate_codec::Inflating`).
 //! Owns no event loop; the worker drives it.
 
@@ -18,6 +19,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::deflate_codec::{Codec, Inflating};
 use crate::fanout::{DeliverySink, Subscriber};
+use crate::marker::{Listener, MarkerSink};
 use crate::ocpp::{ChargePoint, OcppSink};
 use crate::realtime::{Member, RealtimeSink};
 use crate::soak::Life;
@@ -53,6 +55,8 @@ pub enum Role {
     Member(Box<Member>),
     /// OCPP charge point.
     ChargePoint(Box<ChargePoint>),
+    /// Idle with `--expect-marker`: counts the server's messages holding it.
+    Listener(Box<Listener>),
 }
 
 impl Role {
@@ -286,6 +290,16 @@ impl Conn {
                 mask: spec.mask,
                 payload: spec.payload_len as usize,
                 now_ns,
+            };
+            return decode(&mut self.decoder, &mut self.codec, bytes, &mut sink).map(|()| 0);
+        }
+        if let Role::Listener(listener) = &mut self.role {
+            let mut sink = MarkerSink {
+                listener,
+                msgs: &mut self.msgs,
+                stats: &mut stats.marker,
+                replies,
+                mask: spec.mask,
             };
             return decode(&mut self.decoder, &mut self.codec, bytes, &mut sink).map(|()| 0);
         }

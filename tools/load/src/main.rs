@@ -21,6 +21,8 @@ mod fanout;
 mod fanout_phase;
 mod handshake;
 mod http;
+mod marker;
+mod marker_report;
 mod monitor;
 mod ocpp;
 mod ocpp_phase;

@@ -3,16 +3,16 @@
 //! connect the publishers and meet again), run the mode's work (throughput,
 //! sustained, fanout, soak, ocpp, or holding), meet again, then close
 //! everything with a close handshake. Every loop ends at its own deadline or
-//! the run's.
+//! the run's (a hold also on SIGUSR1).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::Ordering::Release;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::Mode;
-use crate::conn::State;
+use crate::conn::{Role, State};
 use crate::stats::{Cause, Stats};
 use crate::worker::{Shared, Worker, MAX_WAIT};
 
@@ -62,7 +62,9 @@ pub fn run_worker(index: usize, shared: Arc<Shared>) -> Stats {
     }
     match w.shared.plan.mode.clone() {
         Mode::Storm { hold } => w.hold(hold),
-        Mode::Idle { duration, messages } => w.idle(duration, messages),
+        Mode::Idle {
+            duration, messages, ..
+        } => w.idle(duration, messages),
         Mode::Throughput { messages, duration } => w.throughput(messages, duration),
         Mode::Sustained {
             duration,
@@ -107,10 +109,14 @@ impl Worker {
         }
     }
 
-    /// Keeps the connections open (answering pings) for `how_long`.
+    /// Keeps the connections open (answering pings) for `how_long`, or
+    /// until SIGUSR1.
     pub(crate) fn hold(&mut self, how_long: Duration) {
         let end = Instant::now() + how_long;
         while let Some(left) = self.left(end) {
+            if self.shared.hold_stop.load(Relaxed) {
+                break;
+            }
             self.turn(left.min(MAX_WAIT));
         }
     }
@@ -247,11 +253,24 @@ impl Worker {
         self.outstanding = 0;
     }
 
+    /// Counts the `--expect-marker` listeners still open by the marker
+    /// messages each got (the others were counted when they ended).
+    fn tally_markers(&mut self) {
+        for (_, conn) in self.conns.iter() {
+            if let (Role::Listener(listener), State::Open | State::Closing) =
+                (&conn.role, conn.state)
+            {
+                self.stats.marker.tally(listener.hits);
+            }
+        }
+    }
+
     /// Close handshake on every connection (a soak never-reader, which
     /// cannot read the answer, is dropped); whatever is left after the grace
     /// period is simply dropped.
     fn close_all(&mut self) {
         self.closing_all = true;
+        self.tally_markers();
         self.sending = false;
         self.abandon_handshakes();
         for key in self.keys_in(State::Open) {

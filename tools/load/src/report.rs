@@ -1,7 +1,8 @@
 //! The final report: derives rates and per-CPU-second figures from an
 //! [`Outcome`], and prints them as a table or as one JSON object whose field
 //! names are stable. A soak run adds its section (`soak_report`), an ocpp
-//! run its own (`ocpp_report`), a `--deflate` run its own (`deflate_report`).
+//! run its own (`ocpp_report`), a `--deflate` run its own (`deflate_report`),
+//! an idle `--expect-marker` run its own (`marker_report`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use crate::cli::{Mode, Plan};
 use crate::deflate_report::DeflateReport;
+use crate::marker_report::MarkerReport;
 use crate::ocpp_report::OcppReport;
 use crate::progress::group;
 use crate::realtime::RealtimePlan;
@@ -117,6 +119,9 @@ pub struct Report {
     /// `--deflate` (null without it): upgrades that agreed, and the payload
     /// and wire bytes each way.
     pub deflate: Option<DeflateReport>,
+    /// Idle `--expect-marker` (null without it): the connections by the
+    /// marker messages each got, and when the first and last arrived.
+    pub marker: Option<MarkerReport>,
 }
 
 /// A realtime run's own figures.
@@ -399,15 +404,22 @@ impl Report {
                 _ => None,
             },
             deflate: plan.deflate.then(|| DeflateReport::new(&s.deflate)),
+            marker: plan
+                .mode
+                .marker()
+                .map(|m| MarkerReport::new(m.text(), &s.marker, plan.connections)),
         }
     }
 
     /// Whether the run failed its purpose beyond connecting: a realtime run
     /// that missed or duplicated a delivery (or expected none), an ocpp run
-    /// with a charge point not booted, any error, or a command not answered.
+    /// with a charge point not booted, any error, or a command not answered,
+    /// an idle `--expect-marker` run where a connection did not get the
+    /// marker exactly once.
     pub fn failed_check(&self) -> bool {
         self.realtime.as_ref().is_some_and(|r| !r.exactly_once)
             || self.ocpp.as_ref().is_some_and(|o| !o.passed)
+            || self.marker.as_ref().is_some_and(|m| !m.all_exactly_once)
     }
 
     /// One JSON object.
@@ -529,6 +541,9 @@ impl Report {
         }
         if let Some(d) = &self.deflate {
             d.write_rows(&mut row);
+        }
+        if let Some(m) = &self.marker {
+            m.write_rows(&mut row);
         }
         if let Some(p) = &self.rtt_us {
             row("rtt µs", fmt_percentiles(p));

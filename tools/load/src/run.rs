@@ -1,11 +1,14 @@
 //! The main thread's side of a run: starts the workers (for a soak run, the
-//! monitor; for ocpp with `--commands`, the commands), samples the server
-//! (CPU, RSS) and this process (CPU) at each phase boundary, drives the
-//! progress line, and merges what the workers measured into an [`Outcome`].
+//! monitor; for ocpp with `--commands`, the commands), takes SIGUSR1 for a
+//! hold (idle, storm), samples the server (CPU, RSS) and this process (CPU)
+//! at each phase boundary, drives the progress line (and idle's marker
+//! notice), and merges what the workers measured into an [`Outcome`].
 
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use signal_hook::consts::SIGUSR1;
 
 use crate::cli::{Mode, Plan};
 use crate::commands::{CommandStats, Commander};
@@ -63,6 +66,29 @@ pub struct Outcome {
     pub commands: Option<CommandStats>,
 }
 
+/// Says on stderr, once, that every connection opened has the
+/// `--expect-marker` message: the moment a caller waiting for a broadcast
+/// to arrive everywhere looks for.
+struct MarkerNotice {
+    pending: bool,
+}
+
+impl MarkerNotice {
+    fn new(watching: bool) -> MarkerNotice {
+        MarkerNotice { pending: watching }
+    }
+
+    fn check(&mut self, sum: LiveSum) {
+        if self.pending && sum.handshakes > 0 && sum.marked >= sum.handshakes {
+            self.pending = false;
+            eprintln!(
+                "ringgate-load: marker received on all {} connections",
+                sum.handshakes
+            );
+        }
+    }
+}
+
 /// Runs `plan` to the end.
 pub fn run(plan: Plan) -> Outcome {
     let threads = plan.threads;
@@ -90,6 +116,15 @@ pub fn run(plan: Plan) -> Outcome {
             .ok(),
         _ => None,
     };
+    // SIGUSR1 ends a hold early; other modes keep the signal's default.
+    let holds = matches!(shared.plan.mode, Mode::Idle { .. } | Mode::Storm { .. });
+    let hold_signal = holds
+        .then(|| signal_hook::flag::register(SIGUSR1, shared.hold_stop.clone()))
+        .transpose()
+        .unwrap_or_else(|e| {
+            eprintln!("ringgate-load: cannot take SIGUSR1: {e}");
+            None
+        });
     let mut progress = Progress::new(progress_on, shared.plan.mode.name(), start.at);
     let far = shared.deadline + RENDEZVOUS_SLACK;
     let tick = Duration::from_millis(100);
@@ -119,10 +154,16 @@ pub fn run(plan: Plan) -> Outcome {
         shared.commands_done.store(true, Release);
         stats
     });
-    all_arrived &= shared
-        .rendezvous
-        .wait(far, tick, || progress.tick(LiveSum::of(&shared.lives)));
+    let mut marker_seen = MarkerNotice::new(shared.plan.mode.marker().is_some());
+    all_arrived &= shared.rendezvous.wait(far, tick, || {
+        let sum = LiveSum::of(&shared.lives);
+        progress.tick(sum);
+        marker_seen.check(sum);
+    });
     let worked = Sample::take(pid);
+    if let Some(id) = hold_signal {
+        signal_hook::low_level::unregister(id);
+    }
     let watch = monitor.and_then(Monitor::stop);
     let mut stats = Stats::default();
     for h in handles {

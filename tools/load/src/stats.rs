@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use hdrhistogram::Histogram;
 
 use crate::deflate_codec::DeflateStats;
+use crate::marker::MarkerStats;
 use crate::ocpp::OcppStats;
 use crate::realtime::RealtimeStats;
 use crate::soak::SoakStats;
@@ -219,6 +220,9 @@ pub struct Stats {
     /// `--deflate`: the answers, and the traffic of the connections that
     /// agreed (added when each ends).
     pub deflate: DeflateStats,
+    /// Idle `--expect-marker`: the marker messages and the connections'
+    /// tally.
+    pub marker: MarkerStats,
 }
 
 impl Default for Stats {
@@ -240,6 +244,7 @@ impl Default for Stats {
             realtime: RealtimeStats::default(),
             ocpp: OcppStats::default(),
             deflate: DeflateStats::default(),
+            marker: MarkerStats::default(),
         }
     }
 }
@@ -314,6 +319,7 @@ impl Stats {
         self.realtime.merge(&other.realtime);
         self.ocpp.merge(&other.ocpp);
         self.deflate.merge(&other.deflate);
+        self.marker.merge(&other.marker);
     }
 }
 
@@ -329,6 +335,8 @@ pub struct Live {
     pub received: AtomicU64,
     /// Failures so far.
     pub failures: AtomicU64,
+    /// Connections that got the `--expect-marker` message so far.
+    pub marked: AtomicU64,
 }
 
 impl Live {
@@ -338,6 +346,7 @@ impl Live {
         self.handshakes.store(stats.handshakes, Relaxed);
         self.received.store(stats.received, Relaxed);
         self.failures.store(stats.total_failures(), Relaxed);
+        self.marked.store(stats.marker.reached, Relaxed);
     }
 }
 
@@ -348,6 +357,7 @@ pub struct LiveSum {
     pub handshakes: u64,
     pub received: u64,
     pub failures: u64,
+    pub marked: u64,
 }
 
 impl LiveSum {
@@ -358,6 +368,7 @@ impl LiveSum {
             handshakes: s.handshakes + l.handshakes.load(Relaxed),
             received: s.received + l.received.load(Relaxed),
             failures: s.failures + l.failures.load(Relaxed),
+            marked: s.marked + l.marked.load(Relaxed),
         })
     }
 }

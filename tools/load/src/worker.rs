@@ -22,6 +22,7 @@ use crate::conn::{open_socket, Conn, EchoSpec, Msgs, Pending, ReadEnd, Role, Sta
 use crate::deflate_codec::{append_message, Codec};
 use crate::fanout::Subscriber;
 use crate::handshake::{check_response, write_request, HandshakeError, Offered, Upgraded};
+use crate::marker::Listener;
 use crate::ocpp::ChargePoint;
 use crate::realtime::{self, Member};
 use crate::soak_phase::SoakState;
@@ -57,6 +58,8 @@ pub struct Shared {
     /// which keep answering commands until `commands_done`.
     pub work_done: AtomicUsize,
     pub commands_done: AtomicBool,
+    /// Set by SIGUSR1 (idle and storm): the hold ends now.
+    pub hold_stop: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -72,6 +75,7 @@ impl Shared {
             last_heard_ns: AtomicU64::new(0),
             work_done: AtomicUsize::new(0),
             commands_done: AtomicBool::new(false),
+            hold_stop: Arc::new(AtomicBool::new(false)),
             plan,
         }
     }
@@ -306,7 +310,10 @@ impl Worker {
             return Role::ChargePoint(Box::new(ChargePoint::new(ocpp, index)));
         }
         if !plan.mode.delivers() {
-            return Role::Echo;
+            return match plan.mode.marker() {
+                Some(marker) => Role::Listener(Box::new(Listener::new(marker.clone()))),
+                None => Role::Echo,
+            };
         }
         if !self.opening_publishers {
             if self.soak.is_some() {
@@ -644,8 +651,12 @@ impl Worker {
             State::Open => self.up -= 1,
             State::Closing => {}
         }
-        if matches!(conn.state, State::Open | State::Closing) && conn.role.joining() {
+        let upgraded = matches!(conn.state, State::Open | State::Closing);
+        if upgraded && conn.role.joining() {
             self.joining_lost += 1;
+        }
+        if let (Role::Listener(listener), true) = (&conn.role, upgraded && !self.closing_all) {
+            self.stats.marker.tally(listener.hits);
         }
         let in_flight = conn.msgs.in_flight();
         if in_flight > 0 {
