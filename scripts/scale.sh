@@ -127,9 +127,10 @@ if ((BUILD)); then
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 OUT=$(mktemp -d)
-SERVER_PID="" HEALTH_PID="" POLL_PID="" LOADS=()
+SERVER_PID="" HEALTH_PID="" POLL_PID="" METRICS_PID="" LOADS=()
 cleanup() {
     [[ -n $POLL_PID ]] && kill "$POLL_PID" 2>/dev/null
+    [[ -n $METRICS_PID ]] && kill "$METRICS_PID" 2>/dev/null
     [[ -n $HEALTH_PID ]] && kill "$HEALTH_PID" 2>/dev/null
     for pid in "${LOADS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     [[ -n $SERVER_PID ]] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
@@ -273,8 +274,9 @@ def exchange(addr, request, timeout):
         return "error", b""
     return words[1].decode(), body
 
-def poll(addr, log, stop, max_s):
-    request = f"GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n".encode()
+def poll(addr, log, stop, max_s, path="/health", every=INTERVAL):
+    every = float(every)
+    request = f"GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n".encode()
     end = time.monotonic() + float(max_s)
     with open(log, "w") as out:
         while time.monotonic() < end and not os.path.exists(stop):
@@ -282,7 +284,7 @@ def poll(addr, log, stop, max_s):
             status, _ = exchange(addr, request, HEALTH_TIMEOUT)
             ms = (time.monotonic() - t0) * 1000
             out.write(f"{int(at * 1000)} {status} {ms:.3f}\n")
-            rest = INTERVAL - (time.monotonic() - t0)
+            rest = every - (time.monotonic() - t0)
             if rest > 0:
                 time.sleep(rest)
 
@@ -309,6 +311,9 @@ broadcast() {
     fi
     "${prio[@]}" python3 "$OUT/http.py" poll "$ADMIN" "$OUT/poll.log" "$OUT/poll.stop" $((BWAIT + 60)) &
     POLL_PID=$!
+    "${prio[@]}" python3 "$OUT/http.py" poll "$ADMIN" "$OUT/metrics.log" "$OUT/poll.stop" $((BWAIT + 60)) \
+        /metrics 0.1 &
+    METRICS_PID=$!
     sleep 1
     body="{\"message_type\":\"system_message\",\"data\":{\"marker\":\"$MARKER\",\"from\":\"scripts/scale.sh\"}}"
     echo "broadcasting $MARKER to $(up) connections"
@@ -323,8 +328,8 @@ broadcast() {
     sleep 2
     CPU1=$(cpu_ticks) CPU1_MS=$(date +%s%3N)
     touch "$OUT/poll.stop"
-    wait "$POLL_PID"
-    POLL_PID=""
+    wait "$POLL_PID" "$METRICS_PID"
+    POLL_PID="" METRICS_PID=""
     RSS2=$(rss)
     kill -USR1 "${LOADS[@]}" 2>/dev/null
 }
@@ -421,6 +426,12 @@ if broadcast:
     print(f"  /health on the admin address every 10 ms ({env['POLL_PRIO']}), 1 s before the POST to 2 s after the last: "
           f"{text}; failures: {fail_text}")
     print(f"    of them from the POST to the last arrival: {during}")
+    scrapes = [l.split() for l in open(f"{out}/metrics.log")]
+    scrape_failed = sum(1 for _, st, _ in scrapes if st != "200")
+    scrape_text, _ = latency_text([float(ms) for _, _, ms in scrapes])
+    scrape_during, _ = latency_text([float(ms) for at, _, ms in scrapes if sent_ms <= int(at) <= end_ms])
+    print(f"  /metrics on the admin address every 100 ms, same span: {scrape_text}; not 200: {scrape_failed}")
+    print(f"    of them from the POST to the last arrival: {scrape_during}")
     bound = env["P99_MS"]
     if bound:
         verdict = "met" if p99 is not None and p99 <= float(bound) else "MISSED"

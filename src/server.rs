@@ -171,6 +171,7 @@ impl ServerBuilder {
             hub: hub.clone(),
             started,
             http_gate: http_gate.clone(),
+            figures: Arc::default(),
         };
         let control = ControlPlane::start(
             self.http,

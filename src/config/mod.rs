@@ -179,6 +179,9 @@ pub struct HttpConfig {
     pub max_requests: usize,
     /// Plain-HTTP connections held at once; more are answered 503.
     pub max_connections: usize,
+    /// Run the control plane's thread at real-time priority (SCHED_RR 1) when the process
+    /// may, so health and metrics answer while the shards saturate every core.
+    pub realtime_priority: bool,
 }
 
 /// Who may use the admin routes, and where else they are served.
@@ -389,6 +392,7 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_secs(10),
             max_requests: 1000,
             max_connections: 1024,
+            realtime_priority: true,
         }
     }
 }

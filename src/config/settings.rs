@@ -69,6 +69,7 @@ settings! {
     "RINGGATE_HTTP_BODY_TIMEOUT", http.body_timeout, Dur, "longest wait for the next piece of a request body";
     "RINGGATE_HTTP_MAX_REQUESTS", http.max_requests, Count, "requests per HTTP connection (the last answer closes it)";
     "RINGGATE_HTTP_MAX_CONNECTIONS", http.max_connections, Count, "plain HTTP connections held at once (more: 503)";
+    "RINGGATE_CONTROL_REALTIME", http.realtime_priority, Bool, "control plane (health, admin, metrics) at real-time priority when allowed";
     "ADMIN_TOKEN", admin.token, Token, "bearer token for admin routes (unset: loopback peers only)";
     "RINGGATE_ADMIN_LISTEN", admin.listen, Text, "second address for admin routes and /metrics, e.g. 127.0.0.1:9090";
     "RINGGATE_ADMIN_MAX_CONNECTIONS", admin.max_connections, Count, "connections the admin address holds at once, apart from the public cap (more: 503)";

@@ -113,10 +113,10 @@ pub(super) async fn stats(
     Extension(server): Extension<ServerView>,
 ) -> Result<Json<Value>, ApiError> {
     let shards = server
-        .hub
-        .run_on_all(|shard| shard.metrics())
+        .shard_figures()
         .await
-        .map_err(ApiError::unavailable)?;
+        .map_err(ApiError::unavailable)?
+        .answers;
     let total = |each: fn(&RouteMetrics) -> u64, m: &ShardMetrics| -> u64 {
         m.routes.iter().map(each).sum()
     };

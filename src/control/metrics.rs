@@ -45,12 +45,13 @@ pub(super) async fn metrics(
     sources: Arc<Vec<MetricsSource>>,
     max_bytes: usize,
 ) -> Response {
-    let shards = match server.hub.run_on_all(|shard| shard.metrics()).await {
-        Ok(shards) => shards,
+    let (shards, stale_shards) = match server.shard_figures().await {
+        Ok(gathered) => (gathered.answers, gathered.stale),
         Err(e) => return ApiError::unavailable(e).into_response(),
     };
     let scrape = Scrape {
         shards,
+        stale_shards: stale_shards as i64,
         http_connections: server.http_gate.open() as i64,
         http_refused: [
             ("public", server.http_gate.public.refused()),
@@ -89,6 +90,8 @@ pub(super) async fn metrics(
 #[derive(Debug)]
 struct Scrape {
     shards: Vec<ShardMetrics>,
+    /// Shards whose figures are their last copy (busy past the wait).
+    stale_shards: i64,
     http_connections: i64,
     /// Connections each entrance turned away, full (`public`, `internal`).
     http_refused: [(&'static str, u64); 2],
@@ -332,6 +335,12 @@ impl Collector for Scrape {
             MetricType::Counter,
             self.http_refused
                 .map(|(listener, n)| ([("listener", listener.into())], ConstCounter::new(n))),
+        )?;
+        single(
+            e,
+            "ringgate_metrics_stale_shards",
+            "Shards too busy to answer this scrape within 25 ms: their figures are from their last answer",
+            &ConstGauge::new(self.stale_shards),
         )?;
         single(
             e,

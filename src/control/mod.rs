@@ -18,6 +18,7 @@ mod labels;
 mod local_caller;
 mod metrics;
 mod prefixed;
+mod priority;
 mod scrape_cap;
 mod serve;
 
@@ -43,7 +44,7 @@ pub use metrics::{family as metric_family, single as metric_single, MetricsSourc
 
 use crate::config::Config;
 use crate::engine::handoff::{HttpGate, PlainHttp};
-use crate::hub::Hub;
+use crate::hub::{Gathered, Hub, HubError, Latest, ShardMetrics};
 use auth::AdminRule;
 use serve::{Entrance, Plane};
 
@@ -55,6 +56,22 @@ pub struct ServerView {
     pub started: Instant,
     /// Counts the control plane's connections.
     pub(crate) http_gate: HttpGate,
+    /// Every shard's latest copy of its figures (what `/metrics` and `/stats` show).
+    pub(crate) figures: Arc<Latest<ShardMetrics>>,
+}
+
+/// How long `/metrics` and `/stats` wait for the shards' figures before they answer with a
+/// busy shard's last copy instead: a saturated shard may take seconds to reach its mailbox.
+pub const FIGURES_WAIT: Duration = Duration::from_millis(25);
+
+impl ServerView {
+    /// Every shard's figures, fresh from each shard that answers within [`FIGURES_WAIT`],
+    /// else its last copy.
+    pub(crate) async fn shard_figures(&self) -> Result<Gathered<ShardMetrics>, HubError> {
+        self.figures
+            .gather(&self.hub, FIGURES_WAIT, |shard| shard.metrics())
+            .await
+    }
 }
 
 /// The HTTP routes a server builder collects.
@@ -164,9 +181,13 @@ impl ControlPlane {
             .build()?;
         let (stop, stopped) = watch::channel(false);
         let grace = config.server.drain_timeout;
+        let realtime = config.http.realtime_priority;
         let thread = std::thread::Builder::new()
             .name("ringgate-control".to_owned())
             .spawn(move || {
+                if realtime {
+                    priority::raise_to_realtime();
+                }
                 runtime.block_on(run(plane, gate, handoffs, admin_listener, stopped, grace));
             })?;
         Ok(Self { stop, thread })

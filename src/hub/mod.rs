@@ -4,6 +4,7 @@
 //! only posts commands that the owning shard carries out.
 
 mod frame;
+mod latest;
 mod mailbox;
 mod metrics;
 mod stats;
@@ -19,6 +20,7 @@ use crate::handler::{Accept, Message, Reject};
 use crate::protocol::close::is_valid_wire_code;
 
 pub(crate) use frame::SharedFrame;
+pub use latest::{Gathered, Latest};
 pub(crate) use mailbox::Inbox;
 pub use mailbox::MailboxLimits;
 use mailbox::{Mailbox, PostError};

@@ -13,8 +13,11 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use crate::control::{metric_family as family, metric_single as single, MetricsSource};
+use crate::control::{
+    metric_family as family, metric_single as single, MetricsSource, FIGURES_WAIT,
+};
 use crate::hub::Hub;
+use crate::hub::Latest;
 
 use super::auth::AuthError;
 use super::errors::Version;
@@ -23,12 +26,16 @@ use super::{Refusal, Service};
 
 /// The `/metrics` source of the gateway.
 pub(super) fn source(service: Arc<Service>) -> MetricsSource {
+    let latest: Arc<Latest<ShardFigures>> = Arc::default();
     Arc::new(move |hub: Hub| {
-        let service = service.clone();
+        let (service, latest) = (service.clone(), latest.clone());
         Box::pin(async move {
-            let shards = hub
-                .run_on_all(|shard| shard.local::<ShardFigures>().clone())
+            let shards = latest
+                .gather(&hub, FIGURES_WAIT, |shard| {
+                    shard.local::<ShardFigures>().clone()
+                })
                 .await
+                .map(|gathered| gathered.answers)
                 .unwrap_or_default();
             let mut figures = ShardFigures::default();
             for shard in &shards {
