@@ -45,6 +45,11 @@ pub(super) async fn metrics(
     sources: Arc<Vec<MetricsSource>>,
     max_bytes: usize,
 ) -> Response {
+    // Every source gathers from the shards at once: each may wait for a busy shard.
+    let gathering: Vec<_> = sources
+        .iter()
+        .map(|source| tokio::spawn(source(server.hub.clone())))
+        .collect();
     let (shards, stale_shards) = match server.shard_figures().await {
         Ok(gathered) => (gathered.answers, gathered.stale),
         Err(e) => return ApiError::unavailable(e).into_response(),
@@ -61,8 +66,11 @@ pub(super) async fn metrics(
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));
-    for source in sources.iter() {
-        registry.register_collector(source(server.hub.clone()).await);
+    for gathered in gathering {
+        match gathered.await {
+            Ok(collector) => registry.register_collector(collector),
+            Err(e) => tracing::warn!("a /metrics source failed: {e}"),
+        }
     }
     let mut encoded = String::new();
     let fitted = prometheus_client::encoding::text::encode_registry(&mut encoded, &registry)
@@ -339,7 +347,7 @@ impl Collector for Scrape {
         single(
             e,
             "ringgate_metrics_stale_shards",
-            "Shards too busy to answer this scrape within 25 ms: their figures are from their last answer",
+            "Shards too busy to answer this scrape within 20 ms: their figures are from their last answer",
             &ConstGauge::new(self.stale_shards),
         )?;
         single(

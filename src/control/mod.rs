@@ -62,7 +62,7 @@ pub struct ServerView {
 
 /// How long `/metrics` and `/stats` wait for the shards' figures before they answer with a
 /// busy shard's last copy instead: a saturated shard may take seconds to reach its mailbox.
-pub const FIGURES_WAIT: Duration = Duration::from_millis(25);
+pub const FIGURES_WAIT: Duration = Duration::from_millis(20);
 
 impl ServerView {
     /// Every shard's figures, fresh from each shard that answers within [`FIGURES_WAIT`],
