@@ -2,25 +2,29 @@
 # scripts/test.sh - run the whole ringgate test suite, from any directory.
 #
 # Usage: scripts/test.sh [--quick] [--only STEP[,STEP...]]
-#   --quick   skip the release build, the Autobahn gate and the fuzz check
-#   --only    run just the named steps (names below), e.g. --only release,autobahn
+#   --quick   skip the Autobahn gate and the fuzz-target check
+#   --only    run just the named steps (names below), e.g. --only build,autobahn
 #
 # Steps, in order; the first failing step stops the run:
 #   fmt            cargo fmt --check
+#   build          cargo build --bin ringgate (the debug server every later step runs)
+#   autobahn       the Autobahn|Testsuite strict gate (FAILED and NON-STRICT fail) against
+#                  /echo of target/debug/ringgate, started in the background once the build
+#                  is there: its Python clients are single-threaded and the server is not
+#                  what limits them (a debug server runs the suite as fast as a release
+#                  one), so they run beside the steps below. Two lanes at once:
+#                    1. RINGGATE_IO=uring, /echo compressing in the shared mode, groups 1-11
+#                       and 13 (report in autobahn-reports/uring);
+#                    2. the same server settings, group 12 (autobahn-reports/uring-12), then
+#                       RINGGATE_IO=epoll with /echo in the dedicated mode: what differs from
+#                       the first: framing, close and limits (groups 1-10) on the other
+#                       driver, and in the other compression mode every series of 12 and 13
+#                       (each parameter set and payload kind) at its eight smaller sizes and
+#                       two chopped ones, 120 of their 216 cases (autobahn-reports/epoll;
+#                       AUTOBAHN_FULL=1: all 517)
+#                  so every one of the 517 cases runs at least once on io_uring in the shared
+#                  mode; the outcome is reported after the other steps
 #   clippy         cargo clippy --workspace --all-targets -- -D warnings
-#   release        cargo build --release (the Autobahn gate's server)
-#   autobahn       started in the background once the release build is there, so its
-#                  Python client (one core) runs while the steps below use the other;
-#                  two runs, one after the other:
-#                    1. RINGGATE_IO=uring, /echo compressing in the shared mode: every
-#                       case (517, compression groups 12 and 13 too);
-#                    2. RINGGATE_IO=epoll, /echo in the dedicated mode: what differs from
-#                       the first run: framing, close and limits (groups 1-10) on the other
-#                       driver, and in the other compression mode every series of 12 and
-#                       13 (each parameter set and payload kind) at its eight smaller sizes
-#                       and two chopped ones, 120 of their 216 cases (AUTOBAHN_FULL=1: all)
-#                  strict: FAILED and NON-STRICT fail; its outcome (reports in
-#                  autobahn-reports/uring and /epoll) is reported after the other steps
 #   test           cargo test --workspace                    (default I/O driver; server and load tool)
 #   test-epoll     RINGGATE_IO=epoll cargo test --tests      (fallback driver)
 #   test-direct    RINGGATE_DIRECT_DESCRIPTORS=true cargo test --tests (io_uring's direct descriptors)
@@ -28,14 +32,16 @@
 #   pytest         pytest tests/python                       (default driver)
 #   pytest-epoll   RINGGATE_IO=epoll pytest tests/python
 #   node           node --test tests/node/*.test.mjs         (npm ci into tests/node/node_modules when needed)
-#   fuzz-check     cargo +nightly fuzz check: every target type-checks (when fuzz/Cargo.toml
-#                  exists; a full `fuzz build` took 16 minutes of CI)
+#   fuzz-check     cargo clippy on the fuzz targets (fuzz/, its own workspace) with stable Rust:
+#                  every target type-checks and lints clean without cargo-fuzz or nightly
+#                  (`cargo +nightly fuzz build` is what you run before fuzzing)
 #
 # Each step prints its time; the last line printed is always
 # "N passed, N failed, N skipped" (steps).
 # Environment: RINGGATE_BIN (binary for pytest and node, default target/debug/ringgate),
 # AUTOBAHN_TIMEOUT (seconds per Autobahn run, default 1500), AUTOBAHN_FULL=1 (every case on
-# both drivers).
+# both drivers), RINGGATE_CI_INSTALLS (set by .ci/run: a file holding the exit status of the
+# Debian packages it installs in the background; the venv step waits for it).
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
@@ -47,7 +53,7 @@ while (($#)); do
     --quick) QUICK=1 ;;
     --only) ONLY=",${2:?--only needs step names},"; shift ;;
     --only=*) ONLY=",${1#--only=}," ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -159,6 +165,7 @@ skip() {
 
 ensure_venv() {
   local req=tests/python/requirements.txt stamp=.venv/.requirements.sha256 want
+  await_ci_installs || return 1
   want=$(sha256sum "$req" | cut -d' ' -f1)
   if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
     rm -rf .venv
@@ -205,13 +212,13 @@ node_run() {  # the realtime service from Node clients (ws, jsonwebtoken), defau
   (unset RINGGATE_IO; RINGGATE_BIN=$bin node --test tests/node/*.test.mjs)
 }
 
-# start_server DRIVER [COMPRESSION]: target/release/ringgate on an ephemeral port, /echo
-# compressing in that mode (default: off); sets SERVER_PID, PORT.
+# start_server NAME DRIVER [COMPRESSION]: target/debug/ringgate on an ephemeral port, /echo
+# compressing in that mode (default: off); sets SERVER_PID, PORT. NAME names its output files.
 start_server() {
-  local driver=$1 out=$WORK/server-$1.out err=$WORK/server-$1.err
+  local name=$1 driver=$2 out=$WORK/server-$1.out err=$WORK/server-$1.err
   : >"$out"   # truncate here: the child's own redirection may come after our first look
-  RINGGATE_IO=$driver RINGGATE_ECHO_COMPRESSION=${2:-off} \
-    target/release/ringgate --host 127.0.0.1 --port 0 >"$out" 2>"$err" &
+  RINGGATE_IO=$driver RINGGATE_ECHO_COMPRESSION=${3:-off} \
+    target/debug/ringgate --host 127.0.0.1 --port 0 >"$out" 2>"$err" &
   SERVER_PID=$!
   PORT=""
   for _ in $(seq 1 300); do
@@ -220,39 +227,38 @@ start_server() {
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
-  echo "test.sh: ringgate ($driver) did not start; its stderr:" >&2
+  echo "test.sh: ringgate ($name) did not start; its stderr:" >&2
   tail -n 30 "$err" >&2
   stop_server
   return 1
 }
 
-autobahn() {  # autobahn DRIVER COMPRESSION CASES
-  local driver=$1 compression=$2 cases=$3 rc script=../shared/autobahn/run-autobahn.sh
-  if [[ ! -f $script ]]; then
-    echo "test.sh: $script is missing (shared/ must sit beside the repository)" >&2
-    return 1
-  fi
-  start_server "$driver" "$compression" || return 1
+AUTOBAHN_SCRIPT=../shared/autobahn/run-autobahn.sh
+
+# autobahn NAME DRIVER COMPRESSION CASES [EXCLUDE]: one run, reports in autobahn-reports/NAME.
+autobahn() {
+  local name=$1 driver=$2 compression=$3 cases=$4 exclude=${5:-} rc
+  start_server "$name" "$driver" "$compression" || return 1
   trap stop_server EXIT
   echo "ringgate (RINGGATE_IO=$driver, /echo compression $compression, pid $SERVER_PID) on port $PORT"
   AUTOBAHN_FAIL_ON=FAILED,NON-STRICT \
   AUTOBAHN_VENV=.autobahn-venv \
-  AUTOBAHN_REPORT_DIR=autobahn-reports/$driver \
+  AUTOBAHN_REPORT_DIR=autobahn-reports/$name \
   AUTOBAHN_TIMEOUT=${AUTOBAHN_TIMEOUT:-1500} \
-    bash "$script" "ws://127.0.0.1:$PORT/echo" "$cases"
+    bash "$AUTOBAHN_SCRIPT" "ws://127.0.0.1:$PORT/echo" "$cases" "$exclude"
   rc=$?
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "test.sh: ringgate ($driver) died during the Autobahn run; its stderr:" >&2
-    tail -n 30 "$WORK/server-$driver.err" >&2
+    echo "test.sh: ringgate ($name) died during the Autobahn run; its stderr:" >&2
+    tail -n 30 "$WORK/server-$name.err" >&2
     rc=1
   fi
   stop_server
   return "$rc"
 }
 
-# The cases the second Autobahn run needs (see the header): groups 1-10, and of each series
-# of 12 and 13 the cases 1-8 (payloads up to 4 KiB or so) and 11-12 (chopped).
-second_run_cases() {
+# The cases the epoll run needs (see the header): groups 1-10, and of each series of 12 and
+# 13 the cases 1-8 (payloads up to 4 KiB or so) and 11-12 (chopped).
+epoll_run_cases() {
   [[ ${AUTOBAHN_FULL:-0} == 1 ]] && { echo '*'; return; }
   local cases="1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*" series n
   for series in 12.1 12.2 12.3 12.4 12.5 13.1 13.2 13.3 13.4 13.5 13.6 13.7; do
@@ -261,32 +267,67 @@ second_run_cases() {
   echo "$cases"
 }
 
-# Both Autobahn runs, one after the other (two Python clients at once would leave the
-# foreground steps no core); stops at the first that fails.
+# The two lanes of the header, at once; the second starts once the first has set up the
+# Python 2.7 virtualenv (the runner writes its spec only after that), so they never both
+# install into it. Every lane's output is printed whole, first lane first.
 autobahn_runs() {
-  autobahn uring shared '*' || return 1
-  autobahn epoll dedicated "$(second_run_cases)"
-}
-
-fuzz_check() {
-  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    echo "test.sh: cargo-fuzz is not installed (cargo install cargo-fuzz --locked; .ci/run does it)" >&2
+  if [[ ! -f $AUTOBAHN_SCRIPT ]]; then
+    echo "test.sh: $AUTOBAHN_SCRIPT is missing (shared/ must sit beside the repository)" >&2
     return 1
   fi
-  cargo +nightly fuzz check
+  local spec=autobahn-reports/uring/fuzzingclient.json lane2 rc1 rc2
+  rm -f "$spec"
+  ( autobahn uring uring shared '*' '12.*' ) >"$WORK/autobahn-lane1.log" 2>&1 &
+  local lane1=$!
+  while [[ ! -s $spec ]] && kill -0 "$lane1" 2>/dev/null; do sleep 1; done
+  ( autobahn uring-12 uring shared '12.*' &&
+      autobahn epoll epoll dedicated "$(epoll_run_cases)" ) >"$WORK/autobahn-lane2.log" 2>&1 &
+  lane2=$!
+  wait "$lane1"; rc1=$?
+  wait "$lane2"; rc2=$?
+  echo "--- lane 1: io_uring, shared, every group but 12"
+  cat "$WORK/autobahn-lane1.log"
+  echo "--- lane 2: io_uring, shared, group 12; then epoll, dedicated"
+  cat "$WORK/autobahn-lane2.log"
+  ((rc1 == 0 && rc2 == 0))
+}
+
+# await_ci_installs: when .ci/run installs Debian packages in the background
+# (RINGGATE_CI_INSTALLS names the file that gets their exit status), wait for them.
+await_ci_installs() {
+  local status=${RINGGATE_CI_INSTALLS:-} start=$SECONDS
+  [[ -n $status ]] || return 0
+  until [[ -s $status ]]; do
+    if ((SECONDS - start > 1200)); then
+      echo "test.sh: the background installs did not end in 20 minutes" >&2
+      return 1
+    fi
+    sleep 1
+  done
+  if [[ $(cat "$status") != 0 ]]; then
+    echo "test.sh: the background installs failed; their log:" >&2
+    tail -n 30 "${status%.status}.log" >&2
+    return 1
+  fi
+  echo "background installs done (waited $((SECONDS - start)) s)"
+}
+
+# The fuzz targets type-check and lint clean on stable Rust, sharing target/ with the steps
+# above (no cargo-fuzz, no nightly: those are for fuzzing itself, see fuzz/README.md).
+fuzz_check() {
+  cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --bins -- -D warnings
 }
 
 default_driver() { (unset RINGGATE_IO; "$@"); }
 
 step fmt cargo fmt --all -- --check
-step clippy cargo clippy --workspace --all-targets -- -D warnings
+step build cargo build --bin ringgate
 if [[ $QUICK == 1 ]]; then
-  skip release "--quick"
   skip autobahn "--quick"
 else
-  step release cargo build --release
   background autobahn autobahn_runs
 fi
+step clippy cargo clippy --workspace --all-targets -- -D warnings
 step test default_driver cargo test --workspace --no-fail-fast
 step test-epoll env RINGGATE_IO=epoll cargo test --no-fail-fast --tests
 step test-direct default_driver env RINGGATE_DIRECT_DESCRIPTORS=true cargo test --no-fail-fast --tests
