@@ -203,7 +203,7 @@ ensure_node_modules() {
   fi
 }
 
-node_run() {  # the realtime service from Node clients (ws, jsonwebtoken), default driver
+node_run() {  # Node clients (ws, jsonwebtoken, ocpp-rpc strict), default driver
   local bin=${RINGGATE_BIN:-$ROOT/target/debug/ringgate}
   ensure_node_modules || return 1
   if [[ -z ${RINGGATE_BIN:-} ]]; then cargo build --quiet --bin ringgate || return 1; fi
