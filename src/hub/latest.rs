@@ -99,20 +99,20 @@ impl<T: Clone + Send + 'static> Latest<T> {
             }
         }
         let slots = self.slots.lock().expect("not poisoned");
-        let mut gathered = Gathered {
-            answers: Vec::with_capacity(shards),
-            stale: 0,
-        };
-        for slot in slots.iter().take(shards) {
-            match slot {
-                Some((n, value)) => {
-                    gathered.stale += usize::from(*n < number);
-                    gathered.answers.push(value.clone());
-                }
-                None => return Err(HubError::MailboxFull { shards: 1 }),
-            }
+        let slots = &slots[..shards];
+        // A shard with no answer at all refused every question so far (a full mailbox).
+        let never = slots.iter().filter(|slot| slot.is_none()).count();
+        if never > 0 {
+            return Err(HubError::MailboxFull { shards: never });
         }
-        Ok(gathered)
+        Ok(Gathered {
+            answers: slots
+                .iter()
+                .flatten()
+                .map(|(_, value)| value.clone())
+                .collect(),
+            stale: slots.iter().flatten().filter(|(n, _)| *n < number).count(),
+        })
     }
 
     fn every_shard_answered_once(&self, shards: usize) -> bool {

@@ -16,8 +16,7 @@ use prometheus_client::metrics::MetricType;
 use crate::control::{
     metric_family as family, metric_single as single, MetricsSource, FIGURES_WAIT,
 };
-use crate::hub::Hub;
-use crate::hub::Latest;
+use crate::hub::{Hub, Latest};
 
 use super::auth::AuthError;
 use super::envelope::Kind;
